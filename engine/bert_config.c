@@ -1,0 +1,240 @@
+#include "bert_config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX_BYTES (1 << 20)
+
+/* Reads an integer field in [lo, hi]; absent -> def (or error if def < 0). */
+static int get_int(const cJSON *root, const char *key, int def, int lo, int hi, int *out,
+                   bct_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (def < 0) return bct_fail(err, BCT_EFORMAT, "config.json: missing field \"%s\"", key);
+        *out = def;
+        return BCT_OK;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return bct_fail(err, BCT_EFORMAT, "config.json: \"%s\" must be an integer", key);
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return bct_fail(err, BCT_EFORMAT, "config.json: \"%s\" = %.0f is outside [%d, %d]", key,
+                        v->valuedouble, lo, hi);
+    *out = (int)v->valuedouble;
+    return BCT_OK;
+}
+
+static const char *get_str(const cJSON *root, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int check_architecture(const cJSON *root, bct_error *err) {
+    const char *type = get_str(root, "model_type");
+    if (type && strcmp(type, "bert") != 0)
+        return bct_fail(err, BCT_EUNSUPPORTED,
+                        "config.json: model_type \"%s\" is not supported (only \"bert\")", type);
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    if (arch && !cJSON_IsNull(arch)) {
+        if (!cJSON_IsArray(arch) || cJSON_GetArraySize(arch) < 1)
+            return bct_fail(err, BCT_EFORMAT, "config.json: \"architectures\" must be a list");
+        const cJSON *a0 = cJSON_GetArrayItem(arch, 0);
+        if (!cJSON_IsString(a0) || strcmp(a0->valuestring, "BertForSequenceClassification") != 0)
+            return bct_fail(err, BCT_EUNSUPPORTED,
+                            "config.json: architecture \"%s\" is not supported "
+                            "(only BertForSequenceClassification)",
+                            cJSON_IsString(a0) ? a0->valuestring : "?");
+    } else if (!type) {
+        return bct_fail(err, BCT_EUNSUPPORTED,
+                        "config.json: neither \"architectures\" nor \"model_type\" says this is BERT");
+    }
+    const char *pos = get_str(root, "position_embedding_type");
+    if (pos && strcmp(pos, "absolute") != 0)
+        return bct_fail(err, BCT_EUNSUPPORTED,
+                        "config.json: position_embedding_type \"%s\" is not supported (only absolute)",
+                        pos);
+    return BCT_OK;
+}
+
+static int parse_act(const cJSON *root, bert_act *act, bct_error *err) {
+    const char *s = get_str(root, "hidden_act");
+    if (!s || strcmp(s, "gelu") == 0) *act = BERT_ACT_GELU;
+    else if (strcmp(s, "gelu_new") == 0 || strcmp(s, "gelu_pytorch_tanh") == 0)
+        *act = BERT_ACT_GELU_TANH;
+    else if (strcmp(s, "relu") == 0) *act = BERT_ACT_RELU;
+    else
+        return bct_fail(err, BCT_EUNSUPPORTED,
+                        "config.json: hidden_act \"%s\" is not supported "
+                        "(gelu, gelu_new, gelu_pytorch_tanh, relu)", s);
+    return BCT_OK;
+}
+
+/* id2label {"0": "neg", "1": "pos"} -> labels[] in id order; keys must be
+ * exactly 0..n-1.  Without id2label, num_labels (default 2) LABEL_i names. */
+static int parse_labels(const cJSON *root, bert_config *cfg, bct_error *err) {
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "id2label");
+    int n = 0;
+    int rc;
+    if (map && !cJSON_IsNull(map)) {
+        if (!cJSON_IsObject(map))
+            return bct_fail(err, BCT_EFORMAT, "config.json: \"id2label\" must be an object");
+        n = cJSON_GetArraySize(map);
+        if (n < 1 || n > 4096)
+            return bct_fail(err, BCT_EFORMAT, "config.json: id2label has %d entries (1..4096)", n);
+    } else if ((rc = get_int(root, "num_labels", 2, 1, 4096, &n, err)) != BCT_OK) {
+        return rc;
+    }
+    cfg->labels = calloc((size_t)n, sizeof(char *));
+    if (!cfg->labels) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    cfg->num_labels = n;
+    if (!map || cJSON_IsNull(map)) {
+        for (int i = 0; i < n; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "LABEL_%d", i);
+            if (!(cfg->labels[i] = strdup(name))) return bct_fail(err, BCT_ENOMEM, "out of memory");
+        }
+        return BCT_OK;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, map) {
+        char *end;
+        errno = 0;
+        long id = strtol(it->string, &end, 10);
+        if (errno || end == it->string || *end || id < 0 || id >= n)
+            return bct_fail(err, BCT_EFORMAT,
+                            "config.json: id2label key \"%s\" is not an id in 0..%d", it->string,
+                            n - 1);
+        if (!cJSON_IsString(it) || !it->valuestring[0])
+            return bct_fail(err, BCT_EFORMAT, "config.json: id2label[%ld] must be a non-empty string",
+                            id);
+        if (cfg->labels[id])
+            return bct_fail(err, BCT_EFORMAT, "config.json: id2label has id %ld twice", id);
+        if (!(cfg->labels[id] = strdup(it->valuestring)))
+            return bct_fail(err, BCT_ENOMEM, "out of memory");
+    }
+    return BCT_OK;
+}
+
+static int parse_problem(const cJSON *root, bert_config *cfg, bct_error *err) {
+    const char *p = get_str(root, "problem_type");
+    cfg->problem = BERT_SINGLE_LABEL;
+    if (p && strcmp(p, "multi_label_classification") == 0) cfg->problem = BERT_MULTI_LABEL;
+    else if (p && strcmp(p, "regression") == 0) cfg->problem = BERT_REGRESSION;
+    else if (p && strcmp(p, "single_label_classification") != 0)
+        return bct_fail(err, BCT_EUNSUPPORTED, "config.json: problem_type \"%s\" is not supported", p);
+    /* Hugging Face treats an unset problem_type with one label as regression. */
+    if (!p && cfg->num_labels == 1) cfg->problem = BERT_REGRESSION;
+    return BCT_OK;
+}
+
+/* cJSON keeps duplicate keys and returns the first, Python's json the last:
+ * a config with duplicates means different things to different readers. */
+static int check_duplicates(const cJSON *obj, bct_error *err) {
+    for (const cJSON *a = obj->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (strcmp(a->string, b->string) == 0)
+                return bct_fail(err, BCT_EFORMAT, "config.json: field \"%s\" appears twice", a->string);
+    return BCT_OK;
+}
+
+static int parse_root(const cJSON *root, bert_config *cfg, bct_error *err) {
+    int rc;
+    if (!cJSON_IsObject(root)) return bct_fail(err, BCT_EFORMAT, "config.json: not a JSON object");
+    if ((rc = check_duplicates(root, err)) != BCT_OK) return rc;
+    if ((rc = check_architecture(root, err)) != BCT_OK) return rc;
+    if ((rc = get_int(root, "vocab_size", -1, 1, 10000000, &cfg->vocab_size, err)) ||
+        (rc = get_int(root, "hidden_size", -1, 1, 65536, &cfg->hidden, err)) ||
+        (rc = get_int(root, "num_hidden_layers", -1, 1, 256, &cfg->layers, err)) ||
+        (rc = get_int(root, "num_attention_heads", -1, 1, 1024, &cfg->heads, err)) ||
+        (rc = get_int(root, "intermediate_size", -1, 1, 262144, &cfg->intermediate, err)) ||
+        (rc = get_int(root, "max_position_embeddings", 512, 2, 1 << 20, &cfg->max_pos, err)) ||
+        (rc = get_int(root, "type_vocab_size", 2, 1, 1024, &cfg->type_vocab, err)))
+        return rc;
+    if (cfg->hidden % cfg->heads != 0)
+        return bct_fail(err, BCT_EFORMAT,
+                        "config.json: hidden_size %d is not divisible by num_attention_heads %d",
+                        cfg->hidden, cfg->heads);
+    if ((rc = parse_act(root, &cfg->act, err)) != BCT_OK) return rc;
+
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    cfg->ln_eps = 1e-12f;
+    if (eps && !cJSON_IsNull(eps)) {
+        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || eps->valuedouble > 1)
+            return bct_fail(err, BCT_EFORMAT, "config.json: layer_norm_eps must be in (0, 1]");
+        cfg->ln_eps = (float)eps->valuedouble;
+    }
+    const cJSON *lower = cJSON_GetObjectItemCaseSensitive(root, "do_lower_case");
+    cfg->lowercase = lower && cJSON_IsBool(lower) ? cJSON_IsTrue(lower) : 1;
+    if ((rc = parse_labels(root, cfg, err)) != BCT_OK) return rc;
+    return parse_problem(root, cfg, err);
+}
+
+int bert_config_parse(const char *json, size_t len, bert_config *cfg, bct_error *err) {
+    memset(cfg, 0, sizeof(*cfg));
+    if (len > CONFIG_MAX_BYTES)
+        return bct_fail(err, BCT_EFORMAT, "config.json: %zu bytes is too large", len);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root) return bct_fail(err, BCT_EFORMAT, "config.json: not valid JSON");
+    int rc = parse_root(root, cfg, err);
+    cJSON_Delete(root);
+    if (rc != BCT_OK) bert_config_free(cfg);
+    return rc;
+}
+
+int bert_config_load(const char *path, bert_config *cfg, bct_error *err) {
+    memset(cfg, 0, sizeof(*cfg));
+    FILE *f = fopen(path, "rb");
+    if (!f) return bct_fail(err, BCT_EIO, "%s: %s", path, strerror(errno));
+    char *buf = malloc(CONFIG_MAX_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+    int rd_err = ferror(f);
+    fclose(f);
+    if (!buf) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    if (rd_err) {
+        free(buf);
+        return bct_fail(err, BCT_EIO, "%s: read error", path);
+    }
+    int rc = bert_config_parse(buf, n, cfg, err);
+    free(buf);
+    return rc;
+}
+
+void bert_config_free(bert_config *cfg) {
+    if (cfg->labels)
+        for (int i = 0; i < cfg->num_labels; i++) free(cfg->labels[i]);
+    free(cfg->labels);
+    cfg->labels = NULL;
+    cfg->num_labels = 0;
+}
+
+int bert_config_copy(bert_config *dst, const bert_config *src) {
+    *dst = *src;
+    dst->labels = calloc((size_t)src->num_labels, sizeof(char *));
+    if (!dst->labels) return BCT_ENOMEM;
+    for (int i = 0; i < src->num_labels; i++) {
+        if (!(dst->labels[i] = strdup(src->labels[i]))) {
+            bert_config_free(dst);
+            return BCT_ENOMEM;
+        }
+    }
+    return BCT_OK;
+}
+
+const char *bert_act_name(bert_act act) {
+    switch (act) {
+    case BERT_ACT_GELU: return "gelu";
+    case BERT_ACT_GELU_TANH: return "gelu_new";
+    case BERT_ACT_RELU: return "relu";
+    }
+    return "?";
+}
+
+int bert_config_label_id(const bert_config *cfg, const char *name) {
+    for (int i = 0; i < cfg->num_labels; i++)
+        if (strcmp(cfg->labels[i], name) == 0) return i;
+    return -1;
+}
