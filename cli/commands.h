@@ -1,0 +1,9 @@
+/* commands.h - the bct subcommands; each returns a CLI_* exit code. */
+#ifndef BCT_COMMANDS_H
+#define BCT_COMMANDS_H
+
+int cmd_classify(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+#endif

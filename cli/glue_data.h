@@ -1,0 +1,39 @@
+/* glue_data.h - GLUE dev/train TSV files, read exactly as the reference
+ * evaluator does: UTF-8 with an optional BOM, one example per line
+ * (trailing \r stripped, blank lines skipped), the first line a header,
+ * fields split on TAB with no quote processing.
+ *   sst2: sentence, label          mrpc: label, id1, id2, text_a, text_b
+ *   rte:  index, text_a, text_b, label
+ * A label is mapped through the model's id2label names, else read as an
+ * integer id.
+ */
+#ifndef BCT_GLUE_DATA_H
+#define BCT_GLUE_DATA_H
+
+#include "bert_config.h"
+#include "status.h"
+
+typedef enum glue_task { GLUE_SST2, GLUE_MRPC, GLUE_RTE } glue_task;
+
+typedef struct glue_example {
+    const char *a;
+    const char *b; /* NULL for single-sentence tasks */
+    int label;
+} glue_example;
+
+typedef struct glue_set {
+    glue_example *ex;
+    int n;
+    char *text; /* owns the strings */
+} glue_set;
+
+/* "sst2" | "mrpc" | "rte" -> task; -1 if unknown. */
+int glue_task_parse(const char *name);
+const char *glue_task_name(glue_task task);
+
+/* labels may be NULL: then labels must be integers. */
+int glue_load(const char *path, glue_task task, const bert_config *labels, glue_set *out,
+              bct_error *err);
+void glue_free(glue_set *set);
+
+#endif

@@ -1,0 +1,25 @@
+# Shared helpers for the shell integration tests.  Each test sources this,
+# runs commands, and calls `check` / `check_eq`; the script exits non-zero
+# at the first failure.  $BCT is the bct binary, $BCT_SHARED_DIR ../shared.
+set -u
+: "${BCT:?BCT must point at the bct binary}"
+SHARED=${BCT_SHARED_DIR:-}
+TINY=$SHARED/models/sst2-bert-tiny-scratch
+pass=0
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+check() { # check DESCRIPTION COMMAND...: the command must succeed
+    local what=$1; shift
+    if "$@"; then pass=$((pass + 1)); else fail "$what"; fi
+}
+check_eq() { # check_eq DESCRIPTION EXPECTED ACTUAL
+    [ "$2" = "$3" ] || fail "$1: expected [$2], got [$3]"
+    pass=$((pass + 1))
+}
+check_contains() { # check_contains DESCRIPTION NEEDLE HAYSTACK
+    case "$3" in *"$2"*) pass=$((pass + 1)) ;; *) fail "$1: [$2] not in [$3]" ;; esac
+}
+need_shared() {
+    [ -d "$TINY" ] || { echo "skipped: ../shared not present"; exit 77; }
+}
+done_ok() { echo "$pass checks passed"; exit 0; }
