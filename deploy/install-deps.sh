@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing bct needs on Debian 12 /
+# Ubuntu 22.04+.  Shared by .ci/run, the quick start and the Dockerfile.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential cmake pkg-config ca-certificates \
+    libmicrohttpd-dev libcjson-dev libopenblas-dev libuv1-dev libutf8proc-dev check \
+    curl > /dev/null
