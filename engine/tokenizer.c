@@ -48,23 +48,35 @@ static void scratch_free(struct scratch *s) {
     free(s->ids);
 }
 
-/* Makes *p hold at least `need` elements of `elem` bytes (doubling). */
-static int grow(void *p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 0;
-    size_t n = *cap ? *cap : 16;
+/* Capacity for `need` elements of `elem` bytes, doubling from cap; 0 on
+ * overflow. */
+static size_t grown_cap(size_t cap, size_t need, size_t elem) {
+    size_t n = cap ? cap : 16;
     while (n < need) {
-        if (n > SIZE_MAX / 2 / elem) return -1;
+        if (n > SIZE_MAX / 2 / elem) return 0;
         n *= 2;
     }
-    void *q = realloc(*(void **)p, n * elem);
-    if (!q) return -1;
-    *(void **)p = q;
-    *cap = n;
-    return 0;
+    return n;
 }
 
+/* reserve_<T>(&array, &cap, need): makes array hold `need` elements;
+ * returns 0, or -1 when out of memory (the array is then unchanged). */
+#define DEFINE_RESERVE(name, T)                        \
+    static int name(T **p, size_t *cap, size_t need) { \
+        if (need <= *cap) return 0;                    \
+        size_t n = grown_cap(*cap, need, sizeof(T));   \
+        T *q = n ? realloc(*p, n * sizeof(T)) : NULL;  \
+        if (!q) return -1;                             \
+        *p = q;                                        \
+        *cap = n;                                      \
+        return 0;                                      \
+    }
+DEFINE_RESERVE(reserve_i32, int32_t)
+DEFINE_RESERVE(reserve_char, char)
+DEFINE_RESERVE(reserve_size, size_t)
+
 static int push_id(struct scratch *s, int32_t id) {
-    if (grow(&s->ids, &s->ids_cap, s->ids_n + 1, sizeof(*s->ids))) return -1;
+    if (reserve_i32(&s->ids, &s->ids_cap, s->ids_n + 1)) return -1;
     s->ids[s->ids_n++] = id;
     return 0;
 }
@@ -163,7 +175,7 @@ static int append_nfd(struct scratch *s, int32_t c, size_t *run_start) {
         d[0] = c; /* cannot happen for a valid code point */
         nd = 1;
     }
-    if (grow(&s->norm, &s->norm_cap, s->norm_n + (size_t)nd, sizeof(*s->norm))) return -1;
+    if (reserve_i32(&s->norm, &s->norm_cap, s->norm_n + (size_t)nd)) return -1;
     for (utf8proc_ssize_t k = 0; k < nd; k++) {
         int ccc = utf8proc_get_property(d[k])->combining_class;
         if (category(d[k]) == UTF8PROC_CATEGORY_MN) {
@@ -190,7 +202,7 @@ static int append_nfd(struct scratch *s, int32_t c, size_t *run_start) {
 static int normalize_word(const tokenizer *t, struct scratch *s) {
     s->norm_n = 0;
     if (!t->lowercase) {
-        if (grow(&s->norm, &s->norm_cap, s->word_n, sizeof(*s->norm))) return -1;
+        if (reserve_i32(&s->norm, &s->norm_cap, s->word_n)) return -1;
         memcpy(s->norm, s->word, s->word_n * sizeof(*s->word));
         s->norm_n = s->word_n;
         return 0;
@@ -216,7 +228,7 @@ static int wordpiece(const tokenizer *t, struct scratch *s, const int32_t *cps, 
     if (n > (size_t)t->max_word_chars) return push_id(s, t->unk);
     /* UTF-8 goes to bytes + 2 so "##" can be written just before any
      * continuation start; those bytes are never needed again. */
-    if (grow(&s->bytes, &s->bytes_cap, 2 + 4 * n, 1) || grow(&s->offs, &s->offs_cap, n + 1, sizeof(*s->offs)))
+    if (reserve_char(&s->bytes, &s->bytes_cap, 2 + 4 * n) || reserve_size(&s->offs, &s->offs_cap, n + 1))
         return -1;
     char *b = s->bytes + 2;
     size_t nb = 0;
@@ -273,7 +285,7 @@ static int flush_word(const tokenizer *t, struct scratch *s) {
 }
 
 static int push_word_char(struct scratch *s, int32_t c) {
-    if (grow(&s->word, &s->word_cap, s->word_n + 1, sizeof(*s->word))) return -1;
+    if (reserve_i32(&s->word, &s->word_cap, s->word_n + 1)) return -1;
     s->word[s->word_n++] = c;
     return 0;
 }
@@ -283,7 +295,8 @@ static int validate_utf8(const char *text, size_t len, bct_error *err) {
     size_t pos = 0;
     while (pos < len) {
         utf8proc_int32_t c;
-        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)text + pos, (utf8proc_ssize_t)(len - pos), &c);
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)text + pos, (utf8proc_ssize_t)(len - pos), &c);
         if (n <= 0 || !utf8proc_codepoint_valid(c))
             return bct_fail(err, BCT_EINVAL, "text is not valid UTF-8 (bad byte sequence at byte offset %zu)",
                             pos);
@@ -293,7 +306,8 @@ static int validate_utf8(const char *text, size_t len, bct_error *err) {
 }
 
 /* Appends the WordPiece ids of text to s->ids. */
-static int tokenize_text(const tokenizer *t, struct scratch *s, const char *text, size_t len, bct_error *err) {
+static int tokenize_text(const tokenizer *t, struct scratch *s, const char *text, size_t len,
+                         bct_error *err) {
     if (len > 0 && !text) return bct_fail(err, BCT_EINVAL, "text is NULL");
     if (len > (size_t)PTRDIFF_MAX) return bct_fail(err, BCT_ERANGE, "text is too long");
     int rc = validate_utf8(text, len, err);
@@ -303,7 +317,8 @@ static int tokenize_text(const tokenizer *t, struct scratch *s, const char *text
     size_t pos = 0;
     while (pos < len) {
         utf8proc_int32_t c;
-        pos += (size_t)utf8proc_iterate((const utf8proc_uint8_t *)text + pos, (utf8proc_ssize_t)(len - pos), &c);
+        pos +=
+            (size_t)utf8proc_iterate((const utf8proc_uint8_t *)text + pos, (utf8proc_ssize_t)(len - pos), &c);
         /* Cleaning: drop NUL, U+FFFD and controls; whitespace separates
          * words; a CJK ideograph is a word of its own. */
         if (c == 0 || c == 0xFFFD || is_ctrl(c)) continue;
@@ -361,10 +376,11 @@ int tok_encode(const tokenizer *t, const char *a, size_t alen, const char *b, si
     if (!t || !out) return bct_fail(err, BCT_EINVAL, "tok_encode: tokenizer or output is NULL");
     int min_len = b ? 3 : 2;
     if (max_len < min_len)
-        return bct_fail(err, BCT_EINVAL, "max_len %d is too small (need at least %d for %s)", max_len, min_len,
-                        b ? "a text pair" : "a single text");
+        return bct_fail(err, BCT_EINVAL, "max_len %d is too small (need at least %d for %s)", max_len,
+                        min_len, b ? "a text pair" : "a single text");
     if (!out->ids || !out->type_ids || out->cap < max_len)
-        return bct_fail(err, BCT_EINVAL, "output arrays hold %d tokens, less than max_len %d", out->cap, max_len);
+        return bct_fail(err, BCT_EINVAL, "output arrays hold %d tokens, less than max_len %d", out->cap,
+                        max_len);
 
     struct scratch s = {0};
     int rc = tokenize_text(t, &s, a, alen, err);

@@ -97,13 +97,13 @@ static int vocab_build(char *buf, size_t len, vocab **out, bct_error *err) {
         /* The reference decodes the file as strict UTF-8. */
         utf8proc_int32_t cp;
         for (size_t p = start; p < i;) {
-            utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)buf + p,
-                                                  (utf8proc_ssize_t)(i - p), &cp);
+            utf8proc_ssize_t n =
+                utf8proc_iterate((const utf8proc_uint8_t *)buf + p, (utf8proc_ssize_t)(i - p), &cp);
             if (n < 0) {
                 int line = v->n + 1;
                 vocab_free(v);
-                return bct_fail(err, BCT_EFORMAT, "vocab line %d is not valid UTF-8 (byte offset %zu)",
-                                line, p);
+                return bct_fail(err, BCT_EFORMAT, "vocab line %d is not valid UTF-8 (byte offset %zu)", line,
+                                p);
             }
             p += (size_t)n;
         }
@@ -181,8 +181,7 @@ int32_t vocab_find(const vocab *v, const char *s, size_t len) {
     for (size_t i = h & v->mask;; i = (i + 1) & v->mask) {
         int32_t id = v->slots[i];
         if (id < 0) return -1;
-        if (v->hashes[id] == h && v->tlen[id] == len && memcmp(v->text + v->off[id], s, len) == 0)
-            return id;
+        if (v->hashes[id] == h && v->tlen[id] == len && memcmp(v->text + v->off[id], s, len) == 0) return id;
     }
 }
 

@@ -117,8 +117,8 @@ static int json_string(const char *s, char **out, size_t *len) {
             i += 4;
             if (c >= 0xD800 && c < 0xDC00) { /* surrogate pair */
                 int32_t lo;
-                if (i + 6 > n - 1 || s[i] != '\\' || s[i + 1] != 'u' || read_u16(s + i + 2, &lo) || lo < 0xDC00 ||
-                    lo > 0xDFFF)
+                if (i + 6 > n - 1 || s[i] != '\\' || s[i + 1] != 'u' || read_u16(s + i + 2, &lo) ||
+                    lo < 0xDC00 || lo > 0xDFFF)
                     goto bad;
                 i += 6;
                 c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
@@ -394,7 +394,8 @@ START_TEST(test_vocab_missing_special) {
         bct_error err = {{0}};
         ck_assert_int_eq(tok_create(v, NULL, &t, &err), BCT_EFORMAT);
         ck_assert_ptr_null(t);
-        ck_assert_msg(strstr(err.msg, names[miss]) != NULL, "message '%s' should name %s", err.msg, names[miss]);
+        ck_assert_msg(strstr(err.msg, names[miss]) != NULL, "message '%s' should name %s", err.msg,
+                      names[miss]);
         vocab_free(v);
     }
 }
@@ -473,10 +474,10 @@ END_TEST
 /* -------------------------------------------------------------- dev sets */
 
 typedef struct {
-    char **a, **b;  /* NUL-terminated texts (b NULL for single) */
+    char **a, **b; /* NUL-terminated texts (b NULL for single) */
     size_t *alen, *blen;
     int n;
-    char *buf;      /* owns the texts */
+    char *buf; /* owns the texts */
 } dev_set;
 
 /* Python's str.isspace() code points, for the reference's `if l.strip()`. */
@@ -489,7 +490,8 @@ static int py_isspace(int32_t c) {
 static int blank_line(const char *s, size_t len) {
     for (size_t i = 0; i < len;) {
         utf8proc_int32_t c;
-        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &c);
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &c);
         if (n <= 0) return 0;
         if (!py_isspace(c)) return 0;
         i += (size_t)n;
