@@ -8,5 +8,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config ca-certificates \
-    libmicrohttpd-dev libcjson-dev libopenblas-dev libuv1-dev libutf8proc-dev check \
+    libmicrohttpd-dev libcjson-dev libopenblas-dev libuv1-dev libutf8proc-dev zlib1g-dev check \
     curl > /dev/null
