@@ -9,6 +9,8 @@
  */
 #include "safetensors.h"
 
+#include "half.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -726,30 +728,6 @@ static float f32_from_bits(uint32_t bits) {
     return v;
 }
 
-/* IEEE binary16 -> binary32.  Every half value is exactly representable,
- * so this is pure bit shuffling; subnormal halves become normal floats. */
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F;
-    uint32_t mant = h & 0x3FF;
-
-    if (exp == 0x1F) /* inf, or NaN with its payload kept */
-        return f32_from_bits(sign | 0x7F800000u | (mant << 13));
-    if (exp != 0) /* normal: rebias the exponent from 15 to 127 */
-        return f32_from_bits(sign | ((exp + 127 - 15) << 23) | (mant << 13));
-    if (mant == 0) return f32_from_bits(sign); /* signed zero */
-
-    /* Subnormal mant * 2^-24: shift until the implicit bit (bit 10) is set;
-     * each shift halves the exponent, which starts at 2^-14. */
-    int shifts = 0;
-    while (!(mant & 0x400)) {
-        mant <<= 1;
-        shifts++;
-    }
-    uint32_t e32 = (uint32_t)(127 - 14 - shifts);
-    return f32_from_bits(sign | (e32 << 23) | ((mant & 0x3FF) << 13));
-}
-
 static uint16_t read_le16(const uint8_t *p) {
     return (uint16_t)(p[0] | (p[1] << 8));
 }
@@ -771,7 +749,7 @@ int st_tensor_to_f32(const st_tensor *t, float *dst, bct_error *err) {
 #endif
         return BCT_OK;
     case ST_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32(read_le16(p + 2 * i));
+        for (size_t i = 0; i < n; i++) dst[i] = half_to_f32(read_le16(p + 2 * i));
         return BCT_OK;
     case ST_BF16:
         /* bfloat16 is the top half of a binary32. */

@@ -1,0 +1,77 @@
+#include "qmat.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+int qmat_layout_ok(int bits, int block, int cols) {
+    return (bits == 8 || bits == 4) && block >= QMAT_GROUP && block % QMAT_GROUP == 0 && cols > 0 &&
+           cols % block == 0;
+}
+
+static void *alloc64(size_t n) {
+    void *p = NULL;
+    /* Round up: aligned_alloc wants a multiple of the alignment. */
+    return posix_memalign(&p, 64, (n + 63) / 64 * 64) == 0 ? p : NULL;
+}
+
+int qmat_alloc(qmat *m, int bits, int rows, int cols, int block) {
+    memset(m, 0, sizeof(*m));
+    if (!qmat_layout_ok(bits, block, cols) || rows < 0) return BCT_EINVAL;
+    m->bits = bits;
+    m->rows = rows;
+    m->cols = cols;
+    m->block = block;
+    m->codes = alloc64(qmat_row_bytes(bits, cols) * (size_t)rows + 1);
+    m->scales = alloc64((size_t)rows * (size_t)(cols / block) * sizeof(float) + 1);
+    if (!m->codes || !m->scales) {
+        qmat_free(m);
+        return BCT_ENOMEM;
+    }
+    return BCT_OK;
+}
+
+void qmat_free(qmat *m) {
+    free(m->codes);
+    free(m->scales);
+    m->codes = NULL;
+    m->scales = NULL;
+}
+
+void qmat_pack_row(const qmat *m, int r, const int8_t *codes) {
+    uint8_t *row = (uint8_t *)m->codes + (size_t)r * qmat_row_bytes(m->bits, m->cols);
+    if (m->bits == 8) {
+        memcpy(row, codes, (size_t)m->cols);
+        return;
+    }
+    for (int g = 0; g < m->cols / QMAT_GROUP; g++) {
+        const int8_t *c = codes + g * QMAT_GROUP;
+        for (int j = 0; j < 16; j++)
+            row[g * 16 + j] = (uint8_t)((c[j] + 8) | ((c[j + 16] + 8) << 4));
+    }
+}
+
+void qmat_dequantize_row(const qmat *m, int r, float *x) {
+    const uint8_t *row = qmat_row_codes(m, r);
+    const float *d = qmat_row_scales(m, r);
+    for (int i = 0; i < m->cols; i++) x[i] = d[i / m->block] * (float)qmat_code(m, row, i);
+}
+
+void qmat_quantize_act(qmat *m, const float *x, int ld) {
+    int nb = m->cols / m->block;
+    for (int r = 0; r < m->rows; r++) {
+        const float *xr = x + (size_t)r * ld;
+        int8_t *q = (int8_t *)m->codes + (size_t)r * m->cols;
+        float *d = m->scales + (size_t)r * nb;
+        for (int b = 0; b < nb; b++) {
+            const float *xb = xr + b * m->block;
+            float amax = 0;
+            for (int i = 0; i < m->block; i++) amax = fmaxf(amax, fabsf(xb[i]));
+            float scale = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0;
+            d[b] = scale;
+            for (int i = 0; i < m->block; i++) q[b * m->block + i] = (int8_t)lroundf(xb[i] * inv);
+        }
+    }
+}
