@@ -238,3 +238,35 @@ int bert_config_label_id(const bert_config *cfg, const char *name) {
         if (strcmp(cfg->labels[i], name) == 0) return i;
     return -1;
 }
+
+cJSON *bert_config_to_json(const bert_config *cfg) {
+    static const char *const problems[] = {"single_label_classification",
+                                           "multi_label_classification", "regression"};
+    cJSON *o = cJSON_CreateObject(), *arch = cJSON_AddArrayToObject(o, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("BertForSequenceClassification"));
+    cJSON_AddStringToObject(o, "model_type", "bert");
+    cJSON_AddNumberToObject(o, "vocab_size", cfg->vocab_size);
+    cJSON_AddNumberToObject(o, "hidden_size", cfg->hidden);
+    cJSON_AddNumberToObject(o, "num_hidden_layers", cfg->layers);
+    cJSON_AddNumberToObject(o, "num_attention_heads", cfg->heads);
+    cJSON_AddNumberToObject(o, "intermediate_size", cfg->intermediate);
+    cJSON_AddNumberToObject(o, "max_position_embeddings", cfg->max_pos);
+    cJSON_AddNumberToObject(o, "type_vocab_size", cfg->type_vocab);
+    cJSON_AddStringToObject(o, "hidden_act", bert_act_name(cfg->act));
+    cJSON_AddNumberToObject(o, "layer_norm_eps", cfg->ln_eps);
+    cJSON_AddBoolToObject(o, "do_lower_case", cfg->lowercase);
+    cJSON_AddStringToObject(o, "problem_type", problems[cfg->problem]);
+    cJSON *labels = cJSON_AddObjectToObject(o, "id2label");
+    for (int i = 0; i < cfg->num_labels; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "%d", i);
+        cJSON_AddStringToObject(labels, key, cfg->labels[i]);
+    }
+    /* cJSON returns NULL from every Add on allocation failure; check the
+     * last one and the object's completeness in one go. */
+    if (cJSON_GetArraySize(labels) != cfg->num_labels || cJSON_GetArraySize(o) != 14) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}

@@ -47,6 +47,10 @@ void bert_config_free(bert_config *cfg);
 /* Deep copy; dst must be unused. */
 int bert_config_copy(bert_config *dst, const bert_config *src);
 
+/* The config as Hugging Face config.json fields (what bert_config_parse
+ * reads back); NULL when out of memory.  Caller frees with cJSON_Delete. */
+struct cJSON *bert_config_to_json(const bert_config *cfg);
+
 const char *bert_act_name(bert_act act);
 /* Index of the label named `name`, or -1. */
 int bert_config_label_id(const bert_config *cfg, const char *name);

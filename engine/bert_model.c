@@ -1,27 +1,32 @@
 #include "bert_model.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdint.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "bct_file.h"
+#include "bert_model_priv.h"
+#include "intops.h"
 #include "safetensors.h"
 
-/* What the model owns besides the bert_model struct itself. */
-struct bert_storage {
-    st_file *st;
-    float **owned; /* converted tensors */
-    int n_owned, cap_owned;
-};
+void *bert_alloc64(size_t bytes) {
+    void *p = NULL;
+    return posix_memalign(&p, 64, bytes ? bytes : 1) == 0 ? p : NULL;
+}
 
-static int storage_keep(struct bert_storage *s, float *buf) {
+int bert_storage_keep(struct bert_storage *s, void *buf) {
     if (s->n_owned == s->cap_owned) {
         int cap = s->cap_owned ? s->cap_owned * 2 : 64;
-        float **p = realloc(s->owned, (size_t)cap * sizeof(*p));
-        if (!p) return BCT_ENOMEM;
+        void **p = realloc(s->owned, (size_t)cap * sizeof(*p));
+        if (!p) {
+            free(buf);
+            return BCT_ENOMEM;
+        }
         s->owned = p;
         s->cap_owned = cap;
     }
@@ -29,115 +34,39 @@ static int storage_keep(struct bert_storage *s, float *buf) {
     return BCT_OK;
 }
 
-/* Finds `name` under the naming variants real checkpoints use: with or
- * without the "bert." prefix, LayerNorm weight/bias or gamma/beta. */
-static const st_tensor *find_variant(const st_file *st, const char *name) {
-    char buf[512];
-    const st_tensor *t = st_find(st, name);
-    if (t) return t;
-    if (strncmp(name, "bert.", 5) == 0 && (t = st_find(st, name + 5))) return t;
-    const char *ln = strstr(name, "LayerNorm.");
-    if (!ln) return NULL;
-    const char *suffix = ln + strlen("LayerNorm.");
-    const char *alt = strcmp(suffix, "weight") == 0 ? "gamma" : strcmp(suffix, "bias") == 0 ? "beta" : NULL;
-    if (!alt) return NULL;
-    snprintf(buf, sizeof(buf), "%.*s%s", (int)(suffix - name), name, alt);
-    if ((t = st_find(st, buf))) return t;
-    if (strncmp(buf, "bert.", 5) == 0) return st_find(st, buf + 5);
-    return NULL;
+qmat *bert_storage_qmat(struct bert_storage *s) {
+    if (s->n_qmats == s->cap_qmats) {
+        int cap = s->cap_qmats ? s->cap_qmats * 2 : 64;
+        qmat **p = realloc(s->qmats, (size_t)cap * sizeof(*p));
+        if (!p) return NULL;
+        s->qmats = p;
+        s->cap_qmats = cap;
+    }
+    qmat *q = calloc(1, sizeof(qmat));
+    if (q) s->qmats[s->n_qmats++] = q;
+    return q;
 }
 
-/* Binds tensor `name` of shape [d0] (d1 == 0) or [d0, d1] as fp32. */
-static int bind(struct bert_storage *s, const char *name, int64_t d0, int64_t d1, const float **out,
-                bct_error *err) {
-    const st_tensor *t = find_variant(s->st, name);
-    if (!t) return bct_fail(err, BCT_EFORMAT, "model.safetensors: missing tensor \"%s\"", name);
-    int ndim = d1 ? 2 : 1;
-    if (t->ndim != ndim || t->shape[0] != d0 || (d1 && t->shape[1] != d1)) {
-        char got[128] = "";
-        for (int i = 0, o = 0; i < t->ndim && o < (int)sizeof(got) - 24; i++)
-            o += snprintf(got + o, sizeof(got) - (size_t)o, "%s%lld", i ? ", " : "",
-                          (long long)t->shape[i]);
-        if (d1)
-            return bct_fail(err, BCT_EFORMAT,
-                            "tensor \"%s\" has shape [%s], config.json implies [%lld, %lld]", t->name,
-                            got, (long long)d0, (long long)d1);
-        return bct_fail(err, BCT_EFORMAT, "tensor \"%s\" has shape [%s], config.json implies [%lld]",
-                        t->name, got, (long long)d0);
+bert_model *bert_model_alloc(void) {
+    bert_model *m = calloc(1, sizeof(*m));
+    if (m && !(m->storage = calloc(1, sizeof(*m->storage)))) {
+        free(m);
+        return NULL;
     }
-    if (!st_dtype_is_float(t->dtype))
-        return bct_fail(err, BCT_EUNSUPPORTED, "tensor \"%s\" has dtype %s (need F32, F16 or BF16)",
-                        t->name, st_dtype_name(t->dtype));
-    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
-        *out = (const float *)(const void *)t->data;
-        return BCT_OK;
-    }
-    float *buf = malloc((size_t)t->numel * sizeof(float));
-    if (!buf || storage_keep(s, buf) != BCT_OK) {
-        free(buf);
-        return bct_fail(err, BCT_ENOMEM, "out of memory converting \"%s\"", t->name);
-    }
-    int rc = st_tensor_to_f32(t, buf, err);
-    if (rc != BCT_OK) return rc;
-    *out = buf;
+    return m;
+}
+
+int bert_model_init_layers(bert_model *m, bct_error *err) {
+    m->max_len = m->cfg.max_pos < BERT_DEFAULT_MAX_LEN ? m->cfg.max_pos : BERT_DEFAULT_MAX_LEN;
+    m->mode.nl_bits = 16;
+    if (!(m->layer = calloc((size_t)m->cfg.layers, sizeof(bert_layer))))
+        return bct_fail(err, BCT_ENOMEM, "out of memory");
     return BCT_OK;
 }
 
-static int bind_linear(struct bert_storage *s, const char *prefix, int out, int in, bert_linear *l,
-                       bct_error *err) {
-    char name[256];
-    int rc;
-    l->out = out;
-    l->in = in;
-    snprintf(name, sizeof(name), "%s.weight", prefix);
-    if ((rc = bind(s, name, out, in, &l->w, err)) != BCT_OK) return rc;
-    snprintf(name, sizeof(name), "%s.bias", prefix);
-    return bind(s, name, out, 0, &l->b, err);
-}
-
-static int bind_norm(struct bert_storage *s, const char *prefix, int n, bert_norm *nm,
-                     bct_error *err) {
-    char name[256];
-    int rc;
-    snprintf(name, sizeof(name), "%s.LayerNorm.weight", prefix);
-    if ((rc = bind(s, name, n, 0, &nm->gamma, err)) != BCT_OK) return rc;
-    snprintf(name, sizeof(name), "%s.LayerNorm.bias", prefix);
-    return bind(s, name, n, 0, &nm->beta, err);
-}
-
-static int bind_all(bert_model *m, bct_error *err) {
-    const bert_config *c = &m->cfg;
-    struct bert_storage *s = m->storage;
-    int H = c->hidden, I = c->intermediate, rc;
-    char p[160];
-
-    if ((rc = bind(s, "bert.embeddings.word_embeddings.weight", c->vocab_size, H, &m->word_emb, err)) ||
-        (rc = bind(s, "bert.embeddings.position_embeddings.weight", c->max_pos, H, &m->pos_emb, err)) ||
-        (rc = bind(s, "bert.embeddings.token_type_embeddings.weight", c->type_vocab, H, &m->type_emb,
-                   err)) ||
-        (rc = bind_norm(s, "bert.embeddings", H, &m->emb_norm, err)))
-        return rc;
-    for (int i = 0; i < c->layers; i++) {
-        bert_layer *L = &m->layer[i];
-#define LAYER_NAME(suffix) (snprintf(p, sizeof(p), "bert.encoder.layer.%d.%s", i, suffix), p)
-        if ((rc = bind_linear(s, LAYER_NAME("attention.self.query"), H, H, &L->query, err)) ||
-            (rc = bind_linear(s, LAYER_NAME("attention.self.key"), H, H, &L->key, err)) ||
-            (rc = bind_linear(s, LAYER_NAME("attention.self.value"), H, H, &L->value, err)) ||
-            (rc = bind_linear(s, LAYER_NAME("attention.output.dense"), H, H, &L->attn_out, err)) ||
-            (rc = bind_norm(s, LAYER_NAME("attention.output"), H, &L->attn_norm, err)) ||
-            (rc = bind_linear(s, LAYER_NAME("intermediate.dense"), I, H, &L->ffn_in, err)) ||
-            (rc = bind_linear(s, LAYER_NAME("output.dense"), H, I, &L->ffn_out, err)) ||
-            (rc = bind_norm(s, LAYER_NAME("output"), H, &L->ffn_norm, err)))
-            return rc;
-#undef LAYER_NAME
-    }
-    if ((rc = bind_linear(s, "bert.pooler.dense", H, H, &m->pooler, err))) return rc;
-    return bind_linear(s, "classifier", c->num_labels, H, &m->classifier, err);
-}
-
-static int load_tokenizer(bert_model *m, const char *vocab_path, bct_error *err) {
-    int rc = vocab_load(vocab_path, &m->vocab, err);
-    if (rc != BCT_OK) return rc;
+int bert_model_init_tokenizer(bert_model *m, const char *vocab_text, size_t len, bct_error *err) {
+    int rc = vocab_parse(vocab_text, len, &m->vocab, err);
+    if (rc != BCT_OK) return bct_fail_prefix(err, rc, "vocab.txt");
     if (vocab_size(m->vocab) > m->cfg.vocab_size)
         return bct_fail(err, BCT_EFORMAT, "vocab.txt has %d tokens but config.json vocab_size is %d",
                         vocab_size(m->vocab), m->cfg.vocab_size);
@@ -145,62 +74,136 @@ static int load_tokenizer(bert_model *m, const char *vocab_path, bct_error *err)
     return tok_create(m->vocab, &opt, &m->tok, err);
 }
 
-static long long file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+int bert_slot_count(const bert_config *cfg) { return 5 + 16 * cfg->layers + 4; }
+
+static bert_slot *add_slot(bert_slot *s, bert_role role, int rows, int cols, const float **f,
+                           const qmat **q, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+static bert_slot *add_slot(bert_slot *s, bert_role role, int rows, int cols, const float **f,
+                           const qmat **q, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->name, sizeof(s->name), fmt, ap);
+    va_end(ap);
+    s->role = role;
+    s->rows = rows;
+    s->cols = cols;
+    s->f = f;
+    s->q = q;
+    return s + 1;
 }
 
-int bert_model_load(const char *path, bert_model **out, bct_error *err) {
+static bert_slot *linear_slots(bert_slot *s, bert_linear *l, int out, int in, const char *prefix) {
+    l->out = out;
+    l->in = in;
+    s = add_slot(s, BERT_ROLE_WEIGHT, out, in, &l->w, &l->q, "%s.weight", prefix);
+    return add_slot(s, BERT_ROLE_PARAM, out, 0, &l->b, NULL, "%s.bias", prefix);
+}
+
+static bert_slot *norm_slots(bert_slot *s, bert_norm *nm, int n, const char *prefix) {
+    s = add_slot(s, BERT_ROLE_PARAM, n, 0, &nm->gamma, NULL, "%s.LayerNorm.weight", prefix);
+    return add_slot(s, BERT_ROLE_PARAM, n, 0, &nm->beta, NULL, "%s.LayerNorm.bias", prefix);
+}
+
+void bert_slots(bert_model *m, bert_slot *s) {
+    const bert_config *c = &m->cfg;
+    int H = c->hidden, I = c->intermediate;
+    char p[96];
+    s = add_slot(s, BERT_ROLE_TABLE, c->vocab_size, H, &m->word_emb.f, &m->word_emb.q,
+                 "bert.embeddings.word_embeddings.weight");
+    s = add_slot(s, BERT_ROLE_TABLE, c->max_pos, H, &m->pos_emb.f, &m->pos_emb.q,
+                 "bert.embeddings.position_embeddings.weight");
+    s = add_slot(s, BERT_ROLE_TABLE, c->type_vocab, H, &m->type_emb.f, &m->type_emb.q,
+                 "bert.embeddings.token_type_embeddings.weight");
+    s = norm_slots(s, &m->emb_norm, H, "bert.embeddings");
+    for (int i = 0; i < c->layers; i++) {
+        bert_layer *L = &m->layer[i];
+#define LAYER(suffix) (snprintf(p, sizeof(p), "bert.encoder.layer.%d.%s", i, suffix), p)
+        s = linear_slots(s, &L->query, H, H, LAYER("attention.self.query"));
+        s = linear_slots(s, &L->key, H, H, LAYER("attention.self.key"));
+        s = linear_slots(s, &L->value, H, H, LAYER("attention.self.value"));
+        s = linear_slots(s, &L->attn_out, H, H, LAYER("attention.output.dense"));
+        s = norm_slots(s, &L->attn_norm, H, LAYER("attention.output"));
+        s = linear_slots(s, &L->ffn_in, I, H, LAYER("intermediate.dense"));
+        s = linear_slots(s, &L->ffn_out, H, I, LAYER("output.dense"));
+        s = norm_slots(s, &L->ffn_norm, H, LAYER("output"));
+#undef LAYER
+    }
+    s = linear_slots(s, &m->pooler, H, H, "bert.pooler.dense");
+    linear_slots(s, &m->classifier, c->num_labels, H, "classifier");
+}
+
+static int init_norm(bert_norm *nm, int n, float eps, bct_error *err) {
+    if (nm->ints) return BCT_OK;
+    if (!(nm->ints = calloc(1, sizeof(iop_ln_params))) ||
+        iop_ln_init(nm->ints, nm->gamma, nm->beta, n, eps) != 0) {
+        free(nm->ints);
+        nm->ints = NULL;
+        return bct_fail(err, BCT_ENOMEM, "out of memory preparing integer LayerNorm");
+    }
+    return BCT_OK;
+}
+
+static void free_norm(bert_norm *nm) {
+    if (!nm->ints) return;
+    iop_ln_free(nm->ints);
+    free(nm->ints);
+    nm->ints = NULL;
+}
+
+int bert_model_init_int_norms(bert_model *m, bct_error *err) {
+    int H = m->cfg.hidden, rc = init_norm(&m->emb_norm, H, m->cfg.ln_eps, err);
+    for (int i = 0; i < m->cfg.layers && rc == BCT_OK; i++)
+        if ((rc = init_norm(&m->layer[i].attn_norm, H, m->cfg.ln_eps, err)) == BCT_OK)
+            rc = init_norm(&m->layer[i].ffn_norm, H, m->cfg.ln_eps, err);
+    return rc;
+}
+
+void bert_mode_apply(bert_mode *m, const bert_mode *over) {
+    if (over->act_int8 >= 0) m->act_int8 = over->act_int8;
+    if (over->int_gelu >= 0) m->int_gelu = over->int_gelu;
+    if (over->int_softmax >= 0) m->int_softmax = over->int_softmax;
+    if (over->int_layernorm >= 0) m->int_layernorm = over->int_layernorm;
+    if (over->nl_bits > 0) m->nl_bits = over->nl_bits;
+}
+
+int bert_model_load_mode(const char *path, const bert_mode *mode, bert_model **out, bct_error *err) {
     struct stat st;
     *out = NULL;
     if (stat(path, &st) != 0) return bct_fail(err, BCT_EIO, "%s: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode)) return bert_model_load_hf(path, out, err);
-    return bct_fail(err, BCT_EUNSUPPORTED, "%s: not a checkpoint directory", path);
+    if (!S_ISDIR(st.st_mode)) return bert_model_load_bct_mode(path, mode, out, err);
+    if (mode && mode->act_int8 > 0)
+        return bct_fail(err, BCT_EINVAL, "%s: int8 activations need a compressed .bct model", path);
+    int rc = bert_model_load_hf(path, out, err);
+    if (rc != BCT_OK || !mode) return rc;
+    bert_mode_apply(&(*out)->mode, mode);
+    if ((*out)->mode.int_layernorm && (rc = bert_model_init_int_norms(*out, err)) != BCT_OK) {
+        bert_model_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
-int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err) {
-    char path[4096];
-    int rc;
-    *out = NULL;
-    bert_model *m = calloc(1, sizeof(*m));
-    if (!m || !(m->storage = calloc(1, sizeof(*m->storage)))) {
-        free(m);
-        return bct_fail(err, BCT_ENOMEM, "out of memory");
-    }
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    if ((rc = bert_config_load(path, &m->cfg, err)) != BCT_OK) goto fail;
-    m->max_len = m->cfg.max_pos < BERT_DEFAULT_MAX_LEN ? m->cfg.max_pos : BERT_DEFAULT_MAX_LEN;
-    snprintf(path, sizeof(path), "%s/vocab.txt", dir);
-    if ((rc = load_tokenizer(m, path, err)) != BCT_OK) goto fail;
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    if ((rc = st_open(path, &m->storage->st, err)) != BCT_OK) goto fail;
-    if (!(m->layer = calloc((size_t)m->cfg.layers, sizeof(bert_layer)))) {
-        rc = bct_fail(err, BCT_ENOMEM, "out of memory");
-        goto fail;
-    }
-    if ((rc = bind_all(m, err)) != BCT_OK) goto fail;
-    snprintf(m->format, sizeof(m->format), "fp32");
-    static const char *const files[] = {"config.json", "vocab.txt", "model.safetensors"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-        m->file_bytes += file_size(path);
-    }
-    m->source_bytes = m->file_bytes;
-    *out = m;
-    return BCT_OK;
-fail:
-    bct_fail_prefix(err, rc, "%s", dir);
-    bert_model_free(m);
-    return rc;
+int bert_model_load(const char *path, bert_model **out, bct_error *err) {
+    return bert_model_load_mode(path, NULL, out, err);
 }
 
 void bert_model_free(bert_model *m) {
     if (!m) return;
+    free_norm(&m->emb_norm);
+    for (int i = 0; m->layer && i < m->cfg.layers; i++) {
+        free_norm(&m->layer[i].attn_norm);
+        free_norm(&m->layer[i].ffn_norm);
+    }
     if (m->storage) {
-        for (int i = 0; i < m->storage->n_owned; i++) free(m->storage->owned[i]);
-        free(m->storage->owned);
-        if (m->storage->st) st_close(m->storage->st);
-        free(m->storage);
+        struct bert_storage *s = m->storage;
+        for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
+        for (int i = 0; i < s->n_qmats; i++) free(s->qmats[i]);
+        free(s->owned);
+        free(s->qmats);
+        if (s->st) st_close(s->st);
+        if (s->bf) bctf_close(s->bf);
+        free(s);
     }
     tok_free(m->tok);
     vocab_free(m->vocab);

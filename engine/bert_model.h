@@ -16,20 +16,44 @@
 #define BCT_BERT_MODEL_H
 
 #include "bert_config.h"
+#include "qmat.h"
 #include "status.h"
 #include "tokenizer.h"
 #include "vocab.h"
 
-/* y = x W^T + b with W stored [out][in] row-major, as PyTorch's Linear. */
+/* y = x W^T + b with W stored [out][in] row-major, as PyTorch's Linear.
+ * Exactly one of w (fp32) and q (blockwise quantized) is set. */
 typedef struct bert_linear {
     const float *w;
+    const qmat *q;
     const float *b;
     int out, in;
 } bert_linear;
 
+/* An embedding table [rows][hidden]: fp32 or blockwise quantized. */
+typedef struct bert_table {
+    const float *f;
+    const qmat *q;
+} bert_table;
+
+/* How a quantized model runs; each switch can be measured on its own. */
+typedef struct bert_mode {
+    int act_int8;      /* matmul inputs (incl. Q, K, V, P in attention) as int8 blocks */
+    int int_gelu;      /* I-BERT integer GELU */
+    int int_softmax;   /* integer softmax (i-exp) */
+    int int_layernorm; /* integer LayerNorm (integer mean, variance, sqrt) */
+    int nl_bits;       /* bits of the blockwise codes fed to integer non-linear ops */
+} bert_mode;
+
+/* A bert_mode whose every field says "as the file says". */
+#define BERT_MODE_KEEP ((bert_mode){-1, -1, -1, -1, 0})
+/* Applies the set fields of `over` to m. */
+void bert_mode_apply(bert_mode *m, const bert_mode *over);
+
 typedef struct bert_norm {
     const float *gamma;
     const float *beta;
+    struct iop_ln_params *ints; /* fixed-point γ/β for integer LayerNorm, or NULL */
 } bert_norm;
 
 typedef struct bert_layer {
@@ -48,9 +72,10 @@ struct bert_model {
     long long file_bytes;   /* bytes on disk of what was loaded */
     long long source_bytes; /* bytes of the fp32 checkpoint it came from */
 
-    const float *word_emb; /* [vocab_size][hidden] */
-    const float *pos_emb;  /* [max_pos][hidden] */
-    const float *type_emb; /* [type_vocab][hidden] */
+    bert_mode mode;
+    bert_table word_emb; /* [vocab_size][hidden] */
+    bert_table pos_emb;  /* [max_pos][hidden] */
+    bert_table type_emb; /* [type_vocab][hidden] */
     bert_norm emb_norm;
     bert_layer *layer;     /* cfg.layers entries */
     bert_linear pooler;
@@ -63,9 +88,36 @@ struct bert_model {
 
 #define BERT_DEFAULT_MAX_LEN 128
 
+/* Every tensor of the model, in canonical (Hugging Face) naming and order:
+ * what the checkpoint loader, the .bct loader and the compressor iterate. */
+typedef enum bert_role {
+    BERT_ROLE_TABLE,  /* embedding table [rows][hidden] */
+    BERT_ROLE_WEIGHT, /* Linear weight [out][in] */
+    BERT_ROLE_PARAM,  /* bias or LayerNorm vector [rows] */
+} bert_role;
+
+typedef struct bert_slot {
+    char name[96]; /* e.g. "bert.encoder.layer.0.attention.self.query.weight" */
+    int rows, cols; /* cols == 0 for vectors */
+    bert_role role;
+    const float **f; /* where the fp32 data pointer goes */
+    const qmat **q;  /* where a quantized matrix goes (NULL for vectors) */
+} bert_slot;
+
+int bert_slot_count(const bert_config *cfg);
+/* Fills slots[bert_slot_count(&m->cfg)] for m (m->layer must be allocated). */
+void bert_slots(bert_model *m, bert_slot *slots);
+
 /* Loads a Hugging Face checkpoint directory, or a compressed .bct file. */
 int bert_model_load(const char *path, bert_model **out, bct_error *err);
 int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err);
+int bert_model_load_bct(const char *path, bert_model **out, bct_error *err);
+/* As bert_model_load, but fields of `mode` that are >= 0 (nl_bits: > 0)
+ * override what the file says, to measure each approximation alone.
+ * int8 activations need a .bct. */
+int bert_model_load_mode(const char *path, const bert_mode *mode, bert_model **out, bct_error *err);
+int bert_model_load_bct_mode(const char *path, const bert_mode *mode, bert_model **out,
+                             bct_error *err);
 void bert_model_free(bert_model *m);
 
 /* Sets the truncation length (2 .. max_position_embeddings). */

@@ -1,0 +1,38 @@
+/* bert_model_priv.h - what the model loaders (load_hf.c, load_bct.c) share
+ * with bert_model.c; not for other modules. */
+#ifndef BCT_BERT_MODEL_PRIV_H
+#define BCT_BERT_MODEL_PRIV_H
+
+#include "bert_model.h"
+
+struct bct_file;
+
+/* What the model owns besides the bert_model struct itself. */
+struct bert_storage {
+    struct st_file *st;   /* checkpoint mapping, or NULL */
+    struct bctf_file *bf; /* .bct mapping, or NULL */
+    void **owned;         /* malloc'd buffers (converted tensors, scales) */
+    int n_owned, cap_owned;
+    qmat **qmats;         /* quantized matrices (their codes may be owned) */
+    int n_qmats, cap_qmats;
+};
+
+/* Allocates an empty model (storage and nothing else). */
+bert_model *bert_model_alloc(void);
+/* Allocates m->layer for m->cfg and sets max_len; call after cfg is set. */
+int bert_model_init_layers(bert_model *m, bct_error *err);
+/* Loads vocab.txt contents and builds the tokenizer. */
+int bert_model_init_tokenizer(bert_model *m, const char *vocab_text, size_t len, bct_error *err);
+
+/* Keeps buf (freed with the model).  Returns BCT_OK or BCT_ENOMEM (then
+ * buf is freed too). */
+int bert_storage_keep(struct bert_storage *s, void *buf);
+/* A new zeroed qmat owned by the model, or NULL. */
+qmat *bert_storage_qmat(struct bert_storage *s);
+void *bert_alloc64(size_t bytes);
+
+/* Prepares integer LayerNorm parameters for every norm (mode.int_layernorm). */
+int bert_model_init_int_norms(bert_model *m, bct_error *err);
+
+
+#endif

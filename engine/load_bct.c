@@ -1,0 +1,199 @@
+/* load_bct.c - binds a compressed .bct file (see docs/bct-format.md and
+ * quantizer/compress.c for what it holds) to a bert_model. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bct_file.h"
+#include "bert_model_priv.h"
+#include "qcodec.h"
+
+#define VOCAB_MAX_BYTES (64u << 20)
+
+static const cJSON *field(const cJSON *o, const char *key) {
+    return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
+static const cJSON *find_entry(const cJSON *entries, const char *name) {
+    const cJSON *e;
+    cJSON_ArrayForEach(e, entries) {
+        const cJSON *n = field(e, "name");
+        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) return e;
+    }
+    return NULL;
+}
+
+static int blob(const bctf_file *f, const char *name, size_t want, const void **data,
+                bct_error *err) {
+    size_t size;
+    int rc = bctf_blob(f, name, data, &size, err);
+    if (rc != BCT_OK) return rc;
+    if (size != want)
+        return bct_fail(err, BCT_EFORMAT, "blob \"%s\" has %zu bytes, its tensor needs %zu", name,
+                        size, want);
+    return BCT_OK;
+}
+
+static int get_int(const cJSON *e, const char *key, int *out) {
+    const cJSON *v = field(e, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
+        v->valuedouble > 1e9)
+        return BCT_EFORMAT;
+    *out = (int)v->valuedouble;
+    return BCT_OK;
+}
+
+/* Dequantizes q into an owned fp32 matrix (weights-only mode). */
+static int dequantize_owned(struct bert_storage *s, const qmat *q, const float **out) {
+    float *f = bert_alloc64((size_t)q->rows * (size_t)q->cols * sizeof(float));
+    if (!f || bert_storage_keep(s, f) != BCT_OK) return BCT_ENOMEM;
+    for (int r = 0; r < q->rows; r++) qmat_dequantize_row(q, r, f + (size_t)r * q->cols);
+    *out = f;
+    return BCT_OK;
+}
+
+static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct_error *err) {
+    struct bert_storage *st = m->storage;
+    char name[128];
+    int bits, block, rc;
+    const cJSON *scale = field(e, "scale"), *base = field(e, "base");
+    int enc = cJSON_IsString(scale) ? qcodec_scale_parse(scale->valuestring) : -1;
+    if (get_int(e, "bits", &bits) || get_int(e, "block", &block) || enc < 0 || !cJSON_IsNumber(base) ||
+        !isfinite(base->valuedouble) || !qcodec_bits_ok(bits) ||
+        !qmat_layout_ok(qcodec_mem_bits(bits), block, s->cols) || s->role == BERT_ROLE_PARAM)
+        return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": invalid quantization parameters", s->name);
+    const void *codes, *scales;
+    size_t nblocks = (size_t)s->rows * (size_t)(s->cols / block);
+    snprintf(name, sizeof(name), "%s.codes", s->name);
+    if ((rc = blob(st->bf, name, qcodec_codes_bytes(bits, s->rows, s->cols), &codes, err))) return rc;
+    snprintf(name, sizeof(name), "%s.scales", s->name);
+    if ((rc = blob(st->bf, name, qcodec_scales_bytes((qscale_enc)enc, nblocks), &scales, err)))
+        return rc;
+
+    qmat *q = bert_storage_qmat(st);
+    float *d = bert_alloc64(nblocks * sizeof(float));
+    if (!q || !d || bert_storage_keep(st, d) != BCT_OK)
+        return bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
+    *q = (qmat){.bits = qcodec_mem_bits(bits), .rows = s->rows, .cols = s->cols, .block = block, .scales = d};
+    for (size_t i = 0; i < nblocks; i++) {
+        d[i] = qcodec_scale_decode((qscale_enc)enc, scales, i, (float)base->valuedouble);
+        if (!isfinite(d[i])) return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": non-finite scale", s->name);
+    }
+    if (bits == q->bits) {
+        q->codes = (void *)codes; /* in place: the mapping is read-only and so is every reader */
+    } else {
+        void *wide = bert_alloc64(qmat_row_bytes(q->bits, s->cols) * (size_t)s->rows);
+        if (!wide || bert_storage_keep(st, wide) != BCT_OK)
+            return bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
+        q->codes = wide;
+        qcodec_unpack_codes(bits, codes, q);
+    }
+    if (s->role == BERT_ROLE_WEIGHT && !m->mode.act_int8) {
+        if (dequantize_owned(st, q, s->f) != BCT_OK)
+            return bct_fail(err, BCT_ENOMEM, "out of memory dequantizing \"%s\"", s->name);
+        return BCT_OK;
+    }
+    *s->q = q;
+    return BCT_OK;
+}
+
+static int bind_slot(bert_model *m, const bert_slot *s, const cJSON *entries, bct_error *err) {
+    const cJSON *e = find_entry(entries, s->name), *shape = e ? field(e, "shape") : NULL;
+    if (!e) return bct_fail(err, BCT_EFORMAT, "missing tensor \"%s\"", s->name);
+    int ndim = s->cols ? 2 : 1;
+    if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != ndim ||
+        cJSON_GetArrayItem(shape, 0)->valuedouble != s->rows ||
+        (ndim == 2 && cJSON_GetArrayItem(shape, 1)->valuedouble != s->cols))
+        return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": shape disagrees with the config", s->name);
+    const cJSON *type = field(e, "type");
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "q") == 0) return bind_quantized(m, s, e, err);
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "f32") != 0)
+        return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": unknown type", s->name);
+    const void *data;
+    int rc = blob(m->storage->bf, s->name, (size_t)s->rows * (size_t)(s->cols ? s->cols : 1) * 4, &data, err);
+    if (rc == BCT_OK) *s->f = data; /* blobs are 64-byte aligned */
+    return rc;
+}
+
+static int load_config(bert_model *m, const cJSON *meta, bct_error *err) {
+    char *json = cJSON_PrintUnformatted(field(meta, "config"));
+    if (!json) return bct_fail(err, BCT_EFORMAT, "no \"config\" in the header");
+    int rc = bert_config_parse(json, strlen(json), &m->cfg, err);
+    free(json);
+    return rc;
+}
+
+static int load_vocab(bert_model *m, const cJSON *tok, bct_error *err) {
+    const cJSON *name = field(tok, "vocab_blob"), *bytes = field(tok, "vocab_bytes");
+    if (!cJSON_IsString(name) || !cJSON_IsNumber(bytes) || bytes->valuedouble < 1 ||
+        bytes->valuedouble > VOCAB_MAX_BYTES)
+        return bct_fail(err, BCT_EFORMAT, "tokenizer: vocab_blob / vocab_bytes missing or invalid");
+    const void *z;
+    size_t zlen;
+    void *text = NULL;
+    int rc = bctf_blob(m->storage->bf, name->valuestring, &z, &zlen, err);
+    if (rc == BCT_OK) rc = bctf_inflate(z, zlen, (size_t)bytes->valuedouble, &text, err);
+    if (rc == BCT_OK) rc = bert_model_init_tokenizer(m, text, (size_t)bytes->valuedouble, err);
+    free(text);
+    return rc;
+}
+
+static void mode_from_meta(bert_mode *mode, const cJSON *q) {
+    const cJSON *act = field(q, "activations"), *nl = field(q, "nonlinear");
+    mode->act_int8 = cJSON_IsString(act) && strcmp(act->valuestring, "int8") == 0;
+    int ints = cJSON_IsString(nl) && strcmp(nl->valuestring, "int") == 0;
+    mode->int_gelu = mode->int_softmax = mode->int_layernorm = ints;
+}
+
+int bert_model_load_bct_mode(const char *path, const bert_mode *mode, bert_model **out,
+                             bct_error *err) {
+    int rc;
+    *out = NULL;
+    bert_model *m = bert_model_alloc();
+    if (!m) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    if ((rc = bctf_open(path, &m->storage->bf, err)) != BCT_OK) goto fail;
+    const cJSON *meta = bctf_meta(m->storage->bf);
+    const cJSON *tok = field(meta, "tokenizer"), *quant = field(meta, "quantization");
+    const cJSON *entries = field(meta, "tensors"), *prov = field(meta, "provenance");
+    if (!cJSON_IsObject(tok) || !cJSON_IsObject(quant) || !cJSON_IsArray(entries)) {
+        rc = bct_fail(err, BCT_EFORMAT, "header lacks tokenizer, quantization or tensors");
+        goto fail;
+    }
+    if ((rc = load_config(m, meta, err)) || (rc = bert_model_init_layers(m, err)) ||
+        (rc = load_vocab(m, tok, err)))
+        goto fail;
+    int max_len;
+    if (get_int(tok, "max_len", &max_len) == BCT_OK && (rc = bert_model_set_max_len(m, max_len, err)))
+        goto fail;
+    mode_from_meta(&m->mode, quant);
+    if (mode) bert_mode_apply(&m->mode, mode);
+
+    int n = bert_slot_count(&m->cfg);
+    bert_slot *slots = calloc((size_t)n, sizeof(bert_slot));
+    if (!slots) {
+        rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+        goto fail;
+    }
+    bert_slots(m, slots);
+    for (int i = 0; i < n && rc == BCT_OK; i++) rc = bind_slot(m, &slots[i], entries, err);
+    free(slots);
+    if (rc != BCT_OK) goto fail;
+    if (m->mode.int_layernorm && (rc = bert_model_init_int_norms(m, err))) goto fail;
+
+    const cJSON *preset = field(quant, "preset"), *input = field(prov, "input_bytes");
+    snprintf(m->format, sizeof(m->format), "%s", cJSON_IsString(preset) ? preset->valuestring : "custom");
+    m->file_bytes = (long long)bctf_file_size(m->storage->bf);
+    m->source_bytes = cJSON_IsNumber(input) ? (long long)input->valuedouble : m->file_bytes;
+    *out = m;
+    return BCT_OK;
+fail:
+    bct_fail_prefix(err, rc, "%s", path);
+    bert_model_free(m);
+    return rc;
+}
+
+int bert_model_load_bct(const char *path, bert_model **out, bct_error *err) {
+    return bert_model_load_bct_mode(path, NULL, out, err);
+}

@@ -1,0 +1,136 @@
+/* load_hf.c - binds a Hugging Face checkpoint directory to a bert_model. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bert_model_priv.h"
+#include "safetensors.h"
+
+/* Finds `name` under the naming variants real checkpoints use: with or
+ * without the "bert." prefix, LayerNorm weight/bias or gamma/beta. */
+static const st_tensor *find_variant(const st_file *st, const char *name) {
+    char buf[512];
+    const st_tensor *t = st_find(st, name);
+    if (t) return t;
+    if (strncmp(name, "bert.", 5) == 0 && (t = st_find(st, name + 5))) return t;
+    const char *ln = strstr(name, "LayerNorm.");
+    if (!ln) return NULL;
+    const char *suffix = ln + strlen("LayerNorm.");
+    const char *alt = strcmp(suffix, "weight") == 0 ? "gamma" : strcmp(suffix, "bias") == 0 ? "beta" : NULL;
+    if (!alt) return NULL;
+    snprintf(buf, sizeof(buf), "%.*s%s", (int)(suffix - name), name, alt);
+    if ((t = st_find(st, buf))) return t;
+    if (strncmp(buf, "bert.", 5) == 0) return st_find(st, buf + 5);
+    return NULL;
+}
+
+static int shape_error(const st_tensor *t, const bert_slot *s, bct_error *err) {
+    char got[128] = "";
+    for (int i = 0, o = 0; i < t->ndim && o < (int)sizeof(got) - 24; i++)
+        o += snprintf(got + o, sizeof(got) - (size_t)o, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    if (s->cols)
+        return bct_fail(err, BCT_EFORMAT, "tensor \"%s\" has shape [%s], config.json implies [%d, %d]",
+                        t->name, got, s->rows, s->cols);
+    return bct_fail(err, BCT_EFORMAT, "tensor \"%s\" has shape [%s], config.json implies [%d]",
+                    t->name, got, s->rows);
+}
+
+/* Binds one slot as fp32: in place from the mapping when F32 and aligned,
+ * else converted once into an owned buffer. */
+static int bind(struct bert_storage *s, const bert_slot *slot, bct_error *err) {
+    const st_tensor *t = find_variant(s->st, slot->name);
+    if (!t) return bct_fail(err, BCT_EFORMAT, "model.safetensors: missing tensor \"%s\"", slot->name);
+    int ndim = slot->cols ? 2 : 1;
+    if (t->ndim != ndim || t->shape[0] != slot->rows || (slot->cols && t->shape[1] != slot->cols))
+        return shape_error(t, slot, err);
+    if (!st_dtype_is_float(t->dtype))
+        return bct_fail(err, BCT_EUNSUPPORTED, "tensor \"%s\" has dtype %s (need F32, F16 or BF16)",
+                        t->name, st_dtype_name(t->dtype));
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        *slot->f = (const float *)(const void *)t->data;
+        return BCT_OK;
+    }
+    float *buf = malloc((size_t)t->numel * sizeof(float) + 1);
+    if (!buf || bert_storage_keep(s, buf) != BCT_OK)
+        return bct_fail(err, BCT_ENOMEM, "out of memory converting \"%s\"", t->name);
+    int rc = st_tensor_to_f32(t, buf, err);
+    if (rc != BCT_OK) return rc;
+    *slot->f = buf;
+    return BCT_OK;
+}
+
+static int bind_all(bert_model *m, bct_error *err) {
+    int n = bert_slot_count(&m->cfg), rc = BCT_OK;
+    bert_slot *slots = calloc((size_t)n, sizeof(bert_slot));
+    if (!slots) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    bert_slots(m, slots);
+    for (int i = 0; i < n && rc == BCT_OK; i++) rc = bind(m->storage, &slots[i], err);
+    free(slots);
+    return rc;
+}
+
+static char *read_text(const char *path, size_t *len, bct_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        bct_fail(err, BCT_EIO, "%s: cannot open", path);
+        return NULL;
+    }
+    struct stat st;
+    char *buf = NULL;
+    if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && st.st_size < (1 << 30) &&
+        (buf = malloc((size_t)st.st_size + 1)) &&
+        fread(buf, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
+        buf[st.st_size] = '\0';
+        *len = (size_t)st.st_size;
+    } else {
+        free(buf);
+        buf = NULL;
+        bct_fail(err, BCT_EIO, "%s: cannot read", path);
+    }
+    fclose(f);
+    return buf;
+}
+
+static long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err) {
+    char path[4096];
+    int rc;
+    size_t len;
+    *out = NULL;
+    bert_model *m = bert_model_alloc();
+    if (!m) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    if ((rc = bert_config_load(path, &m->cfg, err)) != BCT_OK) goto fail;
+    if ((rc = bert_model_init_layers(m, err)) != BCT_OK) goto fail;
+    snprintf(path, sizeof(path), "%s/vocab.txt", dir);
+    char *vocab_text = read_text(path, &len, err);
+    if (!vocab_text) {
+        rc = BCT_EIO;
+        goto fail;
+    }
+    rc = bert_model_init_tokenizer(m, vocab_text, len, err);
+    free(vocab_text);
+    if (rc != BCT_OK) goto fail;
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    if ((rc = st_open(path, &m->storage->st, err)) != BCT_OK) goto fail;
+    if ((rc = bind_all(m, err)) != BCT_OK) goto fail;
+    snprintf(m->format, sizeof(m->format), "fp32");
+    static const char *const files[] = {"config.json", "vocab.txt", "model.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        m->file_bytes += file_size(path);
+    }
+    m->source_bytes = m->file_bytes;
+    *out = m;
+    return BCT_OK;
+fail:
+    bct_fail_prefix(err, rc, "%s", dir);
+    bert_model_free(m);
+    return rc;
+}
