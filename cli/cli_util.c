@@ -12,10 +12,10 @@
 
 #include "bert_forward.h"
 
-bert_model *cli_load_model(const char *path, int max_len) {
+bert_model *cli_load_model(const char *path, int max_len, const bert_mode *mode) {
     bct_error err = {{0}};
     bert_model *m = NULL;
-    if (bert_model_load(path, &m, &err) != BCT_OK) {
+    if (bert_model_load_mode(path, mode, &m, &err) != BCT_OK) {
         fprintf(stderr, "bct: cannot load model: %s\n", err.msg);
         return NULL;
     }
@@ -25,6 +25,38 @@ bert_model *cli_load_model(const char *path, int max_len) {
         return NULL;
     }
     return m;
+}
+
+int cli_mode_option(cli_mode *cm, const char *name, const char *value) {
+    if (!cm->set) {
+        cm->set = 1;
+        cm->mode = BERT_MODE_KEEP;
+    }
+    if (strcmp(name, "activations") == 0) {
+        if (strcmp(value, "int8") && strcmp(value, "fp32")) {
+            fprintf(stderr, "bct: --activations must be int8 or fp32\n");
+            return CLI_USAGE;
+        }
+        cm->mode.act_int8 = strcmp(value, "int8") == 0;
+        return CLI_OK;
+    }
+    if (strcmp(name, "nl-bits") == 0)
+        return cli_parse_int(value, "--nl-bits", 8, 24, &cm->mode.nl_bits);
+    bert_mode *m = &cm->mode;
+    m->int_gelu = m->int_softmax = m->int_layernorm = strcmp(value, "int") == 0;
+    if (!strcmp(value, "int") || !strcmp(value, "fp32")) return CLI_OK;
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", value);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "gelu")) m->int_gelu = 1;
+        else if (!strcmp(tok, "softmax")) m->int_softmax = 1;
+        else if (!strcmp(tok, "layernorm")) m->int_layernorm = 1;
+        else {
+            fprintf(stderr, "bct: --nonlinear: unknown op \"%s\" (gelu, softmax, layernorm)\n", tok);
+            return CLI_USAGE;
+        }
+    }
+    return CLI_OK;
 }
 
 void cli_set_threads(int n) {

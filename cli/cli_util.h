@@ -12,9 +12,25 @@
 /* Exit codes of every subcommand. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
-/* Loads a model directory; on failure prints "bct: <reason>" and returns
- * NULL.  max_len <= 0 keeps the default. */
-bert_model *cli_load_model(const char *path, int max_len);
+/* Loads a checkpoint directory or .bct file; on failure prints
+ * "bct: <reason>" and returns NULL.  max_len <= 0 keeps the default; mode
+ * NULL runs the model as its file says. */
+bert_model *cli_load_model(const char *path, int max_len, const bert_mode *mode);
+
+/* Run-mode overrides shared by eval and compare:
+ *   --activations int8|fp32   --nonlinear int|fp32|LIST (LIST: comma list
+ *   of gelu, softmax, layernorm run in integer arithmetic). */
+typedef struct cli_mode {
+    int set;        /* any override given */
+    bert_mode mode;
+} cli_mode;
+/* Applies one option (name without dashes); CLI_USAGE on a bad value. */
+int cli_mode_option(cli_mode *cm, const char *name, const char *value);
+#define CLI_MODE_HELP                                                                        \
+    "  --activations A      override: int8 or fp32 matmul inputs (int8 needs a .bct)\n"     \
+    "  --nonlinear N        override: int, fp32, or a list of gelu,softmax,layernorm to\n"  \
+    "                       run in integer arithmetic (the rest in fp32)\n"           \
+    "  --nl-bits B          bits of the codes fed to integer non-linear ops (8..24)\n"
 
 /* Sets the number of BLAS threads (n <= 0: leave the library default). */
 void cli_set_threads(int n);

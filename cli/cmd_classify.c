@@ -90,7 +90,7 @@ int cmd_classify(int argc, char **argv) {
         return CLI_USAGE;
     }
     cli_set_threads(threads);
-    bert_model *m = cli_load_model(model, max_len);
+    bert_model *m = cli_load_model(model, max_len, NULL);
     if (!m) return CLI_FAIL;
 
     int rc = CLI_FAIL;

@@ -58,7 +58,7 @@ int cmd_tokenize(int argc, char **argv) {
         fputs(usage_text, stderr);
         return CLI_USAGE;
     }
-    bert_model *m = cli_load_model(model, max_len);
+    bert_model *m = cli_load_model(model, max_len, NULL);
     if (!m) return CLI_FAIL;
     int cap = m->max_len, rc = CLI_OK, lineno = 0;
     tok_encoding e = {.ids = malloc((size_t)cap * sizeof(int32_t)), .type_ids = malloc((size_t)cap),

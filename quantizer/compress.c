@@ -1,0 +1,294 @@
+#include "compress.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "bct_file.h"
+#include "bert_model.h"
+#include "qcodec.h"
+
+#define BCT_TOOL_VERSION "bct 0.1"
+
+int compress_preset(const char *name, compress_opts *o, bct_error *err) {
+    memset(o, 0, sizeof(*o));
+    snprintf(o->preset, sizeof(o->preset), "%s", name);
+    if (strcmp(name, "w8a8") == 0) {
+        /* int8 everything: 8-bit codes, log8 scales on 128-blocks (8.06
+         * bits/weight), int8 activations, integer non-linear ops. */
+        o->weights = (bq_spec){8, 64, QSCALE_LOG8};
+        o->embeddings = (bq_spec){8, 128, QSCALE_LOG8};
+        o->tables = (bq_spec){8, 128, QSCALE_LOG8};
+        o->act_int8 = 1;
+        o->int_nonlinear = 1;
+        return BCT_OK;
+    }
+    if (strcmp(name, "w4a8") == 0) {
+        /* 4-bit Linear weights; word embeddings at 3 bits, which the
+         * embedding LayerNorm tolerates, pay for the vocabulary and the
+         * scales so the whole file stays >= 7.9x smaller. */
+        o->weights = (bq_spec){4, 64, QSCALE_LOG8};
+        o->embeddings = (bq_spec){3, 128, QSCALE_LOG8};
+        o->tables = (bq_spec){4, 128, QSCALE_LOG8};
+        o->act_int8 = 1;
+        o->int_nonlinear = 1;
+        return BCT_OK;
+    }
+    return bct_fail(err, BCT_EINVAL, "unknown preset \"%s\" (w8a8, w4a8)", name);
+}
+
+static long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Size and CRC-32 of a source file, for provenance. */
+static int describe_source(const char *dir, const char *file, cJSON *into, long long *total,
+                           bct_error *err) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    FILE *f = fopen(path, "rb");
+    if (!f) return bct_fail(err, BCT_EIO, "%s: %s", path, strerror(errno));
+    unsigned long crc = crc32(0L, Z_NULL, 0);
+    unsigned char buf[1 << 16];
+    size_t n;
+    long long bytes = 0;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        crc = crc32(crc, buf, (uInt)n);
+        bytes += (long long)n;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return bct_fail(err, BCT_EIO, "%s: read error", path);
+    cJSON *o = cJSON_AddObjectToObject(into, file);
+    cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+    char hex[16];
+    snprintf(hex, sizeof(hex), "%08lx", crc);
+    cJSON_AddStringToObject(o, "crc32", hex);
+    *total += bytes;
+    return BCT_OK;
+}
+
+static const bq_spec *spec_for(const compress_opts *o, const bert_slot *s) {
+    static const bq_spec keep = {32, 0, QSCALE_F16};
+    if (s->role == BERT_ROLE_PARAM) return &keep;
+    if (s->role == BERT_ROLE_WEIGHT) return &o->weights;
+    return strstr(s->name, "word_embeddings") ? &o->embeddings : &o->tables;
+}
+
+/* Writes one tensor's blobs and its meta entry; fills the report row. */
+static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec, cJSON *entries,
+                        compress_tensor *row, compress_report *rep, bct_error *err) {
+    char blob[128];
+    int rc;
+    size_t n = (size_t)s->rows * (size_t)(s->cols ? s->cols : 1);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddItemToArray(entries, e);
+    cJSON_AddStringToObject(e, "name", s->name);
+    cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber(s->rows));
+    if (s->cols) cJSON_AddItemToArray(shape, cJSON_CreateNumber(s->cols));
+    snprintf(row->name, sizeof(row->name), "%s", s->name);
+    row->rows = s->rows;
+    row->cols = s->cols;
+    row->bits = spec->bits;
+    row->block = spec->block;
+    row->bits_per_weight = bq_bits_per_weight(spec);
+
+    if (spec->bits == 32) {
+        cJSON_AddStringToObject(e, "type", "f32");
+        return bctf_writer_add(w, s->name, *s->f, n * sizeof(float), err);
+    }
+    bq_result q;
+    if ((rc = bq_quantize(*s->f, s->rows, s->cols, spec, NULL, &q, err)) != BCT_OK)
+        return bct_fail_prefix(err, rc, "%s", s->name);
+    size_t code_bytes = qcodec_codes_bytes(spec->bits, s->rows, s->cols);
+    size_t scale_bytes = qcodec_scales_bytes(spec->scale, (size_t)s->rows * (s->cols / spec->block));
+    uint8_t *packed = malloc(code_bytes + 1);
+    if (!packed) {
+        bq_result_free(&q);
+        return bct_fail(err, BCT_ENOMEM, "out of memory packing %s", s->name);
+    }
+    qcodec_pack_codes(spec->bits, q.codes, s->rows, s->cols, packed);
+    snprintf(blob, sizeof(blob), "%s.codes", s->name);
+    rc = bctf_writer_add(w, blob, packed, code_bytes, err);
+    snprintf(blob, sizeof(blob), "%s.scales", s->name);
+    if (rc == BCT_OK) rc = bctf_writer_add(w, blob, q.scales, scale_bytes, err);
+    free(packed);
+    cJSON_AddStringToObject(e, "type", "q");
+    cJSON_AddNumberToObject(e, "bits", spec->bits);
+    cJSON_AddNumberToObject(e, "block", spec->block);
+    cJSON_AddStringToObject(e, "scale", qcodec_scale_name(spec->scale));
+    cJSON_AddNumberToObject(e, "base", q.base);
+    row->rel_error = bq_rel_error(&q);
+    cJSON_AddNumberToObject(e, "rel_error", row->rel_error);
+    rep->matrix_params += (long long)n;
+    rep->matrix_bytes += (long long)(code_bytes + scale_bytes);
+    bq_result_free(&q);
+    return rc;
+}
+
+static cJSON *quant_meta(const compress_opts *o) {
+    cJSON *q = cJSON_CreateObject();
+    cJSON_AddStringToObject(q, "preset", o->preset);
+    const struct {
+        const char *key;
+        const bq_spec *s;
+    } roles[] = {{"weights", &o->weights}, {"embeddings", &o->embeddings}, {"tables", &o->tables}};
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        cJSON *r = cJSON_AddObjectToObject(q, roles[i].key);
+        cJSON_AddNumberToObject(r, "bits", roles[i].s->bits);
+        cJSON_AddNumberToObject(r, "block", roles[i].s->block);
+        cJSON_AddStringToObject(r, "scale", qcodec_scale_name(roles[i].s->scale));
+    }
+    cJSON_AddStringToObject(q, "activations", o->act_int8 ? "int8" : "fp32");
+    cJSON_AddStringToObject(q, "nonlinear", o->int_nonlinear ? "int" : "fp32");
+    return q;
+}
+
+static int write_vocab(bctf_writer *w, const bert_model *m, cJSON *tok, bct_error *err) {
+    /* Rebuild vocab.txt from the loaded vocabulary (one token per line). */
+    size_t cap = 1 << 20, len = 0;
+    char *text = malloc(cap);
+    for (int32_t id = 0; text && id < vocab_size(m->vocab); id++) {
+        size_t tl;
+        const char *t = vocab_token(m->vocab, id, &tl);
+        if (len + tl + 2 > cap) {
+            char *p = realloc(text, cap = cap * 2 + tl);
+            if (!p) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = p;
+        }
+        memcpy(text + len, t, tl);
+        len += tl;
+        text[len++] = '\n';
+    }
+    if (!text) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    void *z = NULL;
+    size_t zlen = 0;
+    int rc = bctf_deflate(text, len, &z, &zlen, err);
+    free(text);
+    if (rc == BCT_OK) rc = bctf_writer_add(w, "vocab.txt.z", z, zlen, err);
+    free(z);
+    cJSON_AddStringToObject(tok, "vocab_blob", "vocab.txt.z");
+    cJSON_AddNumberToObject(tok, "vocab_bytes", (double)len);
+    return rc;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int compress_checkpoint(const char *hf_dir, const char *out_path, const compress_opts *o,
+                        compress_report *rep, bct_error *err) {
+    double t0 = now();
+    memset(rep, 0, sizeof(*rep));
+    bert_model *m = NULL;
+    bctf_writer *w = NULL;
+    bert_slot *slots = NULL;
+    cJSON *meta = cJSON_CreateObject();
+    int rc = bert_model_load_hf(hf_dir, &m, err);
+    if (rc != BCT_OK) goto done;
+
+    int n = bert_slot_count(&m->cfg);
+    slots = calloc((size_t)n, sizeof(bert_slot));
+    rep->tensors = calloc((size_t)n, sizeof(compress_tensor));
+    if (!slots || !rep->tensors || !meta) {
+        rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+        goto done;
+    }
+    bert_slots(m, slots);
+    for (int i = 0; i < n; i++) {
+        const bq_spec *spec = spec_for(o, &slots[i]);
+        if (spec->bits != 32 && !bq_spec_ok(spec, slots[i].cols, err)) {
+            rc = bct_fail_prefix(err, BCT_EINVAL, "%s", slots[i].name);
+            goto done;
+        }
+    }
+
+    cJSON *prov = cJSON_AddObjectToObject(meta, "provenance");
+    cJSON_AddStringToObject(prov, "tool", BCT_TOOL_VERSION);
+    cJSON_AddNumberToObject(prov, "created_unix", (double)time(NULL));
+    cJSON *src = cJSON_AddObjectToObject(prov, "source");
+    static const char *const files[] = {"config.json", "vocab.txt", "model.safetensors"};
+    for (int i = 0; i < 3 && rc == BCT_OK; i++)
+        rc = describe_source(hf_dir, files[i], src, &rep->input_bytes, err);
+    if (rc != BCT_OK) goto done;
+    cJSON_AddNumberToObject(prov, "input_bytes", (double)rep->input_bytes);
+
+    cJSON *cfg = bert_config_to_json(&m->cfg);
+    if (!cfg) {
+        rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+        goto done;
+    }
+    cJSON_AddItemToObject(meta, "config", cfg);
+    cJSON *tok = cJSON_AddObjectToObject(meta, "tokenizer");
+    cJSON_AddBoolToObject(tok, "lowercase", m->cfg.lowercase);
+    cJSON_AddNumberToObject(tok, "max_len", m->max_len);
+    cJSON_AddItemToObject(meta, "quantization", quant_meta(o));
+    cJSON *entries = cJSON_AddArrayToObject(meta, "tensors");
+
+    if ((rc = bctf_writer_open(out_path, &w, err)) != BCT_OK) goto done;
+    if ((rc = write_vocab(w, m, tok, err)) != BCT_OK) goto done;
+    for (int i = 0; i < n && rc == BCT_OK; i++) {
+        if (o->progress) o->progress(o->progress_ud, i, n, slots[i].name);
+        rc = write_tensor(w, &slots[i], spec_for(o, &slots[i]), entries, &rep->tensors[i], rep, err);
+        rep->n_tensors = i + 1;
+    }
+    if (rc != BCT_OK) goto done;
+    rc = bctf_writer_commit(w, meta, err);
+    w = NULL; /* commit frees the writer, whatever the outcome */
+    if (rc != BCT_OK) goto done;
+
+    rep->output_bytes = file_size(out_path);
+    rep->ratio = rep->output_bytes > 0 ? (double)rep->input_bytes / (double)rep->output_bytes : 0;
+    rep->weights_ratio = rep->matrix_bytes > 0 ? 4.0 * (double)rep->matrix_params / (double)rep->matrix_bytes : 0;
+    rep->seconds = now() - t0;
+done:
+    if (w) bctf_writer_abort(w);
+    cJSON_Delete(meta);
+    free(slots);
+    bert_model_free(m);
+    if (rc != BCT_OK) compress_report_free(rep);
+    return rc;
+}
+
+void compress_report_free(compress_report *rep) {
+    free(rep->tensors);
+    rep->tensors = NULL;
+    rep->n_tensors = 0;
+}
+
+cJSON *compress_report_json(const compress_report *rep) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "input_bytes", (double)rep->input_bytes);
+    cJSON_AddNumberToObject(o, "output_bytes", (double)rep->output_bytes);
+    cJSON_AddNumberToObject(o, "ratio", rep->ratio);
+    cJSON_AddNumberToObject(o, "weights_ratio", rep->weights_ratio);
+    cJSON_AddNumberToObject(o, "seconds", rep->seconds);
+    cJSON *arr = cJSON_AddArrayToObject(o, "tensors");
+    for (int i = 0; i < rep->n_tensors; i++) {
+        const compress_tensor *t = &rep->tensors[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", t->name);
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        cJSON_AddItemToArray(shape, cJSON_CreateNumber(t->rows));
+        if (t->cols) cJSON_AddItemToArray(shape, cJSON_CreateNumber(t->cols));
+        cJSON_AddStringToObject(e, "format", t->bits == 32 ? "f32" : t->bits == 8 ? "q8" : t->bits == 4 ? "q4" : t->bits == 3 ? "q3" : "q2");
+        if (t->bits != 32) cJSON_AddNumberToObject(e, "block", t->block);
+        cJSON_AddNumberToObject(e, "bits_per_weight", t->bits_per_weight);
+        cJSON_AddNumberToObject(e, "rel_error", t->rel_error);
+        cJSON_AddItemToArray(arr, e);
+    }
+    return o;
+}

@@ -1,0 +1,59 @@
+/* compress.h - Hugging Face checkpoint -> .bct, tensor by tensor.
+ *
+ * Every matrix (embedding tables and Linear weights) is quantized
+ * blockwise with the spec of its role; biases and LayerNorm vectors stay
+ * fp32.  The file records how the model is to run (int8 activations,
+ * integer non-linear ops), the config, labels and tokenizer settings, the
+ * vocabulary (deflated), per-tensor formats and errors, and provenance.
+ * Memory: the checkpoint is mapped, and only one tensor's codes are held
+ * at a time; the output is streamed to a temporary file that is renamed
+ * into place when complete.
+ */
+#ifndef BCT_COMPRESS_H
+#define BCT_COMPRESS_H
+
+#include "blockquant.h"
+#include "status.h"
+
+struct cJSON;
+
+typedef struct compress_opts {
+    char preset[32];        /* recorded in the file ("custom" if hand-set) */
+    bq_spec weights;        /* Linear weights (Q, K, V, attention out, FFN, pooler, classifier) */
+    bq_spec embeddings;     /* word embeddings */
+    bq_spec tables;         /* position and token-type embeddings */
+    int act_int8;           /* run with int8 matmul inputs */
+    int int_nonlinear;      /* run GELU, Softmax, LayerNorm in integer arithmetic */
+    /* Optional progress callback: tensor i of n is about to be quantized. */
+    void (*progress)(void *ud, int i, int n, const char *tensor);
+    void *progress_ud;
+} compress_opts;
+
+typedef struct compress_tensor {
+    char name[96];
+    int rows, cols; /* cols == 0 for vectors */
+    int bits, block;
+    double bits_per_weight;
+    double rel_error;
+} compress_tensor;
+
+typedef struct compress_report {
+    long long input_bytes;  /* config.json + vocab.txt + model.safetensors */
+    long long output_bytes; /* the .bct file */
+    long long matrix_params, matrix_bytes;
+    double ratio;           /* whole file */
+    double weights_ratio;   /* fp32 matrices / their codes + scales */
+    double seconds;
+    int n_tensors;
+    compress_tensor *tensors;
+} compress_report;
+
+/* "w8a8" | "w4a8" -> options; BCT_EINVAL for an unknown name. */
+int compress_preset(const char *name, compress_opts *o, bct_error *err);
+
+int compress_checkpoint(const char *hf_dir, const char *out_path, const compress_opts *o,
+                        compress_report *rep, bct_error *err);
+void compress_report_free(compress_report *rep);
+struct cJSON *compress_report_json(const compress_report *rep);
+
+#endif
