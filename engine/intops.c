@@ -28,7 +28,7 @@ static int64_t rshift_round(int64_t v, int s) {
     if (s <= 0) return v;
     uint64_t half = (uint64_t)1 << (s - 1);
     if (v >= 0) return (int64_t)(((uint64_t)v + half) >> s);
-    return -(int64_t)(((uint64_t)0 - (uint64_t)v + half) >> s);
+    return -(int64_t)(((uint64_t)(-(v + 1)) + 1 + half) >> s); /* |v| even for INT64_MIN */
 }
 
 /* Dyadic multiplier: M / 2^R ~ ratio with M in [2^(mbits-1), 2^mbits)
@@ -111,7 +111,7 @@ void iop_gelu(const int32_t *q, int n, float scale, int32_t *out, float *out_sca
     int R = 0;
     int clip_all = 0;
     if (!(ratio > 0)) {
-        M = 0; /* scale 0 (or bad): x = 0 everywhere -> out 0 */
+        M = 0; /* scale 0: *out_scale = 0, every output is 0 (scale must be > 0) */
     } else if (ratio >= (double)B) {
         clip_all = 1; /* one code step is past the clip point: erf = sgn */
     } else {

@@ -414,6 +414,23 @@ START_TEST(softmax_ramp_monotone) {
 }
 END_TEST
 
+/* Rows straddling the z-th ln2 step (scale ln2/2^16: the step is at code
+ * z 2^16, one code = 16 exp-domain units).  I-BERT's unmodified polynomial
+ * gives 0.49998 at r = -ln2, so p would jump UP just past each step. */
+START_TEST(softmax_ln2_boundaries) {
+    enum { N = 64 };
+    int32_t x[N];
+    const float s = (float)(M_LN2 / 65536.0);
+    double worst = 0;
+    for (int z = 1; z <= 12; z++) {
+        x[0] = 0;
+        for (int j = 1; j < N; j++) x[j] = -(z * 65536 - 32 + j);
+        worst = fmax(worst, check_softmax_row(x, N, s, 30, 1));
+    }
+    ck_assert_double_le(worst, SM_BOUND);
+}
+END_TEST
+
 /* ---- i-LayerNorm ---- */
 static void ln_ref(const double *x, int n, const float *g, const float *b, double eps, double *y) {
     double mean = 0, var = 0;
@@ -603,6 +620,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, softmax_accuracy);
     tcase_add_test(tc, softmax_edges);
     tcase_add_test(tc, softmax_ramp_monotone);
+    tcase_add_test(tc, softmax_ln2_boundaries);
     tcase_add_test(tc, layernorm_accuracy);
     tcase_add_test(tc, layernorm_constant_and_eps);
     tcase_add_test(tc, layernorm_overflow_guard);
