@@ -143,8 +143,9 @@ static int load_vocab(bert_model *m, const cJSON *tok, bct_error *err) {
 static void mode_from_meta(bert_mode *mode, const cJSON *q) {
     const cJSON *act = field(q, "activations"), *nl = field(q, "nonlinear");
     mode->act_int8 = cJSON_IsString(act) && strcmp(act->valuestring, "int8") == 0;
-    int ints = cJSON_IsString(nl) && strcmp(nl->valuestring, "int") == 0;
+    int ints = cJSON_IsString(nl) && strcmp(nl->valuestring, "int") == 0, bits;
     mode->int_gelu = mode->int_softmax = mode->int_layernorm = ints;
+    if (get_int(q, "nl_bits", &bits) == BCT_OK && bits >= 8 && bits <= 24) mode->nl_bits = bits;
 }
 
 int bert_model_load_bct_mode(const char *path, const bert_mode *mode, bert_model **out,

@@ -14,6 +14,10 @@
 #include "qcodec.h"
 
 #define BCT_TOOL_VERSION "bct 0.1"
+/* Non-linear ops take 16-bit block codes: int8 would do for GELU's
+ * 32-element blocks, but LayerNorm and softmax see whole rows, where an
+ * outlier dimension of a pretrained BERT would eat an 8-bit range. */
+#define BCT_NL_BITS 16
 
 int compress_preset(const char *name, compress_opts *o, bct_error *err) {
     memset(o, 0, sizeof(*o));
@@ -148,6 +152,7 @@ static cJSON *quant_meta(const compress_opts *o) {
     }
     cJSON_AddStringToObject(q, "activations", o->act_int8 ? "int8" : "fp32");
     cJSON_AddStringToObject(q, "nonlinear", o->int_nonlinear ? "int" : "fp32");
+    cJSON_AddNumberToObject(q, "nl_bits", BCT_NL_BITS);
     return q;
 }
 

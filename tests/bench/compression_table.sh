@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Produces docs/compression.md: every shared model x compression format,
+# with file size, whole-file ratio, dev accuracy, drop vs fp32 and
+# prediction agreement.  Usage: tests/bench/compression_table.sh [BCT] [SHARED]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BCT=${1:-build/bct}
+SHARED=${2:-../shared}
+out=docs/compression.md
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+num() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" <<< "$2" | head -1; }
+
+# name | bct compress arguments
+formats=(
+  "w8a8 (preset)|--preset w8a8"
+  "w4a8 (preset)|--preset w4a8"
+  "q4 all, 32-blocks, f16 scales (ggml Q4_0-like)|--preset w4a8 --embeddings q4 --block 32 --scales f16"
+  "q4 all, 128-blocks, log8 scales|--preset w4a8 --embeddings q4 --block 128"
+  "q4 weights, q2 word embeddings|--preset w4a8 --embeddings q2"
+)
+
+{
+echo "# Compression results"
+echo
+echo "Produced by \`tests/bench/compression_table.sh\` on $(date -u +%Y-%m-%d) with \`$("$BCT" --help >/dev/null && echo bct)\`"
+echo "from the models in \`../shared/models\` and the GLUE dev sets in \`../shared/data/glue\`."
+echo "Ratio = bytes of (model.safetensors + vocab.txt + config.json) / bytes of the .bct."
+echo "Drop = fp32 accuracy - compressed accuracy, in points; agreement = share of dev examples"
+echo "where both predict the same label.  All compressed rows run with int8 activations and"
+echo "integer GELU/Softmax/LayerNorm unless noted.  The MRPC model's accuracy is not meaningful"
+echo "(trained from scratch, below the majority baseline): read its agreement and logit columns."
+echo
+echo "| model | format | file bytes | ratio | dev accuracy | drop (points) | agreement | max / mean abs logit diff |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
+for m in sst2-bert-tiny-scratch:SST-2:sst2 sst2-bert-mini-scratch:SST-2:sst2 mrpc-bert-mini-scratch:MRPC:mrpc; do
+  IFS=: read -r dir data task <<< "$m"
+  model=$SHARED/models/$dir
+  dev=$SHARED/data/glue/$data/dev.tsv
+  ref=$("$BCT" eval --model "$model" --task "$task" --data "$dev" --json 2>/dev/null)
+  ref_acc=$(num accuracy "$ref")
+  ref_bytes=$(( $(stat -c %s "$model/model.safetensors") + $(stat -c %s "$model/vocab.txt") + $(stat -c %s "$model/config.json") ))
+  printf '| %s | fp32 (checkpoint) | %d | 1.00 | %.4f | | | |\n' "$dir" "$ref_bytes" "$ref_acc"
+  for f in "${formats[@]}"; do
+    name=${f%%|*}
+    # shellcheck disable=SC2086
+    rep=$("$BCT" compress --in "$model" --out "$tmp/m.bct" ${f#*|} --json 2>/dev/null)
+    cmp=$("$BCT" compare "$model" "$tmp/m.bct" --task "$task" --data "$dev" --json 2>/dev/null)
+    b=${cmp#*\"b\":}
+    acc=$(num accuracy "$b")
+    printf '| %s | %s | %d | %.2f | %.4f | %.2f | %.4f | %.3f / %.4f |\n' "$dir" "$name" \
+      "$(num output_bytes "$rep")" "$(num ratio "$rep")" "$acc" \
+      "$(awk -v a="$ref_acc" -v b="$acc" 'BEGIN{print 100*(a-b)}')" \
+      "$(num agreement "$cmp")" "$(num max_logit_diff "$cmp")" "$(num mean_logit_diff "$cmp")"
+  done
+done
+echo
+echo "Reproduce one row: \`build/bct compress --in ../shared/models/sst2-bert-tiny-scratch --out m.bct --preset w4a8\`"
+echo "then \`build/bct compare ../shared/models/sst2-bert-tiny-scratch m.bct --task sst2 --data ../shared/data/glue/SST-2/dev.tsv\`."
+} > "$out"
+echo "wrote $out"
