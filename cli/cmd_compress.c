@@ -27,6 +27,9 @@ static const char *usage_text =
     "  --scales S          scale encoding: f16 (2 bytes/block) or log8 (1 byte/block)\n"
     "  --activations A     how the model runs: int8 or fp32 matmul inputs\n"
     "  --nonlinear N       int or fp32 GELU/Softmax/LayerNorm\n"
+    "  --calib FILE        calibration text (one example per line, TAB for pairs):\n"
+    "                      weights each input channel's error by its mean square\n"
+    "  --calib-n N         examples read from --calib (default 256)\n"
     "  --json              print the report as one JSON object\n"
     "  -h, --help          this text\n";
 
@@ -66,10 +69,12 @@ int cmd_compress(int argc, char **argv) {
         {"embeddings", required_argument, 0, 'e'}, {"tables", required_argument, 0, 't'},
         {"block", required_argument, 0, 'b'}, {"scales", required_argument, 0, 's'},
         {"activations", required_argument, 0, 'A'}, {"nonlinear", required_argument, 0, 'N'},
+        {"calib", required_argument, 0, 'c'}, {"calib-n", required_argument, 0, 'n'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *in = NULL, *out = NULL, *preset = "w8a8";
     const char *weights = NULL, *emb = NULL, *tables = NULL, *scales = NULL, *act = NULL, *nl = NULL;
-    int block = 0, json = 0, c;
+    const char *calib = NULL;
+    int block = 0, json = 0, calib_n = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -82,6 +87,8 @@ int cmd_compress(int argc, char **argv) {
         case 's': scales = optarg; break;
         case 'A': act = optarg; break;
         case 'N': nl = optarg; break;
+        case 'c': calib = optarg; break;
+        case 'n': if (cli_parse_int(optarg, "--calib-n", 1, 1000000, &calib_n)) return CLI_USAGE; break;
         case 'b': if (cli_parse_int(optarg, "--block", 32, 4096, &block)) return CLI_USAGE; break;
         case 'j': json = 1; break;
         case 'h': fputs(usage_text, stdout); return CLI_OK;
@@ -121,6 +128,8 @@ int cmd_compress(int argc, char **argv) {
     if (nl) o.int_nonlinear = strcmp(nl, "int") == 0;
     if (custom) snprintf(o.preset, sizeof(o.preset), "custom");
     o.progress = progress;
+    o.calib = calib;
+    o.calib_max = calib_n;
 
     compress_report rep;
     if (compress_checkpoint(in, out, &o, &rep, &err) != BCT_OK) {

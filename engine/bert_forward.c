@@ -22,9 +22,16 @@ struct bert_ws {
     qscratch qx, qa, qb; /* matmul input; attention operands */
     int32_t *ibuf;       /* integer codes for non-linear ops */
     size_t icap;         /* int32s in ibuf (two halves: in, out) */
+    bert_observer observe;
+    void *observe_ud;
 };
 
 bert_ws *bert_ws_create(void) { return calloc(1, sizeof(bert_ws)); }
+
+void bert_ws_observe(bert_ws *ws, bert_observer fn, void *ud) {
+    ws->observe = fn;
+    ws->observe_ud = ud;
+}
 
 void bert_ws_free(bert_ws *ws) {
     if (!ws) return;
@@ -97,6 +104,7 @@ static int linear(bert_ws *ws, const bert_linear *l, const float *x, int ldx, in
         qgemm(l->q, qx, l->b, y, l->out);
         return BCT_OK;
     }
+    if (ws->observe) ws->observe(ws->observe_ud, l, x, ldx, rows);
     for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * l->out, l->b, (size_t)l->out * sizeof(float));
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, l->out, l->in, 1.0f, x, ldx, l->w,
                 l->in, 1.0f, y, l->out);

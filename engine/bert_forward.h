@@ -30,6 +30,11 @@ typedef struct bert_ws bert_ws;
 bert_ws *bert_ws_create(void);
 void bert_ws_free(bert_ws *ws);
 
+/* Calls fn(ud, l, x, ldx, rows) with the input of every fp32 Linear
+ * layer as it runs (calibration for the quantizer); fn NULL to stop. */
+typedef void (*bert_observer)(void *ud, const bert_linear *l, const float *x, int ldx, int rows);
+void bert_ws_observe(bert_ws *ws, bert_observer fn, void *ud);
+
 /* Runs n sequences; writes n x cfg.num_labels logits (row-major). */
 int bert_forward(const bert_model *m, const bert_seq *seqs, int n, float *logits, bert_ws *ws,
                  bct_error *err);

@@ -11,6 +11,7 @@
 
 #include "bct_file.h"
 #include "bert_model.h"
+#include "calibrate.h"
 #include "qcodec.h"
 
 #define BCT_TOOL_VERSION "bct 0.1"
@@ -86,8 +87,9 @@ static const bq_spec *spec_for(const compress_opts *o, const bert_slot *s) {
 }
 
 /* Writes one tensor's blobs and its meta entry; fills the report row. */
-static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec, cJSON *entries,
-                        compress_tensor *row, compress_report *rep, bct_error *err) {
+static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec,
+                        const float *col_weight, cJSON *entries, compress_tensor *row,
+                        compress_report *rep, bct_error *err) {
     char blob[128];
     int rc;
     size_t n = (size_t)s->rows * (size_t)(s->cols ? s->cols : 1);
@@ -109,7 +111,7 @@ static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec,
         return bctf_writer_add(w, s->name, *s->f, n * sizeof(float), err);
     }
     bq_result q;
-    if ((rc = bq_quantize(*s->f, s->rows, s->cols, spec, NULL, &q, err)) != BCT_OK)
+    if ((rc = bq_quantize(*s->f, s->rows, s->cols, spec, col_weight, &q, err)) != BCT_OK)
         return bct_fail_prefix(err, rc, "%s", s->name);
     size_t code_bytes = qcodec_codes_bytes(spec->bits, s->rows, s->cols);
     size_t scale_bytes = qcodec_scales_bytes(spec->scale, (size_t)s->rows * (s->cols / spec->block));
@@ -201,6 +203,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     bert_model *m = NULL;
     bctf_writer *w = NULL;
     bert_slot *slots = NULL;
+    calib_stats calib = {0};
     cJSON *meta = cJSON_CreateObject();
     int rc = bert_model_load_hf(hf_dir, &m, err);
     if (rc != BCT_OK) goto done;
@@ -242,12 +245,22 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     cJSON_AddNumberToObject(tok, "max_len", m->max_len);
     cJSON_AddItemToObject(meta, "quantization", quant_meta(o));
     cJSON *entries = cJSON_AddArrayToObject(meta, "tensors");
+    if (o->calib) {
+        if ((rc = calib_collect(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256, &calib,
+                                err)) != BCT_OK)
+            goto done;
+        cJSON *c = cJSON_AddObjectToObject(cJSON_GetObjectItem(meta, "quantization"), "calibration");
+        cJSON_AddNumberToObject(c, "sentences", calib.sentences);
+        cJSON_AddNumberToObject(c, "tokens", (double)calib.tokens);
+        cJSON_AddStringToObject(c, "method", "input-channel weighted block MSE");
+    }
 
     if ((rc = bctf_writer_open(out_path, &w, err)) != BCT_OK) goto done;
     if ((rc = write_vocab(w, m, tok, err)) != BCT_OK) goto done;
     for (int i = 0; i < n && rc == BCT_OK; i++) {
         if (o->progress) o->progress(o->progress_ud, i, n, slots[i].name);
-        rc = write_tensor(w, &slots[i], spec_for(o, &slots[i]), entries, &rep->tensors[i], rep, err);
+        rc = write_tensor(w, &slots[i], spec_for(o, &slots[i]), calib.col_weight ? calib.col_weight[i] : NULL,
+                          entries, &rep->tensors[i], rep, err);
         rep->n_tensors = i + 1;
     }
     if (rc != BCT_OK) goto done;
@@ -261,6 +274,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     rep->seconds = now() - t0;
 done:
     if (w) bctf_writer_abort(w);
+    calib_free(&calib);
     cJSON_Delete(meta);
     free(slots);
     bert_model_free(m);

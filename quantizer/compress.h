@@ -24,6 +24,8 @@ typedef struct compress_opts {
     bq_spec tables;         /* position and token-type embeddings */
     int act_int8;           /* run with int8 matmul inputs */
     int int_nonlinear;      /* run GELU, Softmax, LayerNorm in integer arithmetic */
+    const char *calib;      /* optional calibration text (see calibrate.h), or NULL */
+    int calib_max;          /* sentences read from it (default 256) */
     /* Optional progress callback: tensor i of n is about to be quantized. */
     void (*progress)(void *ud, int i, int n, const char *tensor);
     void *progress_ud;

@@ -19,6 +19,7 @@ formats=(
   "q4 all, 32-blocks, f16 scales (ggml Q4_0-like)|--preset w4a8 --embeddings q4 --block 32 --scales f16"
   "q4 all, 128-blocks, log8 scales|--preset w4a8 --embeddings q4 --block 128"
   "q4 weights, q2 word embeddings|--preset w4a8 --embeddings q2"
+  "w4a8 + --calib (512 train examples)|--preset w4a8 --calib CALIB"
 )
 
 {
@@ -38,6 +39,11 @@ for m in sst2-bert-tiny-scratch:SST-2:sst2 sst2-bert-mini-scratch:SST-2:sst2 mrp
   IFS=: read -r dir data task <<< "$m"
   model=$SHARED/models/$dir
   dev=$SHARED/data/glue/$data/dev.tsv
+  # Calibration text: the first 512 training examples (text, or the pair).
+  case $task in
+    sst2) sed -n 2,513p "$SHARED/data/glue/$data/train.tsv" | cut -f1 > "$tmp/calib.txt" ;;
+    mrpc) sed -n 2,513p "$SHARED/data/glue/$data/train.tsv" | cut -f4,5 > "$tmp/calib.txt" ;;
+  esac
   ref=$("$BCT" eval --model "$model" --task "$task" --data "$dev" --json 2>/dev/null)
   ref_acc=$(num accuracy "$ref")
   ref_bytes=$(( $(stat -c %s "$model/model.safetensors") + $(stat -c %s "$model/vocab.txt") + $(stat -c %s "$model/config.json") ))
@@ -45,7 +51,8 @@ for m in sst2-bert-tiny-scratch:SST-2:sst2 sst2-bert-mini-scratch:SST-2:sst2 mrp
   for f in "${formats[@]}"; do
     name=${f%%|*}
     # shellcheck disable=SC2086
-    rep=$("$BCT" compress --in "$model" --out "$tmp/m.bct" ${f#*|} --json 2>/dev/null)
+    args=${f#*|}
+    rep=$("$BCT" compress --in "$model" --out "$tmp/m.bct" ${args/CALIB/$tmp/calib.txt} --json 2>/dev/null)
     cmp=$("$BCT" compare "$model" "$tmp/m.bct" --task "$task" --data "$dev" --json 2>/dev/null)
     b=${cmp#*\"b\":}
     acc=$(num accuracy "$b")

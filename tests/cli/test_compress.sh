@@ -49,6 +49,21 @@ check_contains "text report lists tensors" "bert.encoder.layer.1.output.dense.we
 out=$("$BCT" classify --model "$tmp/w4a8.bct" "a charming and often affecting journey")
 check_eq "classify from .bct" positive "$(echo "$out" | head -1 | awk '{print $1}')"
 
+# Calibration: recorded in the file, still accurate; a bad file is an error.
+sed -n 2,129p "$SHARED/data/glue/SST-2/train.tsv" | cut -f1 > "$tmp/calib.txt"
+"$BCT" compress --in "$TINY" --out "$tmp/calib.bct" --preset w4a8 --calib "$tmp/calib.txt" \
+    --calib-n 100 > /dev/null || fail "compress with --calib"
+ev=$("$BCT" eval --model "$tmp/calib.bct" --task sst2 --data "$DEV" --json) || fail "eval calibrated"
+check "calibrated w4a8 accuracy" at_least "$(json_num correct "$ev")" 689
+check_contains "calibration recorded" '"sentences":100' "$(tail -c 20000 "$tmp/calib.bct" | tr -d '\0')"
+err=$("$BCT" compress --in "$TINY" --out "$tmp/c2.bct" --calib /nonexistent.txt 2>&1)
+check_eq "missing calibration file" 1 $?
+check_contains "missing calibration message" "/nonexistent.txt" "$err"
+printf 'fine\n\xff\xfe\n' > "$tmp/bad_calib.txt"
+err=$("$BCT" compress --in "$TINY" --out "$tmp/c2.bct" --calib "$tmp/bad_calib.txt" 2>&1)
+check_eq "invalid UTF-8 calibration" 1 $?
+check_contains "calibration line reported" "line 2" "$err"
+
 # Bad input: nothing is written under the final name.
 "$BCT" compress --in /nonexistent --out "$tmp/x.bct" 2>/dev/null
 check_eq "missing checkpoint fails" 1 $?

@@ -1,0 +1,30 @@
+/* calibrate.h - what the weights of each Linear layer are multiplied by.
+ *
+ * Runs the fp32 model over calibration text and records, for every Linear
+ * weight, the mean square of each input channel.  The quantizer weights a
+ * block's squared error by these, which is the expected output error when
+ * inputs are uncorrelated: a channel that carries large activations (the
+ * outlier dimensions of pretrained BERTs) gets its weights kept closer.
+ *
+ * Calibration text: UTF-8, one example per line, a TAB separating a text
+ * pair; empty lines are skipped.
+ */
+#ifndef BCT_CALIBRATE_H
+#define BCT_CALIBRATE_H
+
+#include "bert_model.h"
+#include "status.h"
+
+typedef struct calib_stats {
+    int n_slots;
+    float **col_weight; /* per slot: [cols] mean squares, or NULL (not a Linear weight) */
+    int sentences;
+    long long tokens;
+} calib_stats;
+
+/* slots: bert_slots(m, ...) of the same model. */
+int calib_collect(const bert_model *m, const bert_slot *slots, int n_slots, const char *path,
+                  int max_sentences, calib_stats *out, bct_error *err);
+void calib_free(calib_stats *s);
+
+#endif
