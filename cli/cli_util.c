@@ -1,6 +1,7 @@
 #include "cli_util.h"
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -79,6 +80,14 @@ double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_print_json(cJSON *o) {
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (s) puts(s);
+    else fprintf(stderr, "bct: out of memory printing JSON\n");
+    free(s);
+    cJSON_Delete(o);
 }
 
 void cli_progress(size_t done, size_t total) {

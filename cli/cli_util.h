@@ -40,6 +40,10 @@ int cli_parse_int(const char *s, const char *what, int lo, int hi, int *out);
 
 double cli_now(void);
 
+struct cJSON;
+/* Prints o on one line to stdout and deletes it. */
+void cli_print_json(struct cJSON *o);
+
 /* Draws "\r[####    ] 45% 392/872" on stderr when it is a terminal. */
 void cli_progress(size_t done, size_t total);
 

@@ -21,29 +21,14 @@ static const char *usage_text =
     "  --json           print one JSON object: {\"labels\": [{\"label\", \"score\"}...], \"logits\"}\n"
     "  -h, --help       this text\n";
 
-typedef struct ranked {
-    int id;
-    float score;
-} ranked;
-
-static int by_score_desc(const void *a, const void *b) {
-    const ranked *x = a, *y = b;
-    return (x->score < y->score) - (x->score > y->score);
-}
-
 static void print_result(const bert_model *m, const float *logits, int tokens, int json) {
     int n = m->cfg.num_labels;
-    float *scores = malloc((size_t)n * sizeof(float));
-    ranked *order = malloc((size_t)n * sizeof(ranked));
-    if (!scores || !order) {
-        free(scores);
-        free(order);
+    bert_label_score *order = malloc((size_t)n * sizeof(*order));
+    if (!order) {
         fprintf(stderr, "bct: out of memory\n");
         return;
     }
-    bert_scores(&m->cfg, logits, scores);
-    for (int i = 0; i < n; i++) order[i] = (ranked){i, scores[i]};
-    qsort(order, (size_t)n, sizeof(ranked), by_score_desc);
+    bert_rank_labels(&m->cfg, logits, 0, order);
     if (json) {
         cJSON *root = cJSON_CreateObject(), *labels = cJSON_AddArrayToObject(root, "labels");
         for (int i = 0; i < n; i++) {
@@ -55,14 +40,10 @@ static void print_result(const bert_model *m, const float *logits, int tokens, i
         cJSON *lg = cJSON_AddArrayToObject(root, "logits");
         for (int i = 0; i < n; i++) cJSON_AddItemToArray(lg, cJSON_CreateNumber(logits[i]));
         cJSON_AddNumberToObject(root, "tokens", tokens);
-        char *s = cJSON_PrintUnformatted(root);
-        if (s) puts(s);
-        free(s);
-        cJSON_Delete(root);
+        cli_print_json(root);
     } else {
         for (int i = 0; i < n; i++) printf("%-20s %.6f\n", m->cfg.labels[order[i].id], order[i].score);
     }
-    free(scores);
     free(order);
 }
 

@@ -18,13 +18,8 @@ static const char *usage_text =
     "predictions agree, and the max and mean absolute logit difference.\n"
     "Overrides apply to B (A runs as its file says).\n"
     "\n"
-    "  --task T             sst2, mrpc or rte\n"
-    "  --data FILE          the TSV file\n"
-    "  --batch N            sequences per forward pass (default 32)\n"
-    "  --threads N          BLAS threads\n"
-    "  --limit N            only the first N examples\n"
+    GLUE_RUN_HELP
     "  --json               one JSON object: a, b, agreement, max_logit_diff, mean_logit_diff\n"
-    CLI_MODE_HELP
     "  -h, --help           this text\n";
 
 typedef struct side {
@@ -51,37 +46,24 @@ static cJSON *side_json(const side *s) {
 }
 
 int cmd_compare(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"task", required_argument, 0, 'T'}, {"data", required_argument, 0, 'd'},
-        {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-        {"limit", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
-        {"activations", required_argument, 0, 'A'}, {"nonlinear", required_argument, 0, 'N'},
-        {"nl-bits", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *task_name = NULL, *data = NULL;
-    int batch = 32, threads = 0, limit = 0, json = 0, c;
-    cli_mode cm = {0};
+    static const struct option opts[] = {GLUE_RUN_LONGOPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    glue_run_opts ro = GLUE_RUN_DEFAULTS;
+    int c, r;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'T': task_name = optarg; break;
-        case 'd': data = optarg; break;
-        case 'b': if (cli_parse_int(optarg, "--batch", 1, 4096, &batch)) return CLI_USAGE; break;
-        case 't': if (cli_parse_int(optarg, "--threads", 1, 1024, &threads)) return CLI_USAGE; break;
-        case 'n': if (cli_parse_int(optarg, "--limit", 1, 1 << 30, &limit)) return CLI_USAGE; break;
-        case 'j': json = 1; break;
-        case 'A': if (cli_mode_option(&cm, "activations", optarg)) return CLI_USAGE; break;
-        case 'N': if (cli_mode_option(&cm, "nonlinear", optarg)) return CLI_USAGE; break;
-        case 'B': if (cli_mode_option(&cm, "nl-bits", optarg)) return CLI_USAGE; break;
-        case 'h': fputs(usage_text, stdout); return CLI_OK;
-        default: fputs(usage_text, stderr); return CLI_USAGE;
+        if ((r = glue_run_option(&ro, c, optarg)) != 0) {
+            if (r < 0) return CLI_USAGE;
+            continue;
         }
+        fputs(usage_text, c == 'h' ? stdout : stderr);
+        return c == 'h' ? CLI_OK : CLI_USAGE;
     }
-    int task = task_name ? glue_task_parse(task_name) : -1;
-    if (argc - optind != 2 || task < 0 || !data) {
+    int task = ro.task_name ? glue_task_parse(ro.task_name) : -1;
+    if (argc - optind != 2 || task < 0 || !ro.data) {
         fputs(usage_text, stderr);
         return CLI_USAGE;
     }
-    cli_set_threads(threads);
+    cli_set_threads(ro.threads);
     side a = {.path = argv[optind]}, b = {.path = argv[optind + 1]};
     glue_set set = {0};
     bct_error err = {{0}};
@@ -89,14 +71,15 @@ int cmd_compare(int argc, char **argv) {
     /* Labels are read through A's id2label; B must name them the same. */
     bert_model *probe = cli_load_model(a.path, 0, NULL);
     if (!probe) return CLI_FAIL;
-    if (glue_load(data, (glue_task)task, &probe->cfg, &set, &err) != BCT_OK) {
+    if (glue_load(ro.data, (glue_task)task, &probe->cfg, &set, &err) != BCT_OK) {
         fprintf(stderr, "bct: %s\n", err.msg);
         bert_model_free(probe);
         return CLI_FAIL;
     }
     bert_model_free(probe);
-    if (limit && limit < set.n) set.n = limit;
-    if (run_side(&a, &set, batch, NULL) || run_side(&b, &set, batch, cm.set ? &cm.mode : NULL))
+    if (ro.limit && ro.limit < set.n) set.n = ro.limit;
+    if (run_side(&a, &set, ro.batch, NULL) ||
+        run_side(&b, &set, ro.batch, ro.mode.set ? &ro.mode.mode : NULL))
         goto done;
     int nl = a.m->cfg.num_labels;
     if (b.m->cfg.num_labels != nl) {
@@ -116,7 +99,7 @@ int cmd_compare(int argc, char **argv) {
     }
     double agreement = set.n ? (double)agree / set.n : 0;
     double mean_diff = set.n ? sum_diff / ((double)set.n * nl) : 0;
-    if (json) {
+    if (ro.json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "task", glue_task_name((glue_task)task));
         cJSON_AddItemToObject(o, "a", side_json(&a));
@@ -124,10 +107,7 @@ int cmd_compare(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "agreement", agreement);
         cJSON_AddNumberToObject(o, "max_logit_diff", max_diff);
         cJSON_AddNumberToObject(o, "mean_logit_diff", mean_diff);
-        char *s = cJSON_PrintUnformatted(o);
-        if (s) puts(s);
-        free(s);
-        cJSON_Delete(o);
+        cli_print_json(o);
     } else {
         const side *sides[2] = {&a, &b};
         for (int i = 0; i < 2; i++)

@@ -139,10 +139,7 @@ int cmd_compress(int argc, char **argv) {
     if (json) {
         cJSON *j = compress_report_json(&rep);
         cJSON_AddStringToObject(j, "preset", o.preset);
-        char *s = cJSON_PrintUnformatted(j);
-        if (s) puts(s);
-        free(s);
-        cJSON_Delete(j);
+        cli_print_json(j);
     } else {
         print_report(&rep);
     }

@@ -238,3 +238,18 @@ void bert_scores(const bert_config *cfg, const float *logits, float *scores) {
         for (int i = 0; i < n; i++) scores[i] /= sum;
     }
 }
+
+static int by_score_desc(const void *a, const void *b) {
+    const bert_label_score *x = a, *y = b;
+    if (x->score != y->score) return (x->score < y->score) - (x->score > y->score);
+    return x->id - y->id;
+}
+
+void bert_rank_labels(const bert_config *cfg, const float *logits, int raw, bert_label_score *out) {
+    int n = cfg->num_labels;
+    float scores[n];
+    if (raw) memcpy(scores, logits, (size_t)n * sizeof(float));
+    else bert_scores(cfg, logits, scores);
+    for (int i = 0; i < n; i++) out[i] = (bert_label_score){i, scores[i]};
+    qsort(out, (size_t)n, sizeof(*out), by_score_desc);
+}

@@ -131,4 +131,13 @@ int bert_model_encode(const bert_model *m, const char *a, size_t alen, const cha
  * sigmoid for multi-label, identity for regression. */
 void bert_scores(const bert_config *cfg, const float *logits, float *scores);
 
+typedef struct bert_label_score {
+    int id;
+    float score;
+} bert_label_score;
+
+/* Every label with its score (or its logit when raw), highest first, ties
+ * by label id; out has cfg->num_labels entries. */
+void bert_rank_labels(const bert_config *cfg, const float *logits, int raw, bert_label_score *out);
+
 #endif
