@@ -14,6 +14,13 @@
 #define _GNU_SOURCE /* mkostemp */
 #include "bct_file.h"
 
+#include "extent.h"
+#include "json_util.h"
+#include "le.h"
+#include "mapped_file.h"
+#include "name_index.h"
+#include "utf8.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -32,9 +38,12 @@
  * in blobs; meta is config-sized). */
 #define BCTF_MAX_HEADER_BYTES 100000000ull
 
-/* JSON numbers arrive as doubles; above 2^53 integers stop being exact. */
-#define BCTF_MAX_JSON_INT 9007199254740992.0
+/* Offsets and sizes are JSON numbers, exact only up to 2^53. */
 #define BCTF_MAX_FILE_BYTES ((uint64_t)1 << 53)
+
+/* Significant digits of numbers quoted in messages (17 round-trip any
+ * double). */
+#define DESCRIBE_DIGITS 17
 
 /* Names are quoted in error messages; cap them so the rest still fits. */
 #define NAME_FMT "%.200s"
@@ -55,45 +64,26 @@ enum {
     OFF_RESERVED = 48,
 };
 
-typedef struct bctf_blob_entry {
-    const char *name; /* reader: key string inside root; writer: malloc'd */
-    uint64_t offset;
-    uint64_t size;
-} bctf_blob_entry;
-
 struct bctf_file {
-    void *map; /* bctf_open()'s mapping, NULL for buffers */
-    size_t map_len;
+    mapped_file map; /* bctf_open()'s mapping, zeroed for buffers */
     const uint8_t *base;
     size_t len;
     cJSON *root;
     const cJSON *meta;
-    bctf_blob_entry *blobs; /* sorted by name */
+    extent *blobs; /* sorted by name; names point into root */
     size_t nblobs;
+};
+
+static const json_header_words header_words = {
+    .text = "text",
+    .corrupt = "the file is corrupt",
+    .object = "a JSON object with format, version, blobs and meta",
+    .digits = DESCRIBE_DIGITS,
 };
 
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                            */
 /* ------------------------------------------------------------------------ */
-
-static uint32_t read_le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t read_le64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_le32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint32_t crc_update(uint32_t crc, const void *data, size_t n) {
     const Bytef *p = data;
@@ -111,98 +101,8 @@ static uint32_t crc_init(void) {
 }
 
 /* Describes a JSON value for an error message. */
-static void describe_json(const cJSON *item, char *buf, size_t cap) {
-    if (cJSON_IsNumber(item)) snprintf(buf, cap, "%.17g", item->valuedouble);
-    else if (cJSON_IsString(item)) snprintf(buf, cap, "a string");
-    else if (cJSON_IsArray(item)) snprintf(buf, cap, "an array");
-    else if (cJSON_IsObject(item)) snprintf(buf, cap, "an object");
-    else if (cJSON_IsBool(item)) snprintf(buf, cap, "a boolean");
-    else if (cJSON_IsNull(item)) snprintf(buf, cap, "null");
-    else snprintf(buf, cap, "an invalid value");
-}
-
-/* A JSON number that is an exact non-negative integer <= 2^53. */
-static int json_to_u64(const cJSON *item, uint64_t *out) {
-    if (!cJSON_IsNumber(item)) return 0;
-    double d = item->valuedouble;
-    /* !(d >= 0) also rejects NaN; the round trip rejects fractions. */
-    if (!(d >= 0.0) || d > BCTF_MAX_JSON_INT) return 0;
-    uint64_t v = (uint64_t)d;
-    if ((double)v != d) return 0;
-    *out = v;
-    return 1;
-}
-
-/* Returns the offset of the first byte that is not valid UTF-8 or is a raw
- * control character (never legal in JSON text), or len if there is none.
- * *why says what is wrong.  (Same rules as safetensors.c: cJSON accepts
- * both.)  allow_ctrl skips the control-character rule (for names). */
-static size_t find_bad_text_byte(const uint8_t *s, size_t len, int allow_ctrl,
-                                 const char **why) {
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            if (!allow_ctrl && c < 0x20 && c != '\t' && c != '\n' &&
-                c != '\r') {
-                *why = "a control character, which JSON does not allow";
-                return i;
-            }
-            i++;
-            continue;
-        }
-
-        size_t need;
-        uint32_t cp, min;
-        if (c >= 0xC0 && c <= 0xDF) {
-            need = 1, cp = c & 0x1F, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2, cp = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF7) {
-            need = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            *why = c < 0xC0 ? "a UTF-8 continuation byte without a lead byte"
-                            : "not a UTF-8 lead byte";
-            return i;
-        }
-        if (len - i - 1 < need) {
-            *why = "a UTF-8 sequence cut off by the end of the text";
-            return i;
-        }
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) {
-                *why = "an incomplete UTF-8 sequence";
-                return i;
-            }
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min) {
-            *why = "an overlong UTF-8 encoding";
-            return i;
-        }
-        if (cp >= 0xD800 && cp <= 0xDFFF) {
-            *why = "a UTF-16 surrogate encoded as UTF-8";
-            return i;
-        }
-        if (cp > 0x10FFFF) {
-            *why = "a code point above U+10FFFF";
-            return i;
-        }
-        i += need + 1;
-    }
-    return len;
-}
-
-static int cmp_entry_name(const void *a, const void *b) {
-    return strcmp(((const bctf_blob_entry *)a)->name,
-                  ((const bctf_blob_entry *)b)->name);
-}
-
-static int cmp_entry_offset(const void *a, const void *b) {
-    const bctf_blob_entry *x = *(const bctf_blob_entry *const *)a;
-    const bctf_blob_entry *y = *(const bctf_blob_entry *const *)b;
-    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
-    return (x->size > y->size) - (x->size < y->size);
+static void describe(const cJSON *item, char *buf, size_t cap) {
+    json_describe(item, DESCRIBE_DIGITS, buf, cap);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -212,7 +112,7 @@ static int cmp_entry_offset(const void *a, const void *b) {
 typedef struct parsed_header {
     cJSON *root;
     const cJSON *meta;
-    bctf_blob_entry *blobs; /* sorted by name; names point into root */
+    extent *blobs; /* sorted by name; names point into root */
     size_t nblobs;
 } parsed_header;
 
@@ -222,30 +122,9 @@ static void free_parsed(parsed_header *h) {
     memset(h, 0, sizeof(*h));
 }
 
-/* Looks up the known keys of obj by hand so that a repeated key is an error
- * rather than silently taking the first; unknown keys are ignored.
- * keys/slots have n entries; what names obj in messages. */
-static int pick_fields(const cJSON *obj, const char *const *keys,
-                       const cJSON **slots, int n, const char *what,
-                       bct_error *err) {
-    for (int i = 0; i < n; i++) slots[i] = NULL;
-    const cJSON *field;
-    cJSON_ArrayForEach(field, obj) {
-        for (int i = 0; i < n; i++) {
-            if (strcmp(field->string, keys[i]) != 0) continue;
-            if (slots[i])
-                return bct_fail(err, BCT_EFORMAT,
-                                "%s: field \"%s\" appears twice", what,
-                                keys[i]);
-            slots[i] = field;
-        }
-    }
-    return BCT_OK;
-}
-
 /* Fills e from one "blobs" entry; hoff is the header offset (the end of
  * the blob region). */
-static int parse_blob(const cJSON *entry, uint64_t hoff, bctf_blob_entry *e,
+static int parse_blob(const cJSON *entry, uint64_t hoff, extent *e,
                       bct_error *err) {
     const char *name = entry->string;
     char what[64], ctx[256];
@@ -256,7 +135,7 @@ static int parse_blob(const cJSON *entry, uint64_t hoff, bctf_blob_entry *e,
                         "a blob has an empty name; blob names must be "
                         "non-empty");
     if (!cJSON_IsObject(entry)) {
-        describe_json(entry, what, sizeof(what));
+        describe(entry, what, sizeof(what));
         return bct_fail(err, BCT_EFORMAT,
                         "%s: entry is %s, expected {\"offset\": N, "
                         "\"size\": N}",
@@ -264,7 +143,7 @@ static int parse_blob(const cJSON *entry, uint64_t hoff, bctf_blob_entry *e,
     }
     static const char *const keys[2] = {"offset", "size"};
     const cJSON *f[2];
-    int rc = pick_fields(entry, keys, f, 2, ctx, err);
+    int rc = json_pick_fields(entry, keys, f, 2, ctx, err);
     if (rc != BCT_OK) return rc;
 
     uint64_t v[2];
@@ -273,7 +152,7 @@ static int parse_blob(const cJSON *entry, uint64_t hoff, bctf_blob_entry *e,
             return bct_fail(err, BCT_EFORMAT, "%s: missing \"%s\" field",
                             ctx, keys[i]);
         if (!json_to_u64(f[i], &v[i])) {
-            describe_json(f[i], what, sizeof(what));
+            describe(f[i], what, sizeof(what));
             return bct_fail(err, BCT_EFORMAT,
                             "%s: %s is %s; it must be a non-negative "
                             "integer (at most 2^53)",
@@ -297,52 +176,50 @@ static int parse_blob(const cJSON *entry, uint64_t hoff, bctf_blob_entry *e,
     return BCT_OK;
 }
 
+/* Rejects a non-zero byte of base in [from, to) (none if base is NULL). */
+static int check_padding(const uint8_t *base, uint64_t from, uint64_t to,
+                         bct_error *err) {
+    for (uint64_t k = from; base && k < to; k++) {
+        if (base[k] != 0)
+            return bct_fail(err, BCT_EFORMAT,
+                            "padding byte at offset %" PRIu64 " is 0x%02x, "
+                            "not zero (bytes outside every blob must be "
+                            "zero)",
+                            k, base[k]);
+    }
+    return BCT_OK;
+}
+
 /* Rejects shared byte ranges and (if base is not NULL) non-zero padding
- * outside every blob in [64, hoff).  Empty blobs own no bytes. */
+ * outside every blob in [64, hoff).  The first problem in file order is
+ * the one reported, so padding is checked up to the first overlap. */
 static int check_layout(const parsed_header *h, const uint8_t *base,
                         uint64_t hoff, bct_error *err) {
-    const bctf_blob_entry **order =
-        malloc((h->nblobs ? h->nblobs : 1) * sizeof(*order));
+    extent *order = malloc((h->nblobs ? h->nblobs : 1) * sizeof(*order));
     if (!order)
         return bct_fail(err, BCT_ENOMEM, "out of memory checking blobs");
-    for (size_t i = 0; i < h->nblobs; i++) order[i] = &h->blobs[i];
-    if (h->nblobs > 1)
-        qsort(order, h->nblobs, sizeof(*order), cmp_entry_offset);
+    if (h->nblobs) memcpy(order, h->blobs, h->nblobs * sizeof(*order));
+    extent_sort(order, h->nblobs);
 
-    int rc = BCT_OK;
-    const bctf_blob_entry *prev = NULL;
+    const extent *prev = NULL;
+    const extent *bad = extent_first_overlap(order, h->nblobs, &prev);
+    const extent *stop = bad ? bad : order + h->nblobs;
     uint64_t pos = BCTF_PREAMBLE_SIZE; /* end of the last owned byte */
-    for (size_t i = 0; i <= h->nblobs; i++) {
-        const bctf_blob_entry *cur = i < h->nblobs ? order[i] : NULL;
-        if (cur && cur->size == 0) continue;
-        if (cur && prev && cur->offset < prev->offset + prev->size) {
-            rc = bct_fail(err, BCT_EFORMAT,
-                          "blobs \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
-                          ") and \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
-                          ") overlap",
-                          prev->name, prev->offset, prev->offset + prev->size,
-                          cur->name, cur->offset, cur->offset + cur->size);
-            break;
-        }
-        uint64_t gap_end = cur ? cur->offset : hoff;
-        if (base) {
-            for (uint64_t k = pos; k < gap_end; k++) {
-                if (base[k] != 0) {
-                    rc = bct_fail(err, BCT_EFORMAT,
-                                  "padding byte at offset %" PRIu64 " is "
-                                  "0x%02x, not zero (bytes outside every "
-                                  "blob must be zero)",
-                                  k, base[k]);
-                    goto done;
-                }
-            }
-        }
-        if (cur) {
-            pos = cur->offset + cur->size;
-            prev = cur;
-        }
+    int rc = BCT_OK;
+    for (const extent *e = order; e < stop && rc == BCT_OK; e++) {
+        if (e->size == 0) continue; /* owns no bytes */
+        rc = check_padding(base, pos, e->offset, err);
+        pos = extent_end(e);
     }
-done:
+    if (rc == BCT_OK && bad)
+        rc = bct_fail(err, BCT_EFORMAT,
+                      "blobs \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
+                      ") and \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
+                      ") overlap",
+                      prev->name, prev->offset, extent_end(prev), bad->name,
+                      bad->offset, extent_end(bad));
+    else if (rc == BCT_OK)
+        rc = check_padding(base, pos, hoff, err);
     free(order);
     return rc;
 }
@@ -353,51 +230,13 @@ static int parse_header(const char *text, size_t n, uint64_t hoff,
                         uint32_t version, const uint8_t *base,
                         parsed_header *h, bct_error *err) {
     memset(h, 0, sizeof(*h));
-    const char *why = NULL;
-    size_t bad = find_bad_text_byte((const uint8_t *)text, n, 0, &why);
-    if (bad < n)
-        return bct_fail(err, BCT_EFORMAT,
-                        "header is not valid UTF-8 JSON text: byte 0x%02x at "
-                        "file offset %" PRIu64 " is %s",
-                        (unsigned char)text[bad], hoff + bad, why);
+    int rc = json_parse_header(text, n, hoff, &header_words, &h->root, err);
+    if (rc != BCT_OK) return rc;
 
-    /* cJSON_ParseWithLength() would accept trailing garbage, so ask for the
-     * end of the parsed value and check that only whitespace follows. */
-    const char *end = NULL;
-    h->root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
-    if (!h->root) {
-        size_t at = end && end >= text && end <= text + n
-                        ? (size_t)(end - text) : 0;
-        return bct_fail(err, BCT_EFORMAT,
-                        "header is not valid JSON (parse error near file "
-                        "offset %" PRIu64 "); the file is corrupt",
-                        hoff + at);
-    }
-    int rc = BCT_OK;
     char what[64];
-    if (end && end >= text && end <= text + n) {
-        for (const char *p = end; p < text + n; p++) {
-            if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-                rc = bct_fail(err, BCT_EFORMAT,
-                              "header has unexpected data after the JSON "
-                              "object at file offset %" PRIu64,
-                              hoff + (uint64_t)(p - text));
-                goto fail;
-            }
-        }
-    }
-    if (!cJSON_IsObject(h->root)) {
-        describe_json(h->root, what, sizeof(what));
-        rc = bct_fail(err, BCT_EFORMAT,
-                      "header is %s, expected a JSON object with format, "
-                      "version, blobs and meta",
-                      what);
-        goto fail;
-    }
-
     static const char *const keys[4] = {"format", "version", "blobs", "meta"};
     const cJSON *f[4];
-    if ((rc = pick_fields(h->root, keys, f, 4, "header", err)) != BCT_OK)
+    if ((rc = json_pick_fields(h->root, keys, f, 4, "header", err)) != BCT_OK)
         goto fail;
     for (int i = 0; i < 4; i++) {
         if (!f[i]) {
@@ -409,14 +248,14 @@ static int parse_header(const char *text, size_t n, uint64_t hoff,
     if (!cJSON_IsString(f[0]) || strcmp(f[0]->valuestring, "bct") != 0) {
         if (cJSON_IsString(f[0]))
             snprintf(what, sizeof(what), "\"%.40s\"", f[0]->valuestring);
-        else describe_json(f[0], what, sizeof(what));
+        else describe(f[0], what, sizeof(what));
         rc = bct_fail(err, BCT_EFORMAT,
                       "header: format is %s, expected \"bct\"", what);
         goto fail;
     }
     uint64_t hv;
     if (!json_to_u64(f[1], &hv) || hv != version) {
-        describe_json(f[1], what, sizeof(what));
+        describe(f[1], what, sizeof(what));
         rc = bct_fail(err, BCT_EFORMAT,
                       "header: version is %s but the preamble says %" PRIu32,
                       what, version);
@@ -424,7 +263,7 @@ static int parse_header(const char *text, size_t n, uint64_t hoff,
     }
     const cJSON *blobs = f[2];
     if (!cJSON_IsObject(blobs)) {
-        describe_json(blobs, what, sizeof(what));
+        describe(blobs, what, sizeof(what));
         rc = bct_fail(err, BCT_EFORMAT,
                       "header: blobs is %s, expected an object mapping "
                       "names to {offset, size}",
@@ -432,7 +271,7 @@ static int parse_header(const char *text, size_t n, uint64_t hoff,
         goto fail;
     }
     if (!cJSON_IsObject(f[3])) {
-        describe_json(f[3], what, sizeof(what));
+        describe(f[3], what, sizeof(what));
         rc = bct_fail(err, BCT_EFORMAT,
                       "header: meta is %s, expected an object", what);
         goto fail;
@@ -453,16 +292,13 @@ static int parse_header(const char *text, size_t n, uint64_t hoff,
             goto fail;
         h->nblobs++;
     }
-    if (h->nblobs > 1)
-        qsort(h->blobs, h->nblobs, sizeof(*h->blobs), cmp_entry_name);
-    for (size_t i = 1; i < h->nblobs; i++) {
-        if (strcmp(h->blobs[i - 1].name, h->blobs[i].name) == 0) {
-            rc = bct_fail(err, BCT_EFORMAT,
-                          "blob \"" NAME_FMT "\" appears more than once in "
-                          "the header",
-                          h->blobs[i].name);
-            goto fail;
-        }
+    const char *dup = name_index_sort(h->blobs, h->nblobs, sizeof(*h->blobs));
+    if (dup) {
+        rc = bct_fail(err, BCT_EFORMAT,
+                      "blob \"" NAME_FMT "\" appears more than once in the "
+                      "header",
+                      dup);
+        goto fail;
     }
     if ((rc = check_layout(h, base, hoff, err)) != BCT_OK) goto fail;
     return BCT_OK;
@@ -489,13 +325,13 @@ static int validate_image(const uint8_t *buf, size_t len, parsed_header *h,
                         "truncated",
                         len, BCTF_PREAMBLE_SIZE);
 
-    uint32_t version = read_le32(buf + OFF_VERSION);
+    uint32_t version = le_read32(buf + OFF_VERSION);
     if (version != BCTF_VERSION)
         return bct_fail(err, BCT_EUNSUPPORTED,
                         ".bct format version %" PRIu32 " is not supported "
                         "(this build reads version %u); a newer bct wrote it",
                         version, BCTF_VERSION);
-    uint32_t flags = read_le32(buf + OFF_FLAGS);
+    uint32_t flags = le_read32(buf + OFF_FLAGS);
     if (flags != 0)
         return bct_fail(err, BCT_EFORMAT,
                         "preamble flags are 0x%08" PRIx32 "; version 1 "
@@ -509,7 +345,7 @@ static int validate_image(const uint8_t *buf, size_t len, parsed_header *h,
                             i, buf[i]);
     }
 
-    uint64_t file_len = read_le64(buf + OFF_FILE_LEN);
+    uint64_t file_len = le_read64(buf + OFF_FILE_LEN);
     if (file_len > len)
         return bct_fail(err, BCT_EFORMAT,
                         "truncated: header says %" PRIu64 " bytes, file has "
@@ -521,8 +357,8 @@ static int validate_image(const uint8_t *buf, size_t len, parsed_header *h,
                         "; unexpected data at the end",
                         len, file_len);
 
-    uint64_t hoff = read_le64(buf + OFF_HEADER_OFFSET);
-    uint64_t hlen = read_le64(buf + OFF_HEADER_LEN);
+    uint64_t hoff = le_read64(buf + OFF_HEADER_OFFSET);
+    uint64_t hlen = le_read64(buf + OFF_HEADER_LEN);
     if (hoff < BCTF_PREAMBLE_SIZE || hoff > len)
         return bct_fail(err, BCT_EFORMAT,
                         "header offset %" PRIu64 " is outside [%u, %zu]; the "
@@ -543,8 +379,8 @@ static int validate_image(const uint8_t *buf, size_t len, parsed_header *h,
                         "limit",
                         hlen, BCTF_MAX_HEADER_BYTES);
 
-    uint32_t want_hcrc = read_le32(buf + OFF_HEADER_CRC);
-    uint32_t want_bcrc = read_le32(buf + OFF_BLOB_CRC);
+    uint32_t want_hcrc = le_read32(buf + OFF_HEADER_CRC);
+    uint32_t want_bcrc = le_read32(buf + OFF_BLOB_CRC);
     uint32_t bcrc = crc_update(crc_init(), buf + BCTF_PREAMBLE_SIZE,
                                (size_t)hoff - BCTF_PREAMBLE_SIZE);
     if (bcrc != want_bcrc)
@@ -589,78 +425,24 @@ int bctf_open_buffer(const void *buf, size_t len, bctf_file **out,
 
 int bctf_open(const char *path, bctf_file **out, bct_error *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bct_fail(err, BCT_EIO, "cannot open %s: %s", path,
-                        strerror(errno));
-
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return bct_fail(err, BCT_EIO, "cannot stat %s: %s", path,
-                        strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return bct_fail(err, BCT_EIO, "%s is not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return bct_fail(err, BCT_ERANGE, "%s is too large to map", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    /* mmap() refuses length 0; a short file can never be valid, so let the
-     * validator describe it from a small read instead. */
-    if (len < BCTF_PREAMBLE_SIZE) {
-        uint8_t small[BCTF_PREAMBLE_SIZE];
-        size_t got = 0;
-        while (got < len) {
-            ssize_t r = read(fd, small + got, len - got);
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) break;
-            got += (size_t)r;
-        }
-        close(fd);
-        parsed_header h;
-        int rc = validate_image(small, got, &h, err);
-        if (rc == BCT_OK) { /* cannot happen: too short */
-            free_parsed(&h);
-            rc = bct_fail(err, BCT_EFORMAT, "file is too short");
-        }
-        return bct_fail_prefix(err, rc, "%s", path);
-    }
-
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    /* The mapping keeps the file alive; the descriptor is no longer needed.
-     * close() on Linux releases the fd even when it reports EINTR. */
-    if (close(fd) != 0 && errno != EINTR) {
-        int e = errno;
-        if (map != MAP_FAILED) munmap(map, len);
-        return bct_fail(err, BCT_EIO, "cannot close %s: %s", path,
-                        strerror(e));
-    }
-    if (map == MAP_FAILED)
-        return bct_fail(err, BCT_EIO, "cannot map %s: %s", path,
-                        strerror(map_errno));
-
+    mapped_file map;
+    int rc = mapped_file_open(path, &map, err);
+    if (rc != BCT_OK) return rc;
+    /* Short files are mapped too: the validator says what is wrong. */
     bctf_file *f = NULL;
-    int rc = bctf_open_buffer(map, len, &f, err);
+    rc = bctf_open_buffer(map.data, map.len, &f, err);
     if (rc != BCT_OK) {
-        munmap(map, len);
+        mapped_file_close(&map);
         return bct_fail_prefix(err, rc, "%s", path);
     }
     f->map = map;
-    f->map_len = len;
     *out = f;
     return BCT_OK;
 }
 
 void bctf_close(bctf_file *f) {
     if (!f) return;
-    /* Nothing useful can be done if munmap fails on our own mapping. */
-    if (f->map) (void)munmap(f->map, f->map_len);
+    mapped_file_close(&f->map);
     cJSON_Delete(f->root);
     free(f->blobs);
     free(f);
@@ -670,18 +452,12 @@ const cJSON *bctf_meta(const bctf_file *f) {
     return f ? f->meta : NULL;
 }
 
-static int cmp_name_key(const void *key, const void *elem) {
-    return strcmp((const char *)key, ((const bctf_blob_entry *)elem)->name);
-}
-
 int bctf_blob(const bctf_file *f, const char *name, const void **data,
               size_t *size, bct_error *err) {
     if (!f || !name)
         return bct_fail(err, BCT_EINVAL, "bctf_blob: NULL argument");
-    const bctf_blob_entry *e = NULL;
-    if (f->nblobs)
-        e = bsearch(name, f->blobs, f->nblobs, sizeof(*f->blobs),
-                    cmp_name_key);
+    const extent *e =
+        name_index_find(f->blobs, f->nblobs, sizeof(*f->blobs), name);
     if (!e)
         return bct_fail(err, BCT_EFORMAT, "missing blob \"" NAME_FMT "\"",
                         name);
@@ -697,7 +473,7 @@ size_t bctf_blob_count(const bctf_file *f) {
 int bctf_blob_at(const bctf_file *f, size_t i, const char **name,
                  const void **data, size_t *size) {
     if (!f || i >= f->nblobs) return BCT_EINVAL;
-    const bctf_blob_entry *e = &f->blobs[i];
+    const extent *e = &f->blobs[i];
     if (name) *name = e->name;
     if (data) *data = f->base + e->offset;
     if (size) *size = (size_t)e->size;
@@ -718,7 +494,7 @@ struct bctf_writer {
     int fd;
     uint64_t pos;           /* bytes written so far = file size */
     uint32_t crc;           /* of [64, pos) */
-    bctf_blob_entry *blobs; /* in write order; names malloc'd */
+    extent *blobs;          /* in write order; names malloc'd */
     size_t nblobs, cap;
     int open_blob; /* 1 between begin and end: blobs[nblobs-1] growing */
     int broken;    /* an I/O error happened; only abort/commit remain */
@@ -870,13 +646,16 @@ int bctf_writer_begin(bctf_writer *w, const char *name, bct_error *err) {
                         "cannot start blob \"" NAME_FMT "\": blob \""
                         NAME_FMT "\" is still open",
                         name, w->blobs[w->nblobs - 1].name);
-    const char *why = NULL;
+    /* Control characters are fine in a name: JSON escapes them. */
+    utf8_problem why;
     size_t n = strlen(name);
-    size_t bad = find_bad_text_byte((const uint8_t *)name, n, 1, &why);
-    if (bad < n)
+    size_t bad = utf8_find_invalid((const uint8_t *)name, n, 0, &why);
+    if (bad < n) {
+        char what[96];
         return bct_fail(err, BCT_EINVAL,
                         "blob name is not valid UTF-8: byte %zu is %s", bad,
-                        why);
+                        utf8_describe(why, "text", what, sizeof(what)));
+    }
     for (size_t i = 0; i < w->nblobs; i++) {
         if (strcmp(w->blobs[i].name, name) == 0)
             return bct_fail(err, BCT_EINVAL,
@@ -884,7 +663,7 @@ int bctf_writer_begin(bctf_writer *w, const char *name, bct_error *err) {
     }
     if (w->nblobs == w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 32;
-        bctf_blob_entry *b = realloc(w->blobs, cap * sizeof(*b));
+        extent *b = realloc(w->blobs, cap * sizeof(*b));
         if (!b) return bct_fail(err, BCT_ENOMEM, "out of memory");
         w->blobs = b;
         w->cap = cap;
@@ -898,7 +677,7 @@ int bctf_writer_begin(bctf_writer *w, const char *name, bct_error *err) {
         free(copy);
         return rc;
     }
-    w->blobs[w->nblobs++] = (bctf_blob_entry){copy, w->pos, 0};
+    w->blobs[w->nblobs++] = (extent){copy, w->pos, 0};
     w->open_blob = 1;
     return BCT_OK;
 }
@@ -943,7 +722,7 @@ static int build_header(const bctf_writer *w, const cJSON *meta, char **out,
     *out = NULL;
     if (meta && !cJSON_IsObject(meta)) {
         char what[64];
-        describe_json(meta, what, sizeof(what));
+        describe(meta, what, sizeof(what));
         return bct_fail(err, BCT_EINVAL, "meta is %s, expected an object",
                         what);
     }
@@ -1050,13 +829,13 @@ int bctf_writer_commit(bctf_writer *w, const cJSON *meta, bct_error *err) {
     if (rc == BCT_OK) {
         uint8_t pre[BCTF_PREAMBLE_SIZE] = {0};
         memcpy(pre + OFF_MAGIC, BCTF_MAGIC, 8);
-        put_le32(pre + OFF_VERSION, BCTF_VERSION);
-        put_le32(pre + OFF_FLAGS, 0);
-        put_le64(pre + OFF_HEADER_OFFSET, hoff);
-        put_le64(pre + OFF_HEADER_LEN, hlen);
-        put_le64(pre + OFF_FILE_LEN, hoff + hlen);
-        put_le32(pre + OFF_HEADER_CRC, hcrc);
-        put_le32(pre + OFF_BLOB_CRC, w->crc);
+        le_write32(pre + OFF_VERSION, BCTF_VERSION);
+        le_write32(pre + OFF_FLAGS, 0);
+        le_write64(pre + OFF_HEADER_OFFSET, hoff);
+        le_write64(pre + OFF_HEADER_LEN, hlen);
+        le_write64(pre + OFF_FILE_LEN, hoff + hlen);
+        le_write32(pre + OFF_HEADER_CRC, hcrc);
+        le_write32(pre + OFF_BLOB_CRC, w->crc);
         rc = pwrite_all(w->fd, pre, sizeof(pre), 0, w->tmp_path, err);
     }
     if (rc == BCT_OK && fsync(w->fd) != 0)

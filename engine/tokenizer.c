@@ -12,6 +12,8 @@
  */
 #include "tokenizer.h"
 
+#include "utf8.h"
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,18 +292,13 @@ static int push_word_char(struct scratch *s, int32_t c) {
     return 0;
 }
 
-/* Checks strict UTF-8 (no overlongs, surrogates or values over U+10FFFF). */
+/* Checks strict UTF-8 (no overlongs, surrogates or values over U+10FFFF):
+ * exactly what utf8proc_iterate() decodes, so the loop below needs no
+ * error path (test_utf8_matches_utf8proc). */
 static int validate_utf8(const char *text, size_t len, bct_error *err) {
-    size_t pos = 0;
-    while (pos < len) {
-        utf8proc_int32_t c;
-        utf8proc_ssize_t n =
-            utf8proc_iterate((const utf8proc_uint8_t *)text + pos, (utf8proc_ssize_t)(len - pos), &c);
-        if (n <= 0 || !utf8proc_codepoint_valid(c))
-            return bct_fail(err, BCT_EINVAL, "text is not valid UTF-8 (bad byte sequence at byte offset %zu)",
-                            pos);
-        pos += (size_t)n;
-    }
+    size_t bad = utf8_find_invalid((const uint8_t *)text, len, 0, NULL);
+    if (bad < len)
+        return bct_fail(err, BCT_EINVAL, "text is not valid UTF-8 (bad byte sequence at byte offset %zu)", bad);
     return BCT_OK;
 }
 

@@ -15,30 +15,18 @@
 #include <zlib.h>
 
 #include "bct_file.h"
+#include "le.h"
 #include "test_util.h"
+
+TEST_READER(bct_reader, bctf_file, bctf_open_buffer, bctf_open, bctf_close);
+
+/* Every failure is checked through both ways of opening (test_util.h). */
+#define expect_fail2(...) test_expect_open_fail(&bct_reader, __VA_ARGS__)
+#define expect_fail(img, n, code, what) expect_fail2(img, n, code, what, NULL)
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                  */
 /* ------------------------------------------------------------------------ */
-
-static void put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
 
 static char *make_tmpdir(void) {
     char *d = strdup("/tmp/bctf_test_XXXXXX");
@@ -175,12 +163,12 @@ static uint8_t *writer_image(size_t *len) {
  * the CRC one. */
 static void fix_crcs(uint8_t *img, size_t len) {
     if (len < 64) return;
-    uint64_t hoff = get64(img + 16), hlen = get64(img + 24);
+    uint64_t hoff = le_read64(img + 16), hlen = le_read64(img + 24);
     if (hoff < 64) hoff = 64;
     if (hoff > len) hoff = len;
     if (hlen > len - hoff) hlen = len - hoff;
-    put32(img + 44, (uint32_t)crc32(0, img + 64, (uInt)(hoff - 64)));
-    put32(img + 40, (uint32_t)crc32(0, img + hoff, (uInt)hlen));
+    le_write32(img + 44, (uint32_t)crc32(0, img + 64, (uInt)(hoff - 64)));
+    le_write32(img + 40, (uint32_t)crc32(0, img + hoff, (uInt)hlen));
 }
 
 static uint8_t *craft(const char *header, const void *region, size_t rlen,
@@ -190,10 +178,10 @@ static uint8_t *craft(const char *header, const void *region, size_t rlen,
     uint8_t *img = calloc(1, *len);
     ck_assert_ptr_nonnull(img);
     memcpy(img, "BCTMODEL", 8);
-    put32(img + 8, 1);
-    put64(img + 16, 64 + rlen);
-    put64(img + 24, hlen);
-    put64(img + 32, *len);
+    le_write32(img + 8, 1);
+    le_write64(img + 16, 64 + rlen);
+    le_write64(img + 24, hlen);
+    le_write64(img + 32, *len);
     if (rlen) memcpy(img + 64, region, rlen);
     memcpy(img + 64 + rlen, header, hlen);
     fix_crcs(img, *len);
@@ -207,47 +195,6 @@ static char *hdr(const char *blobs, const char *meta) {
     sprintf(h, "{\"format\":\"bct\",\"version\":1,\"blobs\":%s,\"meta\":%s}",
             blobs, meta);
     return h;
-}
-
-/* Expects bctf_open_buffer() on an exact-size copy and bctf_open() on a
- * temp file to fail with code and a message containing needle (and
- * needle2 if not NULL; the file variant must also name the path). */
-static void expect_fail2(const uint8_t *img, size_t len, int code,
-                         const char *needle, const char *needle2) {
-    bct_error err = {{0}};
-    bctf_file *f = (bctf_file *)1;
-    uint8_t *copy = malloc(len ? len : 1);
-    ck_assert_ptr_nonnull(copy);
-    if (len) memcpy(copy, img, len);
-    int rc = bctf_open_buffer(copy, len, &f, &err);
-    ck_assert_msg(rc == code, "open_buffer returned %d, want %d: %s", rc, code,
-                  err.msg);
-    ck_assert_ptr_null(f);
-    ck_assert_msg(strstr(err.msg, needle), "message lacks \"%s\": %s", needle,
-                  err.msg);
-    if (needle2)
-        ck_assert_msg(strstr(err.msg, needle2), "message lacks \"%s\": %s",
-                      needle2, err.msg);
-    free(copy);
-
-    const char *path = test_write_temp(img, len);
-    ck_assert_ptr_nonnull(path);
-    memset(&err, 0, sizeof(err));
-    f = (bctf_file *)1;
-    rc = bctf_open(path, &f, &err);
-    unlink(path);
-    ck_assert_msg(rc == code, "open returned %d, want %d: %s", rc, code,
-                  err.msg);
-    ck_assert_ptr_null(f);
-    ck_assert_msg(strstr(err.msg, needle), "message lacks \"%s\": %s", needle,
-                  err.msg);
-    ck_assert_msg(strstr(err.msg, path), "message lacks the path: %s",
-                  err.msg);
-}
-
-static void expect_fail(const uint8_t *img, size_t len, int code,
-                        const char *needle) {
-    expect_fail2(img, len, code, needle, NULL);
 }
 
 /* Crafted image with `blobs`/`meta`, region of rlen bytes of 0x11 (or
@@ -350,12 +297,12 @@ START_TEST(test_round_trip) {
     uint8_t *raw = (uint8_t *)test_read_file(path, &n);
     ck_assert_ptr_nonnull(raw);
     ck_assert_int_eq(memcmp(raw, "BCTMODEL", 8), 0);
-    ck_assert_uint_eq(get32(raw + 8), 1);
-    ck_assert_uint_eq(get32(raw + 12), 0);
-    ck_assert_uint_eq(get64(raw + 32), n);
-    ck_assert_uint_eq(get64(raw + 16) + get64(raw + 24), n);
+    ck_assert_uint_eq(le_read32(raw + 8), 1);
+    ck_assert_uint_eq(le_read32(raw + 12), 0);
+    ck_assert_uint_eq(le_read64(raw + 32), n);
+    ck_assert_uint_eq(le_read64(raw + 16) + le_read64(raw + 24), n);
     for (int i = 48; i < 64; i++) ck_assert_int_eq(raw[i], 0);
-    ck_assert_int_eq(raw[get64(raw + 16)], '{');
+    ck_assert_int_eq(raw[le_read64(raw + 16)], '{');
     ck_assert_int_eq(raw[n - 1], '}');
 
     /* The same bytes through bctf_open_buffer (64-aligned copy). */
@@ -599,14 +546,7 @@ START_TEST(test_writer_io_errors) {
     rm_tmpdir(dir);
 
     /* Reader I/O errors. */
-    bctf_file *f = (bctf_file *)1;
-    ck_assert_int_eq(bctf_open("/nonexistent/m.bct", &f, &err), BCT_EIO);
-    ck_assert_ptr_null(f);
-    ck_assert_ptr_nonnull(strstr(err.msg, "/nonexistent/m.bct"));
-    f = (bctf_file *)1;
-    ck_assert_int_eq(bctf_open("/tmp", &f, &err), BCT_EIO);
-    ck_assert_ptr_null(f);
-    ck_assert_ptr_nonnull(strstr(err.msg, "regular file"));
+    test_expect_open_io_errors(&bct_reader, "/nonexistent/m.bct");
 }
 END_TEST
 
@@ -682,23 +622,8 @@ END_TEST
 START_TEST(test_truncation_sweep) {
     size_t len;
     uint8_t *img = writer_image(&len);
-    for (size_t n = 0; n < len; n++) {
-        uint8_t *copy = malloc(n ? n : 1);
-        ck_assert_ptr_nonnull(copy);
-        memcpy(copy, img, n);
-        bct_error err = {{0}};
-        bctf_file *f = (bctf_file *)1;
-        int rc = bctf_open_buffer(copy, n, &f, &err);
-        ck_assert_msg(rc == BCT_EFORMAT, "prefix %zu: rc %d (%s)", n, rc,
-                      err.msg);
-        ck_assert_ptr_null(f);
-        if (n >= 64)
-            ck_assert_msg(strstr(err.msg, "truncated"), "prefix %zu: %s", n,
-                          err.msg);
-        else ck_assert(err.msg[0] != '\0');
-        free(copy);
-    }
-    /* Through files too, including the short-file path (no mmap). */
+    test_expect_prefixes_fail(&bct_reader, img, len, 64, "truncated");
+    /* Through files too, including files shorter than the preamble. */
     size_t cuts[] = {0, 5, 8, 63, 64, 65, len / 2, len - 1};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
         expect_fail(img, cuts[i], BCT_EFORMAT,
@@ -707,11 +632,6 @@ START_TEST(test_truncation_sweep) {
     snprintf(msg, sizeof(msg), "truncated: header says %zu bytes, file has %zu",
              len, len - 1);
     expect_fail(img, len - 1, BCT_EFORMAT, msg);
-
-    bct_error err = {{0}};
-    bctf_file *f = NULL;
-    ck_assert_int_eq(bctf_open_buffer(img, len, &f, &err), BCT_OK);
-    bctf_close(f);
     free(img);
 }
 END_TEST
@@ -728,13 +648,13 @@ START_TEST(test_bad_preamble) {
     expect_fail(c, 10, BCT_EFORMAT, "not a .bct file");
 
     memcpy(c, img, len);
-    put32(c + 8, 7);
+    le_write32(c + 8, 7);
     expect_fail2(c, len, BCT_EUNSUPPORTED, "version 7", "not supported");
-    put32(c + 8, 0);
+    le_write32(c + 8, 0);
     expect_fail(c, len, BCT_EUNSUPPORTED, "version 0");
 
     memcpy(c, img, len);
-    put32(c + 12, 4);
+    le_write32(c + 12, 4);
     expect_fail(c, len, BCT_EFORMAT, "flags");
 
     for (int i = 48; i < 64; i += 5) {
@@ -750,11 +670,11 @@ START_TEST(test_bad_preamble) {
 
     /* file_len lying either way. */
     memcpy(c, img, len);
-    put64(c + 32, len + 100);
+    le_write64(c + 32, len + 100);
     expect_fail(c, len, BCT_EFORMAT, "truncated");
-    put64(c + 32, (uint64_t)-1);
+    le_write64(c + 32, (uint64_t)-1);
     expect_fail(c, len, BCT_EFORMAT, "truncated");
-    put64(c + 32, len - 1);
+    le_write64(c + 32, len - 1);
     expect_fail(c, len, BCT_EFORMAT, "unexpected data");
 
     free(c);
@@ -765,14 +685,14 @@ END_TEST
 START_TEST(test_header_range_lies) {
     size_t len;
     uint8_t *img = writer_image(&len);
-    uint64_t hoff = get64(img + 16), hlen = get64(img + 24);
+    uint64_t hoff = le_read64(img + 16), hlen = le_read64(img + 24);
     uint8_t *c = malloc(len);
     ck_assert_ptr_nonnull(c);
 
     uint64_t bad_offs[] = {0, 63, len + 1, (uint64_t)-1, (uint64_t)1 << 63};
     for (size_t i = 0; i < sizeof(bad_offs) / sizeof(bad_offs[0]); i++) {
         memcpy(c, img, len);
-        put64(c + 16, bad_offs[i]);
+        le_write64(c + 16, bad_offs[i]);
         fix_crcs(c, len);
         expect_fail(c, len, BCT_EFORMAT, "header offset");
     }
@@ -782,22 +702,22 @@ START_TEST(test_header_range_lies) {
                            {hoff, (uint64_t)-1}, {64, hlen}};
     for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
         memcpy(c, img, len);
-        put64(c + 16, pairs[i][0]);
-        put64(c + 24, pairs[i][1]);
+        le_write64(c + 16, pairs[i][0]);
+        le_write64(c + 24, pairs[i][1]);
         fix_crcs(c, len);
         expect_fail(c, len, BCT_EFORMAT, "does not end at the end");
     }
     /* Consistent but shifted: the header then starts with the last byte
      * of a blob and is not JSON. */
     memcpy(c, img, len);
-    put64(c + 16, hoff - 1);
-    put64(c + 24, hlen + 1);
+    le_write64(c + 16, hoff - 1);
+    le_write64(c + 24, hlen + 1);
     fix_crcs(c, len);
     expect_fail(c, len, BCT_EFORMAT, "not valid JSON");
     /* Header of length 0 at the very end. */
     memcpy(c, img, len);
-    put64(c + 16, len);
-    put64(c + 24, 0);
+    le_write64(c + 16, len);
+    le_write64(c + 24, 0);
     fix_crcs(c, len);
     expect_fail(c, len, BCT_EFORMAT, "header length is 0");
     free(c);
@@ -808,7 +728,7 @@ END_TEST
 START_TEST(test_checksums) {
     size_t len;
     uint8_t *img = writer_image(&len);
-    uint64_t hoff = get64(img + 16);
+    uint64_t hoff = le_read64(img + 16);
     uint8_t *c = malloc(len);
     ck_assert_ptr_nonnull(c);
 
@@ -991,9 +911,7 @@ static void inflate_fail(const void *z, size_t zn, size_t expected,
                          const char *needle) {
     bct_error err = {{0}};
     void *out = (void *)1;
-    uint8_t *copy = malloc(zn ? zn : 1);
-    ck_assert_ptr_nonnull(copy);
-    if (zn) memcpy(copy, z, zn);
+    uint8_t *copy = test_copy(z, zn);
     int rc = bctf_inflate(copy, zn, expected, &out, &err);
     ck_assert_msg(rc == BCT_EFORMAT, "inflate rc %d: %s", rc, err.msg);
     ck_assert_ptr_null(out);
@@ -1096,7 +1014,7 @@ static uint64_t rng(void) {
 START_TEST(test_fuzz) {
     size_t len;
     uint8_t *img = writer_image(&len);
-    uint64_t hoff = get64(img + 16);
+    uint64_t hoff = le_read64(img + 16);
     static const uint8_t interesting[] = {0,   1,   '"', '{', '}', '[', ']',
                                           ',', ':', '-', '9', 0x80, 0xC3,
                                           0xFF, '\\', 'e', '.'};
@@ -1119,14 +1037,12 @@ START_TEST(test_fuzz) {
         if (mode == 3) { /* truncate or extend, then make the preamble agree */
             n = rng() % (len + 64);
             if (n > len) memset(c + len, ' ', n - len);
-            put64(c + 32, n);
-            if (n > hoff) put64(c + 24, n - hoff);
+            le_write64(c + 32, n);
+            if (n > hoff) le_write64(c + 24, n - hoff);
         }
         if (mode >= 2) fix_crcs(c, n); /* reach the JSON validator */
 
-        uint8_t *exact = malloc(n ? n : 1);
-        ck_assert_ptr_nonnull(exact);
-        memcpy(exact, c, n);
+        uint8_t *exact = test_copy(c, n);
         bct_error err = {{0}};
         bctf_file *f = (bctf_file *)1;
         int rc = bctf_open_buffer(exact, n, &f, &err);

@@ -9,8 +9,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "le.h"
 #include "safetensors.h"
 #include "test_util.h"
+
+TEST_READER(st_reader, st_file, st_open_buffer, st_open, st_close);
+
+/* Every failure is checked through both ways of opening (test_util.h). */
+#define expect_fail2(...) test_expect_open_fail(&st_reader, __VA_ARGS__)
+#define expect_fail(img, n, code, what) expect_fail2(img, n, code, what, NULL)
 
 /* ------------------------------------------------------------------------ */
 /* image builders                                                           */
@@ -23,7 +30,7 @@ static uint8_t *build_raw(uint64_t hlen, const void *header, size_t hsize,
     *len = 8 + hsize + dlen;
     uint8_t *img = malloc(*len ? *len : 1);
     ck_assert_ptr_nonnull(img);
-    for (int i = 0; i < 8; i++) img[i] = (uint8_t)(hlen >> (8 * i));
+    le_write64(img, hlen);
     if (hsize) memcpy(img + 8, header, hsize);
     if (dlen) memcpy(img + 8 + hsize, data, dlen);
     return img;
@@ -45,21 +52,14 @@ static uint8_t *build_zeros(const char *header, size_t dlen, size_t *len) {
     return img;
 }
 
-static void put_u16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_f32(uint8_t *p, float f) {
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static uint32_t bits_of(float f) {
     uint32_t v;
     memcpy(&v, &f, 4);
     return v;
+}
+
+static void put_f32(uint8_t *p, float f) {
+    le_write32(p, bits_of(f));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -107,8 +107,8 @@ static const uint16_t bf16_in[4] = {
 static uint8_t *build_valid(size_t *len) {
     uint8_t data[VALID_DATA_LEN] = {0};
     for (int i = 0; i < 6; i++) put_f32(data + 4 * i, (float)(i + 1));
-    for (int i = 0; i < 9; i++) put_u16(data + 24 + 2 * i, f16_in[i]);
-    for (int i = 0; i < 4; i++) put_u16(data + 42 + 2 * i, bf16_in[i]);
+    for (int i = 0; i < 9; i++) le_write16(data + 24 + 2 * i, f16_in[i]);
+    for (int i = 0; i < 4; i++) le_write16(data + 42 + 2 * i, bf16_in[i]);
     for (int i = 0; i < 16; i++) data[50 + i] = (uint8_t)i;
     put_f32(data + 66, 42.5f);
 
@@ -195,48 +195,6 @@ static void check_valid(const st_file *f) {
     ck_assert_ptr_null(st_find(f, "missing"));
     ck_assert_ptr_null(st_find(f, ""));
     ck_assert_ptr_null(st_find(f, "__metadata__"));
-}
-
-/* Expects both st_open_buffer() and st_open() on a temp file to fail with
- * `code` and a message containing needle (and needle2 if not NULL). */
-static void expect_fail2(const uint8_t *img, size_t len, int code,
-                         const char *needle, const char *needle2) {
-    bct_error err = {{0}};
-    st_file *f = (st_file *)1;
-
-    /* Exact-size copy so ASan catches any read past the image. */
-    uint8_t *copy = malloc(len ? len : 1);
-    ck_assert_ptr_nonnull(copy);
-    if (len) memcpy(copy, img, len);
-    int rc = st_open_buffer(copy, len, &f, &err);
-    ck_assert_msg(rc == code, "st_open_buffer returned %d, want %d: %s", rc,
-                  code, err.msg);
-    ck_assert_ptr_null(f);
-    ck_assert_msg(strstr(err.msg, needle), "message lacks \"%s\": %s",
-                  needle, err.msg);
-    if (needle2)
-        ck_assert_msg(strstr(err.msg, needle2), "message lacks \"%s\": %s",
-                      needle2, err.msg);
-    free(copy);
-
-    const char *path = test_write_temp(img, len);
-    ck_assert_ptr_nonnull(path);
-    memset(&err, 0, sizeof(err));
-    f = (st_file *)1;
-    rc = st_open(path, &f, &err);
-    unlink(path);
-    ck_assert_msg(rc == code, "st_open returned %d, want %d: %s", rc, code,
-                  err.msg);
-    ck_assert_ptr_null(f);
-    ck_assert_msg(strstr(err.msg, needle), "message lacks \"%s\": %s",
-                  needle, err.msg);
-    ck_assert_msg(strstr(err.msg, path), "message lacks the path: %s",
-                  err.msg);
-}
-
-static void expect_fail(const uint8_t *img, size_t len, int code,
-                        const char *needle) {
-    expect_fail2(img, len, code, needle, NULL);
 }
 
 /* Header + zero data; expects failure naming needle. */
@@ -380,7 +338,7 @@ START_TEST(test_f16_exhaustive) {
     enum { N = 65536 };
     uint8_t *data = malloc(2 * N);
     ck_assert_ptr_nonnull(data);
-    for (int i = 0; i < N; i++) put_u16(data + 2 * i, (uint16_t)i);
+    for (int i = 0; i < N; i++) le_write16(data + 2 * i, (uint16_t)i);
     size_t len;
     uint8_t *img = build("{\"all\":{\"dtype\":\"F16\",\"shape\":[256,256],"
                          "\"data_offsets\":[0,131072]}}",
@@ -516,7 +474,7 @@ START_TEST(test_header_over_cap) {
     uint8_t *img = mmap(NULL, len, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     ck_assert(img != MAP_FAILED);
-    for (int i = 0; i < 8; i++) img[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+    le_write64(img, hlen);
     bct_error err = {{0}};
     st_file *f = NULL;
     ck_assert_int_eq(st_open_buffer(img, len, &f, &err), BCT_EFORMAT);
@@ -775,17 +733,8 @@ START_TEST(test_bad_metadata) {
 END_TEST
 
 START_TEST(test_open_errors) {
-    bct_error err = {{0}};
-    st_file *f = (st_file *)1;
-    ck_assert_int_eq(st_open("/nonexistent/dir/model.safetensors", &f, &err),
-                     BCT_EIO);
-    ck_assert_ptr_null(f);
-    ck_assert_ptr_nonnull(strstr(err.msg, "/nonexistent/dir/model.safetensors"));
-
-    f = (st_file *)1;
-    ck_assert_int_eq(st_open("/tmp", &f, &err), BCT_EIO);
-    ck_assert_ptr_null(f);
-    ck_assert_ptr_nonnull(strstr(err.msg, "regular file"));
+    test_expect_open_io_errors(&st_reader,
+                               "/nonexistent/dir/model.safetensors");
 }
 END_TEST
 
@@ -796,25 +745,7 @@ END_TEST
 START_TEST(test_truncation_sweep) {
     size_t len;
     uint8_t *img = build_valid(&len);
-    for (size_t n = 0; n < len; n++) {
-        /* Exact-size copy so ASan flags any read past the prefix. */
-        uint8_t *copy = malloc(n ? n : 1);
-        ck_assert_ptr_nonnull(copy);
-        memcpy(copy, img, n);
-        bct_error err = {{0}};
-        st_file *f = (st_file *)1;
-        int rc = st_open_buffer(copy, n, &f, &err);
-        ck_assert_msg(rc == BCT_EFORMAT, "prefix %zu: rc %d (%s)", n, rc,
-                      err.msg);
-        ck_assert_ptr_null(f);
-        ck_assert(err.msg[0] != '\0');
-        free(copy);
-    }
-    /* The whole image still opens. */
-    bct_error err = {{0}};
-    st_file *f = NULL;
-    ck_assert_int_eq(st_open_buffer(img, len, &f, &err), BCT_OK);
-    st_close(f);
+    test_expect_prefixes_fail(&st_reader, img, len, 0, NULL);
     free(img);
 }
 END_TEST

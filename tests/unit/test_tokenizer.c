@@ -15,6 +15,7 @@
 
 #include "test_util.h"
 #include "tokenizer.h"
+#include "utf8.h"
 #include "vocab.h"
 
 #define REF_VOCAB "models/sst2-bert-tiny-scratch/vocab.txt"
@@ -356,6 +357,47 @@ START_TEST(test_invalid_utf8) {
 }
 END_TEST
 
+/* First offset where utf8proc_iterate() (what the tokenizer decodes with)
+ * fails, or len. */
+static size_t utf8proc_first_bad(const uint8_t *s, size_t len) {
+    size_t pos = 0;
+    while (pos < len) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t n = utf8proc_iterate(s + pos, (utf8proc_ssize_t)(len - pos), &c);
+        if (n <= 0 || !utf8proc_codepoint_valid(c)) return pos;
+        pos += (size_t)n;
+    }
+    return len;
+}
+
+/* The tokenizer validates with utf8_find_invalid() and then decodes with
+ * utf8proc without error checks: both must accept exactly the same bytes
+ * and stop at the same offset.  Every string of up to 3 bytes, and 4-byte
+ * sequences over every lead and second byte. */
+START_TEST(test_utf8_matches_utf8proc) {
+    uint8_t b[4];
+    /* A plain if per case: ck_assert costs a pipe write even when it holds. */
+    for (size_t len = 1; len <= 3; len++) {
+        for (uint32_t v = 0; v < (1u << (8 * len)); v++) {
+            for (size_t i = 0; i < len; i++) b[i] = (uint8_t)(v >> (8 * i));
+            if (utf8_find_invalid(b, len, 0, NULL) != utf8proc_first_bad(b, len))
+                ck_abort_msg("len %zu bytes %06x", len, (unsigned)v);
+        }
+    }
+    static const uint8_t tail[] = {0x00, 0x7F, 0x80, 0x8F, 0x90, 0xBF, 0xC0, 0xFF};
+    for (uint32_t lead = 0xC0; lead <= 0xFF; lead++) {
+        for (uint32_t second = 0; second <= 0xFF; second++) {
+            for (size_t i = 0; i < sizeof(tail) * sizeof(tail); i++) {
+                b[0] = (uint8_t)lead, b[1] = (uint8_t)second;
+                b[2] = tail[i % sizeof(tail)], b[3] = tail[i / sizeof(tail)];
+                if (utf8_find_invalid(b, 4, 0, NULL) != utf8proc_first_bad(b, 4))
+                    ck_abort_msg("%02x %02x %02x %02x", b[0], b[1], b[2], b[3]);
+            }
+        }
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------ vocab edges */
 
 START_TEST(test_vocab_duplicates) {
@@ -691,6 +733,7 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(tc, test_encode_bad_args);
     tcase_add_test(tc, test_max_word_chars);
     tcase_add_test(tc, test_invalid_utf8);
+    tcase_add_test(tc, test_utf8_matches_utf8proc);
     tcase_add_test(tc, test_vocab_duplicates);
     tcase_add_test(tc, test_vocab_missing_special);
     tcase_add_test(tc, test_vocab_line_endings);

@@ -65,6 +65,68 @@ int test_run_suite(Suite *s) {
     return failed == 0 ? 0 : 1;
 }
 
+uint8_t *test_copy(const void *src, size_t n) {
+    uint8_t *p = malloc(n ? n : 1);
+    ck_assert_ptr_nonnull(p);
+    if (n) memcpy(p, src, n);
+    return p;
+}
+
+void test_expect_open_fail(const test_reader *r, const uint8_t *img, size_t len, int code, const char *needle,
+                           const char *needle2) {
+    bct_error err = {{0}};
+    void *f = (void *)1; /* must come back NULL */
+    uint8_t *copy = test_copy(img, len);
+    int rc = r->open_buffer(copy, len, &f, &err);
+    free(copy);
+    ck_assert_msg(rc == code, "open_buffer returned %d, want %d: %s", rc, code, err.msg);
+    ck_assert_ptr_null(f);
+    ck_assert_msg(strstr(err.msg, needle), "message lacks \"%s\": %s", needle, err.msg);
+    if (needle2) ck_assert_msg(strstr(err.msg, needle2), "message lacks \"%s\": %s", needle2, err.msg);
+
+    const char *path = test_write_temp(img, len);
+    ck_assert_ptr_nonnull(path);
+    memset(&err, 0, sizeof(err));
+    f = (void *)1;
+    rc = r->open_path(path, &f, &err);
+    unlink(path);
+    ck_assert_msg(rc == code, "open returned %d, want %d: %s", rc, code, err.msg);
+    ck_assert_ptr_null(f);
+    ck_assert_msg(strstr(err.msg, needle), "message lacks \"%s\": %s", needle, err.msg);
+    ck_assert_msg(strstr(err.msg, path), "message lacks the path: %s", err.msg);
+}
+
+void test_expect_prefixes_fail(const test_reader *r, const uint8_t *img, size_t len, size_t from, const char *needle) {
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *copy = test_copy(img, n);
+        bct_error err = {{0}};
+        void *f = (void *)1;
+        int rc = r->open_buffer(copy, n, &f, &err);
+        free(copy);
+        ck_assert_msg(rc == BCT_EFORMAT, "prefix %zu: rc %d (%s)", n, rc, err.msg);
+        ck_assert_ptr_null(f);
+        ck_assert(err.msg[0] != '\0');
+        if (needle && n >= from) ck_assert_msg(strstr(err.msg, needle), "prefix %zu: %s", n, err.msg);
+    }
+    bct_error err = {{0}};
+    void *f = NULL;
+    ck_assert_msg(r->open_buffer(img, len, &f, &err) == BCT_OK, "whole image: %s", err.msg);
+    r->close(f);
+}
+
+void test_expect_open_io_errors(const test_reader *r, const char *missing_path) {
+    bct_error err = {{0}};
+    void *f = (void *)1;
+    ck_assert_int_eq(r->open_path(missing_path, &f, &err), BCT_EIO);
+    ck_assert_ptr_null(f);
+    ck_assert_ptr_nonnull(strstr(err.msg, missing_path));
+
+    f = (void *)1;
+    ck_assert_int_eq(r->open_path("/tmp", &f, &err), BCT_EIO);
+    ck_assert_ptr_null(f);
+    ck_assert_ptr_nonnull(strstr(err.msg, "regular file"));
+}
+
 struct st_entry {
     char name[256];
     int ndim;

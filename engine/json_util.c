@@ -1,0 +1,98 @@
+/* json_util.c - cJSON helpers for validating file headers (json_util.h). */
+#include "json_util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "utf8.h"
+
+/* JSON numbers arrive as doubles; above 2^53 integers stop being exact. */
+#define MAX_EXACT_INT 9007199254740992.0
+
+int json_parse_header(const char *text, size_t n, uint64_t file_off,
+                      const json_header_words *words, cJSON **root,
+                      bct_error *err) {
+    *root = NULL;
+    /* cJSON accepts both invalid UTF-8 and raw control characters. */
+    utf8_problem why;
+    size_t bad = utf8_find_invalid((const uint8_t *)text, n, UTF8_JSON, &why);
+    if (bad < n) {
+        char what[96];
+        return bct_fail(err, BCT_EFORMAT,
+                        "header is not valid UTF-8 JSON text: byte 0x%02x at "
+                        "file offset %" PRIu64 " is %s",
+                        (unsigned char)text[bad], file_off + bad,
+                        utf8_describe(why, words->text, what, sizeof(what)));
+    }
+
+    /* cJSON_ParseWithLength() would accept trailing garbage, so ask for the
+     * end of the parsed value and check that only whitespace follows. */
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+    int end_ok = end && end >= text && end <= text + n;
+    if (!doc)
+        return bct_fail(err, BCT_EFORMAT,
+                        "header is not valid JSON (parse error near file "
+                        "offset %" PRIu64 "); %s",
+                        file_off + (end_ok ? (uint64_t)(end - text) : 0),
+                        words->corrupt);
+    for (const char *p = end_ok ? end : text + n; p < text + n; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(doc);
+            return bct_fail(err, BCT_EFORMAT,
+                            "header has unexpected data after the JSON "
+                            "object at file offset %" PRIu64,
+                            file_off + (uint64_t)(p - text));
+        }
+    }
+    if (!cJSON_IsObject(doc)) {
+        char what[64];
+        json_describe(doc, words->digits, what, sizeof(what));
+        cJSON_Delete(doc);
+        return bct_fail(err, BCT_EFORMAT, "header is %s, expected %s", what,
+                        words->object);
+    }
+    *root = doc;
+    return BCT_OK;
+}
+
+void json_describe(const cJSON *item, int digits, char *buf, size_t cap) {
+    if (cJSON_IsNumber(item))
+        snprintf(buf, cap, "%.*g", digits, item->valuedouble);
+    else if (cJSON_IsString(item)) snprintf(buf, cap, "a string");
+    else if (cJSON_IsArray(item)) snprintf(buf, cap, "an array");
+    else if (cJSON_IsObject(item)) snprintf(buf, cap, "an object");
+    else if (cJSON_IsBool(item)) snprintf(buf, cap, "a boolean");
+    else if (cJSON_IsNull(item)) snprintf(buf, cap, "null");
+    else snprintf(buf, cap, "an invalid value");
+}
+
+int json_to_u64(const cJSON *item, uint64_t *out) {
+    if (!cJSON_IsNumber(item)) return 0;
+    double d = item->valuedouble;
+    /* !(d >= 0) also rejects NaN; the round trip rejects fractions. */
+    if (!(d >= 0.0) || d > MAX_EXACT_INT) return 0;
+    uint64_t v = (uint64_t)d;
+    if ((double)v != d) return 0;
+    *out = v;
+    return 1;
+}
+
+int json_pick_fields(const cJSON *obj, const char *const *keys,
+                     const cJSON **slots, int n, const char *what,
+                     bct_error *err) {
+    for (int i = 0; i < n; i++) slots[i] = NULL;
+    const cJSON *field;
+    cJSON_ArrayForEach(field, obj) {
+        for (int i = 0; i < n; i++) {
+            if (strcmp(field->string, keys[i]) != 0) continue;
+            if (slots[i])
+                return bct_fail(err, BCT_EFORMAT,
+                                "%s: field \"%s\" appears twice", what,
+                                keys[i]);
+            slots[i] = field;
+        }
+    }
+    return BCT_OK;
+}
