@@ -13,6 +13,7 @@ static const struct {
     {"classify", cmd_classify, "classify a text (or a text pair) and print labels and scores"},
     {"tokenize", cmd_tokenize, "print WordPiece ids of stdin lines as JSON (TAB separates a pair)"},
     {"eval", cmd_eval, "accuracy (and F1) of a model on a GLUE dev set"},
+    {"serve", cmd_serve, "HTTP inference server with dynamic batching (see serve --help)"},
     {"compress", cmd_compress, "compress a checkpoint blockwise into a .bct file"},
     {"compare", cmd_compare, "accuracy, agreement and logit differences of two models"},
 };

@@ -1,0 +1,63 @@
+#include "api_info.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lifecycle.h"
+
+int api_ready_json(int phase, sbuf *out) {
+    if (phase == PHASE_READY) {
+        sbuf_puts(out, "{\"status\":\"ready\"}");
+        return 200;
+    }
+    if (phase == PHASE_LOADING)
+        sbuf_puts(out, "{\"error\":\"models are loading\",\"error_type\":\"Unavailable\","
+                       "\"status\":\"loading\"}");
+    else
+        sbuf_puts(out, "{\"error\":\"the server is shutting down\",\"error_type\":\"Unavailable\","
+                       "\"status\":\"draining\"}");
+    return 503;
+}
+
+static const char *problem_name(bert_problem p) {
+    switch (p) {
+    case BERT_MULTI_LABEL: return "multi_label_classification";
+    case BERT_REGRESSION: return "regression";
+    default: return "single_label_classification";
+    }
+}
+
+int api_models_json(srv_registry *reg, sbuf *out) {
+    srv_model **list;
+    int n, def;
+    if (registry_list(reg, &list, &n, &def) != 0) return 500;
+    sbuf_puts(out, "{\"default\":");
+    if (def >= 0) sbuf_json_str(out, list[def]->name, strlen(list[def]->name));
+    else sbuf_puts(out, "null");
+    sbuf_puts(out, ",\"models\":[");
+    for (int i = 0; i < n; i++) {
+        const bert_model *m = list[i]->m;
+        if (i) sbuf_putc(out, ',');
+        sbuf_puts(out, "{\"name\":");
+        sbuf_json_str(out, list[i]->name, strlen(list[i]->name));
+        sbuf_puts(out, ",\"architecture\":");
+        sbuf_json_str(out, registry_architecture(list[i]), strlen(registry_architecture(list[i])));
+        sbuf_printf(out, ",\"problem_type\":\"%s\",\"labels\":[", problem_name(m->cfg.problem));
+        for (int j = 0; j < m->cfg.num_labels; j++) {
+            if (j) sbuf_putc(out, ',');
+            sbuf_json_str(out, m->cfg.labels[j], strlen(m->cfg.labels[j]));
+        }
+        sbuf_puts(out, "],\"format\":");
+        sbuf_json_str(out, m->format, strnlen(m->format, sizeof(m->format)));
+        double ratio = m->file_bytes > 0 ? (double)m->source_bytes / (double)m->file_bytes : 0;
+        sbuf_printf(out,
+                    ",\"file_bytes\":%lld,\"source_bytes\":%lld,\"compression_ratio\":%.4f,"
+                    "\"max_len\":%d,\"layers\":%d,\"hidden\":%d,\"default\":%s}",
+                    m->file_bytes, m->source_bytes, ratio, m->max_len, m->cfg.layers, m->cfg.hidden,
+                    i == def ? "true" : "false");
+    }
+    sbuf_puts(out, "]}");
+    for (int i = 0; i < n; i++) registry_release(list[i]);
+    free(list);
+    return 200;
+}

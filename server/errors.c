@@ -1,0 +1,23 @@
+#include "errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int srv_err_set(srv_err *e, int status, const char *type, const char *fmt, ...) {
+    va_list ap;
+    e->status = status;
+    e->type = type;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void srv_err_json(const srv_err *e, sbuf *out) {
+    sbuf_puts(out, "{\"error\":");
+    sbuf_json_str(out, e->msg, strnlen(e->msg, sizeof(e->msg)));
+    sbuf_puts(out, ",\"error_type\":");
+    sbuf_json_str(out, e->type, strlen(e->type));
+    sbuf_puts(out, "}");
+}

@@ -1,0 +1,47 @@
+/* errors.h - the one error shape every route returns:
+ *   {"error": "<sentence>", "error_type": "<Type>"}
+ *
+ * status  error_type            when
+ * 400     BadRequest            body is not valid JSON
+ * 404     NotFound              unknown route
+ * 404     ModelNotFound         "model" names no loaded model
+ * 405     MethodNotAllowed      known route, wrong method (Allow header set)
+ * 413     PayloadTooLarge       body or number of inputs over the limit
+ * 415     UnsupportedMediaType  Content-Type is not application/json
+ * 422     Validation            valid JSON, invalid request (types, empty
+ *                               text, invalid UTF-8, too long with
+ *                               truncate=false, ...)
+ * 429     Overloaded            queue full (Retry-After set)
+ * 500     Internal              the engine failed (never client input)
+ * 503     Unavailable           loading models or shutting down
+ */
+#ifndef BCT_SRV_ERRORS_H
+#define BCT_SRV_ERRORS_H
+
+#include "sbuf.h"
+
+#define ERR_BAD_REQUEST "BadRequest"
+#define ERR_NOT_FOUND "NotFound"
+#define ERR_MODEL_NOT_FOUND "ModelNotFound"
+#define ERR_METHOD "MethodNotAllowed"
+#define ERR_TOO_LARGE "PayloadTooLarge"
+#define ERR_MEDIA_TYPE "UnsupportedMediaType"
+#define ERR_VALIDATION "Validation"
+#define ERR_OVERLOADED "Overloaded"
+#define ERR_INTERNAL "Internal"
+#define ERR_UNAVAILABLE "Unavailable"
+
+typedef struct srv_err {
+    int status;       /* HTTP status */
+    const char *type; /* one of the ERR_* strings */
+    char msg[320];
+} srv_err;
+
+/* Fills e and returns -1, for `return srv_err_set(e, 422, ...);`. */
+int srv_err_set(srv_err *e, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The JSON body for e. */
+void srv_err_json(const srv_err *e, sbuf *out);
+
+#endif

@@ -1,0 +1,53 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+uint64_t srv_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void srv_put_timestamp(sbuf *b) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    sbuf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+void srv_write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+void srv_logf(const srv_log *lg, int level, const char *fmt, ...) {
+    if (!lg || level < lg->level) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"ts\":\"");
+    srv_put_timestamp(&b);
+    sbuf_printf(&b, "\",\"level\":\"%s\",\"msg\":", level_names[level & 3]);
+    sbuf_json_str(&b, msg, strnlen(msg, sizeof(msg)));
+    sbuf_puts(&b, "}\n");
+    if (!b.oom) srv_write_all(lg->fd, b.data, b.len);
+    sbuf_free(&b);
+}

@@ -1,0 +1,165 @@
+# Helpers for the server integration tests: start `bct serve` on a free
+# loopback port, talk to it with curl, stop it.  Sources tests/cli/lib.sh
+# for check/check_eq/check_contains/need_shared/done_ok.
+#
+# Every wait polls with a generous deadline (a loaded 2-core machine, or
+# an ASan build, can be slow); none relies on a fixed sleep.
+. "$(dirname "${BASH_SOURCE[0]}")/../cli/lib.sh"
+
+case "$BCT" in /*) ;; *) BCT=$PWD/$BCT ;; esac
+MRPC=$SHARED/models/mrpc-bert-mini-scratch
+SST2_DEV=$SHARED/data/glue/SST-2/dev.tsv
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bct-server-test.XXXXXX")
+mkdir -p "$WORK/par"
+SERVER_PID=
+URL=
+STATUS=
+BODY=
+DEADLINE_S=${BCT_TEST_DEADLINE_S:-120}
+
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -KILL "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need_tools() {
+    command -v curl >/dev/null || { echo "skipped: curl not installed"; exit 77; }
+    command -v jq >/dev/null || { echo "skipped: jq not installed"; exit 77; }
+}
+
+# Shows the server log when a check fails, then exits.
+fail() {
+    echo "FAIL: $*" >&2
+    if [ -f "$WORK/server.log" ]; then
+        echo "--- server log (last 40 lines) ---" >&2
+        tail -n 40 "$WORK/server.log" >&2
+    fi
+    exit 1
+}
+
+# wait_until DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
+wait_until() {
+    local what=$1; shift
+    local end=$((SECONDS + DEADLINE_S))
+    until "$@"; do
+        [ $SECONDS -lt $end ] || fail "timed out waiting for: $what"
+        sleep 0.05
+    done
+}
+
+server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }
+port_known() {
+    server_alive || fail "server exited during start-up"
+    [ -s "$WORK/port" ]
+}
+is_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL/ready")" = 200 ]; }
+
+# launch_server [bct serve flags...]: port 0 + --port-file, access log in
+# $WORK/access.log, server log in $WORK/server.log; returns once it listens.
+launch_server() {
+    rm -f "$WORK/port"
+    : > "$WORK/access.log"
+    "$BCT" serve --host 127.0.0.1 --port 0 --port-file "$WORK/port" \
+        --access-log "$WORK/access.log" "$@" 2>>"$WORK/server.log" &
+    SERVER_PID=$!
+    wait_until "port file" port_known
+    URL="http://127.0.0.1:$(cat "$WORK/port")"
+}
+# start_server [bct serve flags...]: launch_server, then wait for /ready.
+start_server() {
+    launch_server "$@"
+    wait_until "/ready" is_ready
+}
+
+# stop_server [SIGNAL]: signals the server, waits; sets SERVER_RC.
+stop_server() {
+    kill "-${1:-TERM}" "$SERVER_PID"
+    wait "$SERVER_PID"
+    SERVER_RC=$?
+    SERVER_PID=
+}
+
+# req METHOD PATH [curl args...]: sets STATUS and BODY; headers in $WORK/headers.
+req() {
+    local method=$1 path=$2 how
+    shift 2
+    # curl -X HEAD would wait for the body that Content-Length announces.
+    if [ "$method" = HEAD ]; then how=-I; else how="-X$method"; fi
+    STATUS=$(curl -s --max-time 60 "$how" -o "$WORK/body" -D "$WORK/headers" \
+        -w '%{http_code}' "$@" "$URL$path") || true
+    BODY=$(cat "$WORK/body" 2>/dev/null)
+}
+
+# post PATH JSON [curl args...]: a JSON POST.
+post() {
+    local path=$1 json=$2; shift 2
+    req POST "$path" -H 'Content-Type: application/json' --data-binary "$json" "$@"
+}
+
+header() { # header NAME: value of a response header of the last req
+    grep -i "^$1:" "$WORK/headers" | head -1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//'
+}
+
+# metric NAME [LABELS]: the value of one series from /metrics (0 if absent).
+metric() {
+    local line
+    line=$(curl -s --max-time 10 "$URL/metrics" | grep -F "$1${2:-} " | grep -v '^#' | head -1)
+    echo "${line##* }" | awk '{ printf "%d\n", $1 + 0 }'
+}
+
+# expect_error STATUS TYPE DESCRIPTION: checks the last response.
+expect_error() {
+    check_eq "$3: status" "$1" "$STATUS"
+    check_eq "$3: error_type" "$2" "$(echo "$BODY" | jq -r .error_type)"
+    local msg
+    msg=$(echo "$BODY" | jq -r '.error | strings')
+    [ -n "$msg" ] || fail "$3: no error message in [$BODY]"
+    case "$(header Content-Type)" in application/json*) ;; *) fail "$3: error is not JSON" ;; esac
+}
+
+# close_to A B [TOL]: |A - B| <= TOL (default 1e-4).
+close_to() { awk -v a="$1" -v b="$2" -v t="${3:-1e-4}" 'BEGIN { d = a - b; exit !(d <= t && -d <= t) }'; }
+
+# dev_sentences N: the first N SST-2 dev sentences, one per line.
+dev_sentences() { tail -n +2 "$SST2_DEV" | head -n "$1" | cut -f1; }
+
+# ref_logits N: the first N rows of the reference logits of the tiny model.
+ref_logits() { head -n "$1" "$TINY/ref_dev_logits.tsv"; }
+
+# parallel_post PATH: POSTs every $WORK/par/b*.json at once (one curl,
+# --parallel); answers land in o*.json, "status file" lines in $WORK/status.
+parallel_post() {
+    local cfg=$WORK/par.cfg f i
+    : > "$cfg"
+    for f in "$WORK"/par/b*.json; do
+        i=${f##*/b}; i=${i%.json}
+        [ -s "$cfg" ] && echo next >> "$cfg"
+        printf 'silent\nurl = "%s%s"\nheader = "Content-Type: application/json"\ndata-binary = "@%s"\noutput = "%s/par/o%s.json"\nwrite-out = "%%{http_code} %s\\n"\n' \
+            "$URL" "$1" "$f" "$WORK" "$i" "$i" >> "$cfg"
+    done
+    curl -s -Z --parallel-immediate --parallel-max 64 --max-time 120 -K "$cfg" \
+        > "$WORK/status" 2> "$WORK/curl.err"
+}
+all_200() { # all_200 COUNT DESCRIPTION
+    check_eq "$2: answers" "$1" "$(wc -l < "$WORK/status")"
+    check_eq "$2: all 200" "$1" "$(grep -c '^200 ' "$WORK/status")"
+}
+# logits_of FILE [MODEL]: the logits (label id order) of each input of an
+# answer with raw scores, one TAB-separated row per input.
+logits_of() {
+    local labels
+    labels=$(curl -s "$URL/models" | jq -c --arg m "${2:-sst2-bert-tiny-scratch}" \
+        '.models[] | select(.name == $m) | .labels')
+    jq -r --argjson L "$labels" 'if (.[0] | type) == "object" then [.] else . end | .[]
+           | (map({(.label): .score}) | add) as $s | [$L[] | $s[.]] | @tsv' "$1"
+}
+compare_rows() { # compare_rows GOT REF DESCRIPTION: same logits, row by row
+    paste "$1" "$2" | awk -F'\t' '
+        { for (i = 1; i <= 2; i++) { d = $i - $(i + 2); if (d < 0) d = -d; if (d > 1e-4) bad = 1 } }
+        END { exit bad || NR == 0 }' || fail "$3: logits differ from the reference"
+    pass=$((pass + 1))
+}

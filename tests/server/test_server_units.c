@@ -1,0 +1,381 @@
+/* Unit tests of the server's pure parts: configuration sources and
+ * validation, request parsing (/classify and /predict shapes, every 4xx),
+ * response formatting, JSON escaping, metrics text, model store scanning. */
+#include <check.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api_classify.h"
+#include "config.h"
+#include "metrics.h"
+#include "registry.h"
+#include "sbuf.h"
+#include "test_util.h"
+
+/* ---- config ---- */
+
+static const config_field *field(const char *key) {
+    int n;
+    const config_field *f = config_fields(&n);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(f[i].key, key)) return &f[i];
+    return NULL;
+}
+
+START_TEST(config_default_json_matches_builtin) {
+    srv_config a, b;
+    bct_error err = {{0}};
+    config_defaults(&a);
+    config_defaults(&b);
+    ck_assert_int_eq(config_load_file(&b, BCT_SOURCE_DIR "/config/default.json", &err), BCT_OK);
+    ck_assert_msg(memcmp(&a, &b, sizeof(a)) == 0, "config/default.json differs from config_defaults()");
+    /* and it names every field */
+    size_t len;
+    char *json = test_read_file(BCT_SOURCE_DIR "/config/default.json", &len);
+    ck_assert_ptr_nonnull(json);
+    int n;
+    const config_field *f = config_fields(&n);
+    for (int i = 0; i < n; i++) {
+        char key[80];
+        snprintf(key, sizeof(key), "\"%s\"", f[i].key);
+        ck_assert_msg(strstr(json, key) != NULL, "default.json lacks %s", f[i].key);
+    }
+    free(json);
+}
+END_TEST
+
+START_TEST(config_json_errors) {
+    srv_config c;
+    bct_error err = {{0}};
+    static const struct {
+        const char *json, *needle;
+    } bad[] = {
+        {"{\"prot\": 1}", "unknown key \"prot\""},
+        {"{\"port\": \"80\"}", "must be an integer"},
+        {"{\"port\": 1.5}", "must be an integer"},
+        {"{\"port\": 70000}", "[0, 65535]"},
+        {"{\"port\": -1}", "[0, 65535]"},
+        {"{\"threads\": 1e300}", "must be an integer"},
+        {"{\"host\": 1}", "must be a string"},
+        {"{\"host\": \"\"}", "must not be empty"},
+        {"{\"log_level\": \"loud\"}", "log_level"},
+        {"{\"model\": null}", "must be a string"},
+        {"[]", "JSON object"},
+        {"{", "not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        config_defaults(&c);
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(config_apply_json(&c, bad[i].json, strlen(bad[i].json), "t.json", NULL, &err),
+                         BCT_EINVAL);
+        ck_assert_msg(strstr(err.msg, bad[i].needle), "%s: got \"%s\"", bad[i].json, err.msg);
+        ck_assert_msg(strstr(err.msg, "t.json"), "message does not name the file: %s", err.msg);
+    }
+}
+END_TEST
+
+START_TEST(config_paths_relative_to_file) {
+    srv_config c;
+    bct_error err = {{0}};
+    config_defaults(&c);
+    const char *j = "{\"model_store\": \"models\", \"model\": \"/abs/m\", \"access_log\": \"-\"}";
+    ck_assert_int_eq(config_apply_json(&c, j, strlen(j), "f", "/etc/bct", &err), BCT_OK);
+    ck_assert_str_eq(c.model_store, "/etc/bct/models");
+    ck_assert_str_eq(c.model, "/abs/m");
+    ck_assert_str_eq(c.access_log, "-");
+}
+END_TEST
+
+START_TEST(config_env_and_flags) {
+    srv_config c;
+    bct_error err = {{0}};
+    config_defaults(&c);
+    setenv("BCT_PORT", "9001", 1);
+    setenv("BCT_LOG_LEVEL", "debug", 1);
+    ck_assert_int_eq(config_apply_env(&c, &err), BCT_OK);
+    ck_assert_int_eq(c.port, 9001);
+    ck_assert_int_eq(c.log_level, CFG_LOG_DEBUG);
+    setenv("BCT_PORT", "90x", 1);
+    ck_assert_int_eq(config_apply_env(&c, &err), BCT_EINVAL);
+    ck_assert_msg(strstr(err.msg, "BCT_PORT"), "%s", err.msg);
+    unsetenv("BCT_PORT");
+    unsetenv("BCT_LOG_LEVEL");
+    ck_assert_int_eq(config_set(&c, field("max_batch_size"), "7", "--max-batch-size", &err), BCT_OK);
+    ck_assert_int_eq(c.max_batch_size, 7);
+    ck_assert_int_eq(config_set(&c, field("max_batch_size"), "0", "--max-batch-size", &err), BCT_EINVAL);
+    ck_assert_msg(strstr(err.msg, "--max-batch-size"), "%s", err.msg);
+    ck_assert_int_eq(config_set(&c, field("max_batch_size"), "", "--max-batch-size", &err), BCT_EINVAL);
+    char flag[64];
+    config_flag_name(field("max_inputs_per_request"), flag, sizeof(flag));
+    ck_assert_str_eq(flag, "--max-inputs-per-request");
+}
+END_TEST
+
+START_TEST(config_validate_cross_fields) {
+    srv_config c;
+    bct_error err = {{0}};
+    config_defaults(&c);
+    ck_assert_int_eq(config_validate(&c, &err), BCT_EINVAL); /* no model */
+    snprintf(c.model, sizeof(c.model), "/m");
+    ck_assert_int_eq(config_validate(&c, &err), BCT_OK);
+    c.queue_size = 10;
+    ck_assert_int_eq(config_validate(&c, &err), BCT_EINVAL);
+    c.queue_size = 1024;
+    c.max_batch_tokens = 100;
+    ck_assert_int_eq(config_validate(&c, &err), BCT_EINVAL);
+}
+END_TEST
+
+/* ---- request parsing ---- */
+
+static int parse(api_kind kind, const char *body, api_request *r, srv_err *e) {
+    return api_parse(kind, body, strlen(body), 8, r, e);
+}
+
+START_TEST(api_classify_shapes) {
+    api_request r;
+    srv_err e;
+    ck_assert_int_eq(parse(API_CLASSIFY, "{\"inputs\": \"hello\"}", &r, &e), 0);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.single, 1);
+    ck_assert_int_eq(r.truncate, 1);
+    ck_assert_str_eq(r.texts[0].a, "hello");
+    ck_assert_ptr_null(r.texts[0].b);
+    api_request_free(&r);
+
+    ck_assert_int_eq(parse(API_CLASSIFY, "{\"inputs\": {\"text\": \"a\", \"text_pair\": \"b\"}, "
+                                         "\"top_k\": 3, \"raw_scores\": true, \"truncate\": false, "
+                                         "\"model\": \"m\"}",
+                           &r, &e),
+                     0);
+    ck_assert_int_eq(r.single, 1);
+    ck_assert_str_eq(r.texts[0].b, "b");
+    ck_assert_int_eq(r.top_k, 3);
+    ck_assert_int_eq(r.raw_scores, 1);
+    ck_assert_int_eq(r.truncate, 0);
+    ck_assert_str_eq(r.model, "m");
+    api_request_free(&r);
+
+    ck_assert_int_eq(parse(API_CLASSIFY, "{\"inputs\": [\"x\", {\"text\": \"a\", \"text_pair\": \"b\"}, "
+                                         "{\"text\": \"c\", \"text_pair\": null}]}",
+                           &r, &e),
+                     0);
+    ck_assert_int_eq(r.n, 3);
+    ck_assert_int_eq(r.single, 0);
+    ck_assert_str_eq(r.texts[1].a, "a");
+    ck_assert_str_eq(r.texts[1].b, "b");
+    ck_assert_ptr_null(r.texts[2].b);
+    api_request_free(&r);
+}
+END_TEST
+
+START_TEST(api_predict_shapes) {
+    api_request r;
+    srv_err e;
+    ck_assert_int_eq(parse(API_PREDICT, "{\"inputs\": \"t\"}", &r, &e), 0);
+    ck_assert(r.single && r.n == 1);
+    api_request_free(&r);
+    ck_assert_int_eq(parse(API_PREDICT, "{\"inputs\": [\"t\"]}", &r, &e), 0);
+    ck_assert(r.single && r.n == 1 && !r.texts[0].b);
+    api_request_free(&r);
+    /* A flat list of two is ONE pair, as in TEI. */
+    ck_assert_int_eq(parse(API_PREDICT, "{\"inputs\": [\"q\", \"d\"]}", &r, &e), 0);
+    ck_assert(r.single && r.n == 1);
+    ck_assert_str_eq(r.texts[0].b, "d");
+    api_request_free(&r);
+    ck_assert_int_eq(parse(API_PREDICT, "{\"inputs\": [[\"a\"], [\"q\", \"d\"]], \"whatever\": 1}", &r, &e), 0);
+    ck_assert(!r.single && r.n == 2 && !r.texts[0].b);
+    ck_assert_str_eq(r.texts[1].b, "d");
+    api_request_free(&r);
+}
+END_TEST
+
+START_TEST(api_errors) {
+    static const struct {
+        api_kind kind;
+        const char *body;
+        int status;
+        const char *needle;
+    } cases[] = {
+        {API_CLASSIFY, "{\"inputs\": \"x\"", 400, "malformed"},
+        {API_CLASSIFY, "{\"inputs\": \"x\"} x", 400, "malformed"},
+        {API_CLASSIFY, "", 400, "malformed"},
+        {API_CLASSIFY, "{\"inputs\": [\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}", 413, "9 items"},
+        {API_PREDICT, "{\"inputs\": [[\"1\"],[\"2\"],[\"3\"],[\"4\"],[\"5\"],[\"6\"],[\"7\"],[\"8\"],[\"9\"]]}", 413, "max_inputs"},
+        {API_CLASSIFY, "[]", 422, "JSON object"},
+        {API_CLASSIFY, "{}", 422, "missing field"},
+        {API_CLASSIFY, "{\"inputs\": []}", 422, "empty"},
+        {API_CLASSIFY, "{\"inputs\": 1}", 422, "must be"},
+        {API_CLASSIFY, "{\"inputs\": [1]}", 422, "inputs[0]"},
+        {API_CLASSIFY, "{\"inputs\": {\"text\": 1}}", 422, "\"text\" must be a string"},
+        {API_CLASSIFY, "{\"inputs\": {\"tex\": \"a\"}}", 422, "unknown field"},
+        {API_CLASSIFY, "{\"inputs\": \"x\", \"topk\": 1}", 422, "unknown field \"topk\""},
+        {API_CLASSIFY, "{\"inputs\": \"x\", \"top_k\": 0}", 422, "top_k"},
+        {API_CLASSIFY, "{\"inputs\": \"x\", \"top_k\": 2.5}", 422, "top_k"},
+        {API_CLASSIFY, "{\"inputs\": \"x\", \"truncate\": 1}", 422, "truncate"},
+        {API_CLASSIFY, "{\"inputs\": \"\\ud800\"}", 422, "surrogate"},
+        {API_CLASSIFY, "{\"inputs\": \"\\udc00\"}", 422, "surrogate"},
+        {API_CLASSIFY, "{\"inputs\": \"\\ud800x\"}", 422, "surrogate"},
+        {API_CLASSIFY, "{\"inputs\": \"a\\u0000\"}", 422, "u0000"},
+        {API_PREDICT, "{\"inputs\": [\"a\", \"b\", \"c\"]}", 422, "1 or 2"},
+        {API_PREDICT, "{\"inputs\": [[\"a\"], \"b\"]}", 422, "inputs[1]"},
+        {API_PREDICT, "{\"inputs\": \"a\", \"truncation_direction\": \"left\"}", 422, "not supported"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        api_request r;
+        srv_err e = {0};
+        ck_assert_int_eq(parse(cases[i].kind, cases[i].body, &r, &e), -1);
+        ck_assert_msg(e.status == cases[i].status, "%s: status %d", cases[i].body, e.status);
+        ck_assert_msg(strstr(e.msg, cases[i].needle), "%s: \"%s\"", cases[i].body, e.msg);
+        api_request_free(&r);
+    }
+    /* Not errors: a valid surrogate pair, an escaped backslash before u0000. */
+    api_request r;
+    srv_err e;
+    ck_assert_int_eq(parse(API_CLASSIFY, "{\"inputs\": \"\\ud83d\\ude00\"}", &r, &e), 0);
+    ck_assert_str_eq(r.texts[0].a, "\xf0\x9f\x98\x80");
+    api_request_free(&r);
+    ck_assert_int_eq(parse(API_CLASSIFY, "{\"inputs\": \"\\\\u0000\"}", &r, &e), 0);
+    ck_assert_str_eq(r.texts[0].a, "\\u0000");
+    api_request_free(&r);
+}
+END_TEST
+
+/* ---- response formatting ---- */
+
+START_TEST(api_format_sorted_topk) {
+    char *labels[] = {"a", "b\"q", "c"};
+    bert_config cfg = {.num_labels = 3, .labels = labels, .problem = BERT_SINGLE_LABEL};
+    float logits[] = {0.f, 2.f, 1.f, 5.f, 0.f, 0.f};
+    api_request r;
+    srv_err e;
+    sbuf b;
+    ck_assert_int_eq(parse(API_CLASSIFY, "{\"inputs\": [\"x\", \"y\"], \"top_k\": 2, \"raw_scores\": true}", &r, &e), 0);
+    sbuf_init(&b);
+    api_format(&r, &cfg, logits, &b);
+    ck_assert_str_eq(b.data, "[[{\"label\":\"b\\\"q\",\"score\":2},{\"label\":\"c\",\"score\":1}],"
+                             "[{\"label\":\"a\",\"score\":5},{\"label\":\"b\\\"q\",\"score\":0}]]");
+    sbuf_free(&b);
+    api_request_free(&r);
+
+    ck_assert_int_eq(parse(API_PREDICT, "{\"inputs\": \"x\"}", &r, &e), 0);
+    sbuf_init(&b);
+    api_format(&r, &cfg, logits, &b);
+    ck_assert_msg(!strncmp(b.data, "[{\"score\":0.66", 14), "%s", b.data);
+    ck_assert(strstr(b.data, "\"label\":\"b\\\"q\"}"));
+    sbuf_free(&b);
+    api_request_free(&r);
+}
+END_TEST
+
+/* ---- JSON escaping ---- */
+
+START_TEST(sbuf_json_escaping) {
+    sbuf b;
+    sbuf_init(&b);
+    const char s[] = "a\"b\\c\n\x01\xc3\xa9\xff\xe2\x82";
+    sbuf_json_str(&b, s, sizeof(s) - 1);
+    ck_assert_str_eq(b.data, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\\ufffd\\ufffd\\ufffd\"");
+    sbuf_free(&b);
+    sbuf_init(&b);
+    sbuf_json_float(&b, NAN);
+    sbuf_json_float(&b, 0.5f);
+    ck_assert_str_eq(b.data, "null0.5");
+    size_t len;
+    char *d = sbuf_take(&b, &len);
+    ck_assert_int_eq(len, 7);
+    free(d);
+}
+END_TEST
+
+/* ---- metrics ---- */
+
+START_TEST(metrics_text) {
+    srv_metrics *m;
+    ck_assert_int_eq(metrics_create(&m), 0);
+    metrics_request(m, ROUTE_CLASSIFY, 200, 0.003);
+    metrics_request(m, ROUTE_OTHER, 404, 0.0001);
+    metrics_request(m, ROUTE_CLASSIFY, 418, 0.001);
+    metrics_batch(m, 3, 40, 0.002);
+    metrics_dropped(m);
+    metrics_gauges g = {.queue_depth = 5, .queue_capacity = 9, .workers = 2, .ready = 1};
+    sbuf b;
+    sbuf_init(&b);
+    metrics_render(m, &g, &b);
+    ck_assert(strstr(b.data, "bct_http_requests_total{route=\"/classify\",code=\"200\"} 1\n"));
+    ck_assert(strstr(b.data, "bct_http_requests_total{route=\"other\",code=\"404\"} 1\n"));
+    ck_assert(strstr(b.data, "bct_http_requests_total{route=\"/classify\",code=\"other\"} 1\n"));
+    ck_assert(strstr(b.data, "bct_http_request_duration_seconds_bucket{route=\"/classify\",le=\"0.0025\"} 1\n"));
+    ck_assert(strstr(b.data, "bct_http_request_duration_seconds_bucket{route=\"/classify\",le=\"+Inf\"} 2\n"));
+    ck_assert(strstr(b.data, "bct_batch_size_bucket{le=\"2\"} 0\n"));
+    ck_assert(strstr(b.data, "bct_batch_size_bucket{le=\"4\"} 1\n"));
+    ck_assert(strstr(b.data, "bct_batch_tokens_sum 40\n"));
+    ck_assert(strstr(b.data, "bct_inputs_total 3\n"));
+    ck_assert(strstr(b.data, "bct_requests_dropped_total 1\n"));
+    ck_assert(strstr(b.data, "bct_queue_depth 5\n"));
+    ck_assert(strstr(b.data, "# TYPE bct_batch_size histogram\n"));
+    sbuf_free(&b);
+    metrics_free(m);
+}
+END_TEST
+
+/* ---- model store ---- */
+
+START_TEST(store_scan) {
+    char dir[] = "/tmp/bct-store-XXXXXX", p[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(p, sizeof(p), "%s/zeta", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/zeta/config.json", dir);
+    close(open(p, O_CREAT | O_WRONLY, 0644));
+    snprintf(p, sizeof(p), "%s/notamodel", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/.hidden", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/alpha.bct", dir);
+    close(open(p, O_CREAT | O_WRONLY, 0644));
+    snprintf(p, sizeof(p), "%s/readme.txt", dir);
+    close(open(p, O_CREAT | O_WRONLY, 0644));
+    char **names, **paths;
+    int n;
+    bct_error err = {{0}};
+    ck_assert_int_eq(registry_scan_store(dir, &names, &paths, &n, &err), BCT_OK);
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(names[0], "alpha");
+    ck_assert_str_eq(names[1], "zeta");
+    snprintf(p, sizeof(p), "%s/alpha.bct", dir);
+    ck_assert_str_eq(paths[0], p);
+    registry_free_list(names, n);
+    registry_free_list(paths, n);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(registry_scan_store("/nonexistent-store", &names, &paths, &n, &err), BCT_EIO);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("server");
+    TCase *tc = tcase_create("units");
+    tcase_add_test(tc, config_default_json_matches_builtin);
+    tcase_add_test(tc, config_json_errors);
+    tcase_add_test(tc, config_paths_relative_to_file);
+    tcase_add_test(tc, config_env_and_flags);
+    tcase_add_test(tc, config_validate_cross_fields);
+    tcase_add_test(tc, api_classify_shapes);
+    tcase_add_test(tc, api_predict_shapes);
+    tcase_add_test(tc, api_errors);
+    tcase_add_test(tc, api_format_sorted_topk);
+    tcase_add_test(tc, sbuf_json_escaping);
+    tcase_add_test(tc, metrics_text);
+    tcase_add_test(tc, store_scan);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return test_run_suite(suite()); }
