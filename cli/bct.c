@@ -14,6 +14,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print WordPiece ids of stdin lines as JSON (TAB separates a pair)"},
     {"eval", cmd_eval, "accuracy (and F1) of a model on a GLUE dev set"},
     {"serve", cmd_serve, "HTTP inference server with dynamic batching (see serve --help)"},
+    {"admin", cmd_admin, "upload a checkpoint to a server to compress and serve; jobs; delete"},
     {"compress", cmd_compress, "compress a checkpoint blockwise into a .bct file"},
     {"compare", cmd_compare, "accuracy, agreement and logit differences of two models"},
 };

@@ -17,6 +17,8 @@ static void usage(FILE *out) {
           "                  \"truncate\", \"raw_scores\", \"model\"}\n"
           "  POST /predict   text-embeddings-inference's /predict shape\n"
           "  GET /health, /ready, /models, /metrics (Prometheus)\n"
+          "  /admin/...      model upload, compression jobs, delete (with admin_token;\n"
+          "                  `bct admin` is the client)\n"
           "\n"
           "Settings come from, in increasing precedence: built-in defaults (the same as\n"
           "config/default.json), --config FILE (or BCT_CONFIG), BCT_* environment\n"

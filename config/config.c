@@ -48,6 +48,23 @@ static const config_field fields[] = {
           "client connections open at once; more wait to be accepted"),
     FIELD("drain_timeout_s", "BCT_DRAIN_TIMEOUT_S", CFG_INT, drain_timeout_s, 0, 86400, "S",
           "on SIGTERM/SIGINT, how long in-flight requests may take before they get 503"),
+    FIELD("store_rescan_s", "BCT_STORE_RESCAN_S", CFG_INT, store_rescan_s, 0, 86400, "S",
+          "follow the model store while running (file events, and a rescan every S seconds); "
+          "0 = load it at start only"),
+    FIELD("admin_token", "BCT_ADMIN_TOKEN", CFG_STR, admin_token, 0, 0, "TOKEN",
+          "bearer token of the /admin routes (upload, jobs, delete); empty = admin API off"),
+    FIELD("admin_max_upload_mb", "BCT_ADMIN_MAX_UPLOAD_MB", CFG_INT, admin_max_upload_mb, 1,
+          1048576, "MB", "largest model upload (all parts, MiB); larger gets 413"),
+    FIELD("admin_staging_dir", "BCT_ADMIN_STAGING_DIR", CFG_PATH, admin_staging_dir, 0, 0, "DIR",
+          "where uploads are received; empty = <model_store>/.staging"),
+    FIELD("admin_max_jobs", "BCT_ADMIN_MAX_JOBS", CFG_INT, admin_max_jobs, 1, 64, "N",
+          "compression jobs running at once, each on its own low-priority thread"),
+    FIELD("admin_queue_size", "BCT_ADMIN_QUEUE_SIZE", CFG_INT, admin_queue_size, 1, 1000, "N",
+          "compression jobs waiting (uploads being received count); more gets 429"),
+    FIELD("admin_job_history", "BCT_ADMIN_JOB_HISTORY", CFG_INT, admin_job_history, 1, 100000, "N",
+          "finished jobs GET /admin/jobs remembers"),
+    FIELD("admin_keep_versions", "BCT_ADMIN_KEEP_VERSIONS", CFG_INT, admin_keep_versions, 2, 1000,
+          "N", "versions of a model kept in the store, the served one included"),
 };
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -78,6 +95,12 @@ void config_defaults(srv_config *c) {
     c->connection_timeout_s = 30;
     c->max_connections = 1000;
     c->drain_timeout_s = 30;
+    c->store_rescan_s = 5;
+    c->admin_max_upload_mb = 2048;
+    c->admin_max_jobs = 1;
+    c->admin_queue_size = 4;
+    c->admin_job_history = 100;
+    c->admin_keep_versions = 3;
 }
 
 void config_flag_name(const config_field *f, char *buf, size_t size) {
@@ -262,6 +285,10 @@ int config_validate(const srv_config *c, bct_error *err) {
                         "max_batch_tokens (%d) is smaller than max_seq_len (%d): one long input "
                         "would not fit in a batch",
                         c->max_batch_tokens, c->max_seq_len);
+    if (c->admin_token[0] && !c->model_store[0])
+        return bct_fail(err, BCT_EINVAL,
+                        "admin_token is set but model_store is not: uploaded models are written "
+                        "into the model store");
     if (strchr(c->default_model, '/'))
         return bct_fail(err, BCT_EINVAL, "default_model must be a model name, not a path: \"%s\"",
                         c->default_model);

@@ -41,6 +41,14 @@ typedef struct srv_config {
     int connection_timeout_s;     /* idle connection timeout; 0 = none */
     int max_connections;          /* open client connections at once */
     int drain_timeout_s;          /* graceful-shutdown limit */
+    int store_rescan_s;           /* follow the store: rescan period; 0 = off */
+    char admin_token[256];        /* bearer token of /admin; "" = admin off */
+    int admin_max_upload_mb;      /* largest upload (all parts) */
+    char admin_staging_dir[4096]; /* "" = <model_store>/.staging */
+    int admin_max_jobs;           /* compression jobs running at once */
+    int admin_queue_size;         /* jobs waiting (and uploads arriving) */
+    int admin_job_history;        /* finished jobs remembered */
+    int admin_keep_versions;      /* versions of a model kept on disk */
 } srv_config;
 
 typedef enum { CFG_INT, CFG_STR, CFG_PATH, CFG_LOGLEVEL } config_type;

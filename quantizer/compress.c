@@ -258,12 +258,17 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     if ((rc = bctf_writer_open(out_path, &w, err)) != BCT_OK) goto done;
     if ((rc = write_vocab(w, m, tok, err)) != BCT_OK) goto done;
     for (int i = 0; i < n && rc == BCT_OK; i++) {
+        if (o->cancel && atomic_load(o->cancel)) {
+            rc = bct_fail(err, BCT_EINVAL, "compression cancelled");
+            break;
+        }
         if (o->progress) o->progress(o->progress_ud, i, n, slots[i].name);
         rc = write_tensor(w, &slots[i], spec_for(o, &slots[i]), calib.col_weight ? calib.col_weight[i] : NULL,
                           entries, &rep->tensors[i], rep, err);
         rep->n_tensors = i + 1;
     }
     if (rc != BCT_OK) goto done;
+    if (o->committing) o->committing(o->progress_ud);
     rc = bctf_writer_commit(w, meta, err);
     w = NULL; /* commit frees the writer, whatever the outcome */
     if (rc != BCT_OK) goto done;

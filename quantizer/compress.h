@@ -12,6 +12,8 @@
 #ifndef BCT_COMPRESS_H
 #define BCT_COMPRESS_H
 
+#include <stdatomic.h>
+
 #include "blockquant.h"
 #include "status.h"
 
@@ -29,6 +31,12 @@ typedef struct compress_opts {
     /* Optional progress callback: tensor i of n is about to be quantized. */
     void (*progress)(void *ud, int i, int n, const char *tensor);
     void *progress_ud;
+    /* Optional: every tensor is written; the file is being committed
+     * (header, fsync, rename).  Gets progress_ud. */
+    void (*committing)(void *ud);
+    /* Optional: when *cancel becomes non-zero, compression stops before
+     * the next tensor with BCT_EINVAL ("cancelled"); nothing is written. */
+    const atomic_int *cancel;
 } compress_opts;
 
 typedef struct compress_tensor {

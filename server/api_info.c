@@ -40,6 +40,7 @@ int api_models_json(srv_registry *reg, sbuf *out) {
         if (i) sbuf_putc(out, ',');
         sbuf_puts(out, "{\"name\":");
         sbuf_json_str(out, list[i]->name, strlen(list[i]->name));
+        sbuf_printf(out, ",\"version\":%d", list[i]->version);
         sbuf_puts(out, ",\"architecture\":");
         sbuf_json_str(out, registry_architecture(list[i]), strlen(registry_architecture(list[i])));
         sbuf_printf(out, ",\"problem_type\":\"%s\",\"labels\":[", problem_name(m->cfg.problem));

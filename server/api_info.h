@@ -2,7 +2,7 @@
  *   GET /health  {"status":"ok"}                         (always 200)
  *   GET /ready   {"status":"ready"} 200, or 503 with the error shape and
  *                "status": "loading" | "draining"
- *   GET /models  {"default": NAME, "models": [{name, architecture,
+ *   GET /models  {"default": NAME, "models": [{name, version, architecture,
  *                problem_type, labels, format, file_bytes, source_bytes,
  *                compression_ratio, max_len, layers, hidden, default}]}
  */

@@ -2,11 +2,14 @@
  *   {"error": "<sentence>", "error_type": "<Type>"}
  *
  * status  error_type            when
- * 400     BadRequest            body is not valid JSON
- * 404     NotFound              unknown route
+ * 400     BadRequest            body is not valid JSON (or not valid multipart)
+ * 401     Unauthorized          /admin without a bearer token
+ * 403     Forbidden             /admin with the wrong token
+ * 404     NotFound              unknown route (or /admin with the admin API off)
  * 404     ModelNotFound         "model" names no loaded model
  * 405     MethodNotAllowed      known route, wrong method (Allow header set)
  * 413     PayloadTooLarge       body or number of inputs over the limit
+ * 409     Conflict              /admin: the model cannot be replaced or deleted
  * 415     UnsupportedMediaType  Content-Type is not application/json
  * 422     Validation            valid JSON, invalid request (types, empty
  *                               text, invalid UTF-8, too long with
@@ -24,6 +27,9 @@
 #define ERR_NOT_FOUND "NotFound"
 #define ERR_MODEL_NOT_FOUND "ModelNotFound"
 #define ERR_METHOD "MethodNotAllowed"
+#define ERR_UNAUTHORIZED "Unauthorized"
+#define ERR_FORBIDDEN "Forbidden"
+#define ERR_CONFLICT "Conflict"
 #define ERR_TOO_LARGE "PayloadTooLarge"
 #define ERR_MEDIA_TYPE "UnsupportedMediaType"
 #define ERR_VALIDATION "Validation"

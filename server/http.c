@@ -63,6 +63,15 @@ typedef struct http_req {
     size_t resp_len;
     int cancelled;
 
+    /* /admin: the admin module's request, or its answer decided from
+     * the headers (sent once the body is read and dropped). */
+    admin_req *admin;
+    int admin_early;
+    size_t discard_limit; /* of an early-answered /admin body */
+    admin_reply areply;
+    const char *xhdr_name; /* one more response header, or NULL */
+    char xhdr_value[160];
+
     int status; /* sent */
     const char *error_type;
     size_t bytes_out;
@@ -92,6 +101,7 @@ static enum MHD_Result respond(http_req *rq, int status, char *body, size_t len,
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    if (rq->xhdr_name) MHD_add_response_header(r, rq->xhdr_name, rq->xhdr_value);
     if (status == 429 || status == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (rq->draining || lifecycle_phase(rq->h->d.life) == PHASE_DRAINING)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -313,12 +323,75 @@ static enum MHD_Result answer_later(http_req *rq, int status, const char *type, 
     return MHD_YES;
 }
 
+/* ---- /admin (api_admin.h) ---- */
+
+static enum MHD_Result respond_admin(http_req *rq, admin_reply *rep) {
+    char *body = rep->body;
+    rep->body = NULL;
+    rq->error_type = rep->error_type;
+    if (rep->hdr_name) {
+        rq->xhdr_name = rep->hdr_name;
+        snprintf(rq->xhdr_value, sizeof(rq->xhdr_value), "%s", rep->hdr_value);
+    }
+    if (!body) return MHD_NO;
+    return respond(rq, rep->status, body, rep->len, "application/json", rep->allow);
+}
+
+/* The intake thread has the answer to a suspended upload. */
+static void on_admin_ready(void *ud) {
+    http_req *rq = ud;
+    rq->state = RQ_DONE;
+    MHD_resume_connection(rq->conn);
+}
+
+/* An answer decided from the headers of an /admin request.  Uploads are
+ * large, and an upstream that answers and closes before reading the body
+ * is a 502 to a proxy that streams it (nginx's /admin route): so, as in
+ * answer_later(), the body is read and dropped first, up to the upload
+ * limit.  Sent at once instead: to a client waiting for "100 Continue"
+ * (it then never sends the body), and a 413 for a body announced over the
+ * limit. */
+static enum MHD_Result admin_answer_later(http_req *rq) {
+    srv_http *h = rq->h;
+    const char *expect = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    long long limit = h->d.admin ? admin_upload_limit(h->d.admin) : h->d.cfg->max_body_bytes;
+    if (rq->areply.now || (expect && !strcasecmp(expect, "100-continue")) || content_length(rq) > limit)
+        return respond_admin(rq, &rq->areply);
+    rq->admin_early = 1;
+    rq->discard_limit = (size_t)limit + (1u << 20);
+    return MHD_YES;
+}
+
+static enum MHD_Result on_admin_headers(http_req *rq, const char *method) {
+    srv_http *h = rq->h;
+    int accepting = !rq->draining && lifecycle_phase(h->d.life) == PHASE_READY;
+    int r = admin_begin(h->d.admin, rq->conn, method, rq->path, accepting, &rq->admin, &rq->areply);
+    rq->state = RQ_BODY;
+    return r == ADMIN_BODY ? MHD_YES : admin_answer_later(rq);
+}
+
+static enum MHD_Result on_admin_body_done(http_req *rq) {
+    if (rq->admin_early) return respond_admin(rq, &rq->areply);
+    if (admin_end(rq->admin, &rq->areply) == ADMIN_ANSWER) return respond_admin(rq, &rq->areply);
+    /* Suspend first: the answer may come before admin_wait() returns. */
+    rq->state = RQ_QUEUED;
+    rq->suspended = 1;
+    atomic_fetch_add(&rq->h->suspended, 1);
+    MHD_suspend_connection(rq->conn);
+    admin_wait(rq->admin, on_admin_ready, rq);
+    return MHD_YES;
+}
+
 /* First call: headers are in.  Decides the route and what can be decided
  * without the body; the answer itself comes with the last call. */
 static enum MHD_Result on_headers(http_req *rq, const char *method) {
     srv_http *h = rq->h;
     const srv_config *cfg = h->d.cfg;
     int post = -1;
+    if (!strcmp(rq->path, "/admin") || !strncmp(rq->path, "/admin/", 7)) {
+        rq->route = ROUTE_ADMIN;
+        return on_admin_headers(rq, method);
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (!strcmp(rq->path, routes[i].path)) {
             rq->route = routes[i].route;
@@ -372,6 +445,8 @@ static enum MHD_Result on_headers(http_req *rq, const char *method) {
 static enum MHD_Result on_body_chunk(http_req *rq, const char *data, size_t n) {
     size_t max = (size_t)rq->h->d.cfg->max_body_bytes;
     rq->received += n;
+    if (rq->admin_early) return rq->received > rq->discard_limit ? MHD_NO : MHD_YES;
+    if (rq->admin) return admin_body(rq->admin, data, n) == 0 ? MHD_YES : MHD_NO;
     if (rq->discard) return rq->received > 2 * max + (1u << 20) ? MHD_NO : MHD_YES;
     if (!rq->too_large && rq->len + n > max) {
         /* Chunked uploads have no Content-Length to check in advance.
@@ -492,6 +567,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_data_size = 0;
             return r;
         }
+        if (rq->route == ROUTE_ADMIN) return on_admin_body_done(rq);
         if (rq->early.status) return respond_error(rq, &rq->early, rq->allow);
         if (rq->get) return answer_get(rq);
         return on_body_done(rq);
@@ -501,6 +577,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             atomic_fetch_sub(&h->suspended, 1);
         }
         if (rq->cancelled) return MHD_NO; /* the client is gone: close */
+        if (rq->admin) {
+            admin_take_reply(rq->admin, &rq->areply);
+            return respond_admin(rq, &rq->areply);
+        }
         {
             char *body = rq->resp;
             rq->resp = NULL;
@@ -531,7 +611,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         .path = rq->path,
         .status = status,
         .error_type = rq->error_type,
-        .model = rq->model[0] ? rq->model : NULL,
+        .model = rq->model[0] ? rq->model : admin_req_model(rq->admin),
         .inputs = rq->inputs,
         .tokens = rq->tokens,
         .queue_ms = rq->queue_ms,
@@ -543,6 +623,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     access_log_write(h->d.alog, &e);
     if (rq->counted) lifecycle_leave(h->d.life);
     job_free(rq->job);
+    admin_req_free(rq->admin);
+    admin_reply_free(&rq->areply);
     api_request_free(&rq->api);
     free(rq->body);
     free(rq->resp);

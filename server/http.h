@@ -12,11 +12,16 @@
  * announced over the limit is refused before it is read (the connection
  * then closes).  The access log line and request metrics are written when
  * MHD reports the request complete.
+ *
+ * Requests under /admin go to api_admin.h, which streams uploads to disk;
+ * at the end of an upload the connection is suspended while the job
+ * runner validates it, and resumed from that thread with the answer.
  */
 #ifndef BCT_HTTP_H
 #define BCT_HTTP_H
 
 #include "access_log.h"
+#include "api_admin.h"
 #include "batcher.h"
 #include "config.h"
 #include "lifecycle.h"
@@ -33,6 +38,7 @@ typedef struct http_deps {
     srv_lifecycle *life;
     const srv_log *log;
     int workers;
+    srv_admin *admin; /* the /admin routes; NULL: admin API off (404) */
 } http_deps;
 
 typedef struct srv_http srv_http;

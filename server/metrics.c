@@ -23,7 +23,7 @@ typedef struct hist {
     atomic_ullong count, sum;
 } hist;
 
-static const int codes[] = {200, 400, 404, 405, 413, 415, 422, 429, 500, 503};
+static const int codes[] = {200, 202, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503};
 #define N_CODES ((int)(sizeof(codes) / sizeof(codes[0])))
 
 struct srv_metrics {
@@ -34,7 +34,7 @@ struct srv_metrics {
 };
 
 static const char *const route_labels[ROUTE_COUNT] = {"/classify", "/predict", "/health", "/ready",
-                                                      "/models",   "/metrics", "other"};
+                                                      "/models",   "/metrics", "/admin", "other"};
 
 const char *metrics_route_label(int route) {
     return route >= 0 && route < ROUTE_COUNT ? route_labels[route] : "other";

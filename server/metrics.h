@@ -35,6 +35,7 @@ enum {
     ROUTE_READY,
     ROUTE_MODELS,
     ROUTE_METRICS,
+    ROUTE_ADMIN, /* every /admin route */
     ROUTE_OTHER, /* unknown paths, so the label set stays bounded */
     ROUTE_COUNT
 };

@@ -46,8 +46,9 @@ static int valid_name(const char *name) {
     return name[0] && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..");
 }
 
-int registry_load(srv_registry *r, const char *name, const char *path, int max_seq_len,
+int registry_open(const char *name, const char *path, int max_seq_len, srv_model **out,
                   bct_error *err) {
+    *out = NULL;
     if (!valid_name(name)) return bct_fail(err, BCT_EINVAL, "invalid model name \"%s\"", name);
     srv_model *m = calloc(1, sizeof(*m));
     if (!m || !(m->name = strdup(name)) || !(m->path = strdup(path))) {
@@ -55,6 +56,7 @@ int registry_load(srv_registry *r, const char *name, const char *path, int max_s
         return bct_fail(err, BCT_ENOMEM, "out of memory");
     }
     atomic_init(&m->refs, 1);
+    m->version = 1;
     int rc = bert_model_load(path, &m->m, err);
     if (rc != BCT_OK) {
         model_destroy(m);
@@ -65,106 +67,118 @@ int registry_load(srv_registry *r, const char *name, const char *path, int max_s
         model_destroy(m);
         return bct_fail_prefix(err, rc, "%s", path);
     }
-    pthread_mutex_lock(&r->mu);
+    *out = m;
+    return BCT_OK;
+}
+
+int registry_set_origin(srv_model *m, const char *path, int version, int from_store,
+                        const srv_file_id *file, bct_error *err) {
+    char *p = strdup(path);
+    if (!p) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    free(m->path);
+    m->path = p;
+    m->version = version;
+    m->from_store = from_store;
+    if (file) m->file = *file;
+    return BCT_OK;
+}
+
+/* Index of name, or where it would go (*found 0).  r->mu held. */
+static int position(srv_registry *r, const char *name, int *found) {
     int pos = 0;
     while (pos < r->n && strcmp(r->models[pos]->name, name) < 0) pos++;
-    if (pos < r->n && !strcmp(r->models[pos]->name, name)) {
-        pthread_mutex_unlock(&r->mu);
-        model_destroy(m);
-        return bct_fail(err, BCT_EINVAL, "two models are named \"%s\" (%s)", name, path);
-    }
+    *found = pos < r->n && !strcmp(r->models[pos]->name, name);
+    return pos;
+}
+
+/* Inserts m at pos.  r->mu held. */
+static int insert_at(srv_registry *r, int pos, srv_model *m) {
     if (r->n == r->cap) {
         int cap = r->cap ? r->cap * 2 : 8;
         srv_model **p = realloc(r->models, (size_t)cap * sizeof(*p));
-        if (!p) {
-            pthread_mutex_unlock(&r->mu);
-            model_destroy(m);
-            return bct_fail(err, BCT_ENOMEM, "out of memory");
-        }
+        if (!p) return -1;
         r->models = p;
         r->cap = cap;
     }
     memmove(r->models + pos + 1, r->models + pos, (size_t)(r->n - pos) * sizeof(*r->models));
     r->models[pos] = m;
     r->n++;
+    return 0;
+}
+
+/* expect_any: replace whatever is there. */
+static int put(srv_registry *r, srv_model *m, int expect_any, const srv_model *expect, bct_error *err) {
+    srv_model *old = NULL;
+    int found, rc = 1;
+    pthread_mutex_lock(&r->mu);
+    int pos = position(r, m->name, &found);
+    srv_model *cur = found ? r->models[pos] : NULL;
+    if (!expect_any && cur != expect) {
+        rc = 0;
+    } else if (found) {
+        old = cur;
+        r->models[pos] = m;
+        if (r->def == old) r->def = m;
+    } else if (insert_at(r, pos, m) != 0) {
+        rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+    }
     pthread_mutex_unlock(&r->mu);
-    return BCT_OK;
+    if (rc != 1) registry_release(m);
+    registry_release(old); /* the table's reference */
+    return rc;
 }
 
-static int by_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+int registry_put(srv_registry *r, srv_model *m, bct_error *err) {
+    int rc = put(r, m, 1, NULL, err);
+    return rc == 1 ? BCT_OK : rc;
 }
 
-void registry_free_list(char **list, int n) {
-    if (!list) return;
-    for (int i = 0; i < n; i++) free(list[i]);
-    free(list);
+int registry_put_if(srv_registry *r, srv_model *m, const srv_model *expect, bct_error *err) {
+    return put(r, m, 0, expect, err);
 }
 
-int registry_scan_store(const char *dir, char ***names, char ***paths, int *n, bct_error *err) {
-    *names = *paths = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) return bct_fail(err, BCT_EIO, "model store %s: %s", dir, strerror(errno));
-    char **ent = NULL;
-    int cnt = 0, cap = 0, rc = BCT_OK;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **p = realloc(ent, (size_t)cap * sizeof(*p));
-            if (!p) {
-                rc = BCT_ENOMEM;
-                break;
-            }
-            ent = p;
-        }
-        if (!(ent[cnt] = strdup(de->d_name))) {
-            rc = BCT_ENOMEM;
-            break;
-        }
-        cnt++;
+int registry_load(srv_registry *r, const char *name, const char *path, int max_seq_len,
+                  bct_error *err) {
+    srv_model *m;
+    int rc = registry_open(name, path, max_seq_len, &m, err);
+    if (rc != BCT_OK) return rc;
+    int found;
+    pthread_mutex_lock(&r->mu);
+    int pos = position(r, name, &found);
+    rc = found ? bct_fail(err, BCT_EINVAL, "two models are named \"%s\" (%s)", name, path)
+         : insert_at(r, pos, m) != 0 ? bct_fail(err, BCT_ENOMEM, "out of memory")
+                                     : BCT_OK;
+    pthread_mutex_unlock(&r->mu);
+    if (rc != BCT_OK) registry_release(m);
+    return rc;
+}
+
+static int remove_where(srv_registry *r, const char *name, const srv_model *expect, bct_error *err) {
+    int found, rc;
+    srv_model *old = NULL;
+    pthread_mutex_lock(&r->mu);
+    int pos = position(r, name, &found);
+    if (!found || (expect && r->models[pos] != expect)) {
+        rc = bct_fail(err, BCT_EINVAL, "no model \"%s\" is loaded", name);
+    } else if (r->models[pos] == r->def) {
+        rc = bct_fail(err, BCT_EINVAL, "\"%s\" is the default model", name);
+    } else {
+        old = r->models[pos];
+        memmove(r->models + pos, r->models + pos + 1, (size_t)(r->n - pos - 1) * sizeof(*r->models));
+        r->n--;
+        rc = BCT_OK;
     }
-    closedir(d);
-    if (rc == BCT_OK && cnt) qsort(ent, (size_t)cnt, sizeof(*ent), by_str);
-    char **nm = rc == BCT_OK ? calloc((size_t)cnt + 1, sizeof(*nm)) : NULL;
-    char **pt = rc == BCT_OK ? calloc((size_t)cnt + 1, sizeof(*pt)) : NULL;
-    if (!nm || !pt) rc = BCT_ENOMEM;
-    int k = 0;
-    for (int i = 0; rc == BCT_OK && i < cnt; i++) {
-        char path[8192], probe[8300];
-        struct stat st;
-        snprintf(path, sizeof(path), "%s/%s", dir, ent[i]);
-        if (stat(path, &st) != 0) continue;
-        size_t len = strlen(ent[i]);
-        if (S_ISDIR(st.st_mode)) {
-            snprintf(probe, sizeof(probe), "%s/config.json", path);
-            if (stat(probe, &st) != 0) continue;
-            nm[k] = strdup(ent[i]);
-        } else if (S_ISREG(st.st_mode) && len > 4 && !strcmp(ent[i] + len - 4, ".bct")) {
-            nm[k] = strndup(ent[i], len - 4);
-        } else {
-            continue;
-        }
-        pt[k] = strdup(path);
-        if (!nm[k] || !pt[k]) {
-            rc = BCT_ENOMEM;
-            k++;
-            break;
-        }
-        k++;
-    }
-    registry_free_list(ent, cnt);
-    if (rc != BCT_OK) {
-        registry_free_list(nm, k);
-        registry_free_list(pt, k);
-        return bct_fail(err, rc, "model store %s: out of memory", dir);
-    }
-    *names = nm;
-    *paths = pt;
-    *n = k;
-    return BCT_OK;
+    pthread_mutex_unlock(&r->mu);
+    registry_release(old);
+    return rc;
+}
+
+int registry_remove(srv_registry *r, const char *name, bct_error *err) {
+    return remove_where(r, name, NULL, err);
+}
+
+int registry_remove_if(srv_registry *r, const srv_model *m, bct_error *err) {
+    return remove_where(r, m->name, m, err) == BCT_OK;
 }
 
 static srv_model *find(srv_registry *r, const char *name) {

@@ -8,7 +8,7 @@
  * change after it is published.
  *
  * Names: a checkpoint directory's name, or a .bct file's name without the
- * suffix.  Names are unique, non-empty and contain no '/'.
+ * suffix (model_store.h).  Names are unique, non-empty and contain no '/'.
  */
 #ifndef BCT_REGISTRY_H
 #define BCT_REGISTRY_H
@@ -18,11 +18,21 @@
 #include "bert_model.h"
 #include "status.h"
 
+/* Identity of a file on disk: tells a replaced file from the one loaded. */
+typedef struct srv_file_id {
+    unsigned long long dev, ino;
+    long long size, mtime_ns;
+} srv_file_id;
+
 typedef struct srv_model {
     char *name;
     char *path;
     bert_model *m;
     atomic_int refs;
+    /* Where it came from (set by registry_set_origin before publishing). */
+    int version;     /* version in the model store; 1 when unversioned */
+    int from_store;  /* 0: served from a path outside the store (--model) */
+    srv_file_id file;
 } srv_model;
 
 typedef struct srv_registry srv_registry;
@@ -37,12 +47,30 @@ void registry_free(srv_registry *r);
 int registry_load(srv_registry *r, const char *name, const char *path, int max_seq_len,
                   bct_error *err);
 
-/* The model entries of a store directory: sub-directories holding a
- * config.json and *.bct files, sorted by name; hidden entries and other
- * files are skipped.  *names and *paths are malloc'ed arrays of malloc'ed
- * strings (free with registry_free_list). */
-int registry_scan_store(const char *dir, char ***names, char ***paths, int *n, bct_error *err);
-void registry_free_list(char **list, int n);
+/* Loads PATH as a model named NAME without publishing it (one reference,
+ * the caller's): registry_put() it, or registry_release() it. */
+int registry_open(const char *name, const char *path, int max_seq_len, srv_model **out,
+                  bct_error *err);
+/* Records where an unpublished model came from. */
+int registry_set_origin(srv_model *m, const char *path, int version, int from_store,
+                        const srv_file_id *file, bct_error *err);
+
+/* Hot swap.  Publishes m under m->name, taking over the caller's
+ * reference (released on failure too): a new entry, or in place of the
+ * current one, which stays alive for the requests and batches holding it
+ * and is freed with its last reference; if it was the default, m becomes
+ * the default.  New acquisitions see m at once. */
+int registry_put(srv_registry *r, srv_model *m, bct_error *err);
+/* The same, only while the entry of that name is still `expect` (NULL: no
+ * entry).  1 published, 0 the entry had changed (m released), < 0 error. */
+int registry_put_if(srv_registry *r, srv_model *m, const srv_model *expect, bct_error *err);
+
+/* Removes NAME from the table (holders keep it until they release).
+ * BCT_EINVAL if it is the default or not loaded. */
+int registry_remove(srv_registry *r, const char *name, bct_error *err);
+/* Removes m if it is still the entry of its name and not the default:
+ * 1 removed, 0 not. */
+int registry_remove_if(srv_registry *r, const srv_model *m, bct_error *err);
 
 /* Makes NAME the default; it must be loaded. */
 int registry_set_default(srv_registry *r, const char *name, bct_error *err);

@@ -14,12 +14,16 @@
 #include <unistd.h>
 
 #include "access_log.h"
+#include "admin_jobs.h"
+#include "api_admin.h"
 #include "batcher.h"
 #include "http.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
+#include "model_store.h"
 #include "registry.h"
+#include "store_watch.h"
 #include "workers.h"
 
 /* The one piece of global mutable state: a signal handler can reach
@@ -95,19 +99,33 @@ static void model_name_from_path(const char *path, char *name, size_t size) {
         name[n - 4] = '\0';
 }
 
-static int load_one(srv_registry *reg, const char *name, const char *path, const srv_config *cfg,
-                    const srv_log *lg) {
-    bct_error err = {{0}};
-    uint64_t t = srv_now_ns();
-    if (registry_load(reg, name, path, cfg->max_seq_len, &err) != BCT_OK) {
-        srv_logf(lg, SRV_LOG_ERROR, "cannot load model \"%s\": %s", name, err.msg);
-        return -1;
-    }
+static void log_loaded(srv_registry *reg, const char *name, uint64_t t, const srv_log *lg) {
     srv_model *m = registry_acquire(reg, name);
-    srv_logf(lg, SRV_LOG_INFO, "loaded model \"%s\" from %s: %s, %d labels, max_len %d, %.1f MB, %.0f ms",
-             name, path, m->m->format, m->m->cfg.num_labels, m->m->max_len,
+    if (!m) return;
+    srv_logf(lg, SRV_LOG_INFO,
+             "loaded model \"%s\" version %d from %s: %s, %d labels, max_len %d, %.1f MB, %.0f ms",
+             name, m->version, m->path, m->m->format, m->m->cfg.num_labels, m->m->max_len,
              (double)m->m->file_bytes / 1e6, (double)(srv_now_ns() - t) * 1e-6);
     registry_release(m);
+}
+
+/* One model of the store (model_store.h), with its version and file
+ * identity so that the store watcher knows what is loaded. */
+static int load_entry(srv_registry *reg, const store_entry *e, const srv_config *cfg,
+                      const srv_log *lg) {
+    bct_error err = {{0}};
+    uint64_t t = srv_now_ns();
+    srv_model *m;
+    int rc = registry_open(e->name, e->path, cfg->max_seq_len, &m, &err);
+    if (rc == BCT_OK && (rc = registry_set_origin(m, e->path, e->version, 1, &e->id, &err)) != BCT_OK)
+        registry_release(m);
+    if (rc == BCT_OK && (rc = registry_put_if(reg, m, NULL, &err)) == 0)
+        rc = bct_fail(&err, BCT_EINVAL, "two models are named \"%s\" (%s)", e->name, e->path);
+    if (rc < 0) {
+        srv_logf(lg, SRV_LOG_ERROR, "cannot load model \"%s\": %s", e->name, err.msg);
+        return -1;
+    }
+    log_loaded(reg, e->name, t, lg);
     return 0;
 }
 
@@ -116,14 +134,20 @@ static int load_one(srv_registry *reg, const char *name, const char *path, const
 static int load_models(srv_registry *reg, const srv_config *cfg, const srv_log *lg) {
     char direct[256] = "";
     if (cfg->model[0]) {
+        bct_error err = {{0}};
+        uint64_t t = srv_now_ns();
         model_name_from_path(cfg->model, direct, sizeof(direct));
-        if (load_one(reg, direct, cfg->model, cfg, lg)) return -1;
+        if (registry_load(reg, direct, cfg->model, cfg->max_seq_len, &err) != BCT_OK) {
+            srv_logf(lg, SRV_LOG_ERROR, "cannot load model \"%s\": %s", direct, err.msg);
+            return -1;
+        }
+        log_loaded(reg, direct, t, lg);
     }
     if (cfg->model_store[0]) {
-        char **names, **paths;
+        store_entry *ents;
         int n;
         bct_error err = {{0}};
-        if (registry_scan_store(cfg->model_store, &names, &paths, &n, &err) != BCT_OK) {
+        if (store_scan(cfg->model_store, &ents, &n, &err) != BCT_OK) {
             srv_logf(lg, SRV_LOG_ERROR, "%s", err.msg);
             return -1;
         }
@@ -131,10 +155,9 @@ static int load_models(srv_registry *reg, const srv_config *cfg, const srv_log *
         for (int i = 0; i < n && rc == 0; i++) {
             int sig = wait_signal(0);
             if (sig) rc = sig;
-            else if (load_one(reg, names[i], paths[i], cfg, lg)) rc = -1;
+            else if (load_entry(reg, &ents[i], cfg, lg)) rc = -1;
         }
-        registry_free_list(names, n);
-        registry_free_list(paths, n);
+        free(ents);
         if (rc) return rc;
     }
     if (registry_count(reg) == 0) {
@@ -218,6 +241,11 @@ int srv_run(const srv_config *cfg, const char *port_file) {
     srv_workers *workers = NULL;
     batcher *bat = NULL;
     srv_http *http = NULL;
+    model_store store;
+    int have_store = 0;
+    admin_jobs *jobs = NULL;
+    srv_admin *admin = NULL;
+    store_watch *watch = NULL;
     srv_lifecycle life;
     bct_error err = {{0}};
     lifecycle_init(&life);
@@ -247,8 +275,33 @@ int srv_run(const srv_config *cfg, const char *port_file) {
         srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
         goto out;
     }
+    if (cfg->model_store[0]) {
+        if (store_init(&store, cfg->model_store, &err) != BCT_OK) {
+            srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
+            goto out;
+        }
+        have_store = 1;
+    }
+    if (cfg->admin_token[0]) {
+        jobs_opts jo = {.store = &store, .reg = reg, .log = &lg, .max_running = cfg->admin_max_jobs,
+                        .queue_size = cfg->admin_queue_size, .history = cfg->admin_job_history,
+                        .keep_versions = cfg->admin_keep_versions, .max_seq_len = cfg->max_seq_len};
+        admin_deps ad = {.cfg = cfg, .reg = reg, .store = &store, .log = &lg};
+        if (jobs_start(&jo, &jobs, &err) != BCT_OK) {
+            srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
+            goto out;
+        }
+        ad.jobs = jobs;
+        if (admin_create(&ad, &admin, &err) != BCT_OK) {
+            srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
+            goto out;
+        }
+    }
+    /* What crashed writers left behind (the admin replica also clears its
+     * staging area and unpublished compressions). */
+    if (have_store) store_cleanup(store.dir, admin != NULL, admin ? admin_staging_dir(admin) : NULL, &lg);
     http_deps hd = {.cfg = cfg, .reg = reg, .bat = bat, .metrics = metrics, .alog = alog,
-                    .life = &life, .log = &lg, .workers = threads};
+                    .life = &life, .log = &lg, .workers = threads, .admin = admin};
     if (http_start(&hd, &http, &err) != BCT_OK) {
         srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
         goto out;
@@ -259,6 +312,14 @@ int srv_run(const srv_config *cfg, const char *port_file) {
 
     int sig = load_models(reg, cfg, &lg);
     if (sig < 0) goto out;
+    if (sig == 0 && have_store && cfg->store_rescan_s > 0) {
+        watch_opts wo = {.store = &store, .reg = reg, .log = &lg, .max_seq_len = cfg->max_seq_len,
+                         .rescan_s = cfg->store_rescan_s};
+        if (watch_start(&wo, &watch, &err) != BCT_OK) {
+            srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
+            goto out;
+        }
+    }
     if (sig == 0) {
         lifecycle_set_ready(&life);
         srv_model *def = registry_acquire(reg, NULL);
@@ -282,9 +343,13 @@ out:
         }
         http_stop(http);
     }
+    watch_stop(watch);
+    jobs_stop(jobs); /* a running compression stops at its next tensor */
+    admin_free(admin);
     batcher_stop(bat);
     workers_stop(workers);
     registry_free(reg);
+    if (have_store) store_destroy(&store);
     access_log_close(alog);
     metrics_free(metrics);
     lifecycle_destroy(&life);

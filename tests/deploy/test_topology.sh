@@ -16,8 +16,9 @@
 #  G  deploy/healthcheck.sh (the images' HEALTHCHECK) against both
 #  H  SIGTERM one replica under traffic: no request fails (nginx retries
 #     the other one), the replica exits 0
-#  I  (TODO, issue 8 part 2) a model uploaded through /admin is served by
-#     both replicas within seconds
+#  I  a checkpoint uploaded through nginx's /admin route (token, job
+#     polled through nginx) is served by both replicas within seconds (they
+#     watch the shared store), and so is its replacement
 #  J  no replica left: nginx's own 502 in the server's error shape
 #  K  nginx stops gracefully (SIGQUIT)
 #
@@ -57,7 +58,10 @@ wait_bct() {
 # served NAME [STATUS]: /classify requests NAME's access log shows.
 served() { grep -c "\"path\":\"/classify\",\"status\":${2:-200}" "$WORK/$1.access" || true; }
 
-for n in r1 r2 admin; do start_bct $n; done
+ADMIN_TOKEN=topology-admin-token
+start_bct r1
+start_bct r2
+BCT_ADMIN_TOKEN=$ADMIN_TOKEN start_bct admin   # only the admin replica has the admin API
 for n in r1 r2 admin; do wait_bct $n; done
 R1=http://127.0.0.1:${PORT[r1]}
 
@@ -214,7 +218,7 @@ check_contains "D: nginx's 413 is JSON" application/json "$(hdr Content-Type "$W
 
 # ---- E: /admin/* goes to the admin replica only ----
 code=$(curl -s --max-time 30 -o "$WORK/b.lb" -w '%{http_code}' "$LB/admin/jobs/job-1")
-echo "E: GET /admin/jobs/job-1 answered $code (the admin API is not there yet: any JSON error)"
+check_eq "E: GET /admin/jobs/job-1 without the token: the admin replica's 401" 401 "$code"
 check "E: answered in the error shape" jqe '.error_type | strings' "$WORK/b.lb"
 # (A server writes its access log line when the exchange completes,
 # which may be a moment after the client has the answer: poll.)
@@ -224,11 +228,11 @@ for n in r1 r2; do
     check "E: replica $n did not" bash -c "! grep -q '/admin/' '$WORK/$n.access'"
 done
 # A 3 MB upload: past nginx (admin's limit is 2g), to the admin replica,
-# whatever that answers today.
+# which refuses it without a token (401).
 head -c 3000000 /dev/zero > "$WORK/big3.bin"
 code=$(curl -s --max-time 60 -o "$WORK/b.lb" -w '%{http_code}' -F "name=tiny" \
     -F "weights=@$WORK/big3.bin;type=application/octet-stream" "$LB/admin/compress")
-echo "E: a 3 MB POST /admin/compress answered $code"
+check_eq "E: a 3 MB POST /admin/compress without the token: 401" 401 "$code"
 wait_until "E: the 3 MB upload reaches the admin replica" \
     grep -q '"method":"POST","path":"/admin/compress"' "$WORK/admin.access"
 pass=$((pass + 1))
@@ -310,17 +314,83 @@ pass=$((pass + 1))
 check "H: replica 1 drained and stopped cleanly" grep -q '"msg":"stopped"' "$WORK/r1.log"
 
 # ---- I: model upload through the admin route, served by both replicas ----
-# TODO(issue 8, part 2): needs POST /admin/compress (multipart: config,
-# weights, vocab + field name; Bearer token; GET /admin/jobs/{id}) and the
-# replicas watching the model store.  Then: start the replicas again (r1
-# is stopped above; keep two running), upload ../shared's tiny checkpoint
-# through $LB/admin/compress with the token, poll $LB/admin/jobs/{id}
-# until done, and poll $LB/models / POST $LB/classify {"model": NAME}
-# until every replica (each port directly) serves it, within a few seconds.
-todo_admin_upload_served_by_all_replicas() {
-    echo "TODO (issue 8 part 2): admin upload + model-store watching not tested yet"
+# Replica 1 comes back on its old port (nginx's upstream), so that two
+# replicas run; it is stopped again for J.  The upload and the job polls go
+# through nginx; each replica is then asked directly.
+restart_r1() {
+    local old=${PORT[r1]} end=$((SECONDS + DEADLINE_S))
+    start_bct r1 --port "$old"
+    until [ -s "$WORK/r1.port" ]; do
+        if ! kill -0 "${PID[r1]}" 2>/dev/null; then
+            echo "I: port $old was taken meanwhile; replica 1 runs on another port (not behind nginx)"
+            start_bct r1
+            break
+        fi
+        [ $SECONDS -lt $end ] || fail "I: replica 1 did not restart"
+        sleep 0.05
+    done
+    wait_bct r1
 }
-todo_admin_upload_served_by_all_replicas
+# serves_model NAME VERSION PORT: /models of that replica lists it.
+serves_model() {
+    [ "$(curl -s --max-time 10 "http://127.0.0.1:$3/models" |
+        jq -r --arg n "$1" '.models[] | select(.name == $n) | .version')" = "$2" ]
+}
+# within_s S DESCRIPTION COMMAND...: COMMAND succeeds within S seconds.
+within_s() {
+    local s=$1 what=$2 end
+    shift 2
+    end=$(($(date +%s%N) + s * 1000000000))
+    until "$@"; do
+        [ "$(date +%s%N)" -lt "$end" ] || fail "$what: not within $s s"
+        sleep 0.05
+    done
+    pass=$((pass + 1))
+}
+admin_upload_served_by_all_replicas() {
+    local tiny=$SHARED/models/sst2-bert-tiny-scratch name=uploaded-sst2 id n state code body
+    if [ ! -d "$tiny" ]; then
+        echo "I: skipped (no ../shared checkpoint to upload)"
+        return
+    fi
+    restart_r1
+    code=$(curl -s --max-time 120 -o "$WORK/up.json" -w '%{http_code}' \
+        -H "Authorization: Bearer $ADMIN_TOKEN" -F "name=$name" -F "config=@$tiny/config.json" \
+        -F "weights=@$tiny/model.safetensors" -F "vocab=@$tiny/vocab.txt" "$LB/admin/compress")
+    check_eq "I: upload through nginx: 202" 202 "$code"
+    id=$(jq -r .job_id "$WORK/up.json")
+    job_done() {
+        state=$(curl -s --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$LB/admin/jobs/$id" |
+            jq -r .state)
+        [ "$state" = succeeded ] || [ "$state" = failed ]
+    }
+    wait_until "I: the job through nginx" job_done
+    check_eq "I: the job succeeded" succeeded "$state"
+    check_eq "I: the job ran on the admin replica" 1 \
+        "$(grep -c '"method":"POST","path":"/admin/compress","status":202' "$WORK/admin.access")"
+    for n in admin r1 r2; do
+        within_s 5 "I: replica $n serves $name" serves_model "$name" 1 "${PORT[$n]}"
+    done
+    body=$(jq -cn --arg m "$name" '{inputs: "a charming and often affecting journey", model: $m}')
+    for n in r1 r2; do
+        code=$(curl -s --max-time 30 -o "$WORK/i.$n" -w '%{http_code}' "${J[@]}" --data-binary "$body" \
+            "http://127.0.0.1:${PORT[$n]}/classify")
+        check_eq "I: replica $n classifies with $name" 200 "$code"
+    done
+    check "I: both replicas answer alike" cmp -s "$WORK/i.r1" "$WORK/i.r2"
+    code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' "${J[@]}" --data-binary "$body" "$LB/classify")
+    check_eq "I: through nginx" 200 "$code"
+    # the replacement (the CLI through nginx): version 2 on every replica
+    "$BCT" admin upload --server "$LB" --token "$ADMIN_TOKEN" --name "$name" --preset w4a8 "$tiny" \
+        > "$WORK/up2.txt" 2>&1 || fail "I: bct admin upload through nginx: $(cat "$WORK/up2.txt")"
+    for n in admin r1 r2; do
+        within_s 5 "I: replica $n serves version 2" serves_model "$name" 2 "${PORT[$n]}"
+    done
+    kill -TERM "${PID[r1]}"
+    wait "${PID[r1]}"
+    check_eq "I: replica 1 stops again" 0 $?
+}
+admin_upload_served_by_all_replicas
 
 # ---- J: no replica left: nginx's own 502, in the server's shape ----
 kill -TERM "${PID[r2]}"

@@ -1,6 +1,7 @@
 /* Unit tests of the server's pure parts: configuration sources and
  * validation, request parsing (/classify and /predict shapes, every 4xx),
- * response formatting, JSON escaping, metrics text, model store scanning. */
+ * response formatting, JSON escaping, metrics text, the model store's
+ * layout (scan, publish, remove, cleanup), model names, the admin token. */
 #include <check.h>
 #include <fcntl.h>
 #include <math.h>
@@ -10,9 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin_auth.h"
 #include "api_classify.h"
 #include "config.h"
 #include "metrics.h"
+#include "model_store.h"
 #include "registry.h"
 #include "sbuf.h"
 #include "test_util.h"
@@ -128,6 +131,18 @@ START_TEST(config_validate_cross_fields) {
     c.queue_size = 1024;
     c.max_batch_tokens = 100;
     ck_assert_int_eq(config_validate(&c, &err), BCT_EINVAL);
+    c.max_batch_tokens = 8192;
+    /* the admin API writes into the model store: it needs one */
+    snprintf(c.admin_token, sizeof(c.admin_token), "t");
+    ck_assert_int_eq(config_validate(&c, &err), BCT_EINVAL);
+    ck_assert(strstr(err.msg, "model_store") != NULL);
+    snprintf(c.model_store, sizeof(c.model_store), "/store");
+    ck_assert_int_eq(config_validate(&c, &err), BCT_OK);
+    /* at least two versions are kept (replicas may still map the previous one) */
+    const config_field *f = field("admin_keep_versions");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(config_set(&c, f, "1", "--admin-keep-versions", &err), BCT_EINVAL);
+    ck_assert_int_eq(config_set(&c, f, "2", "--admin-keep-versions", &err), BCT_OK);
 }
 END_TEST
 
@@ -326,36 +341,136 @@ END_TEST
 
 /* ---- model store ---- */
 
-START_TEST(store_scan) {
+static void touch(const char *dir, const char *rel) {
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, rel);
+    int fd = open(p, O_CREAT | O_WRONLY, 0644);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
+static void make_dir(const char *dir, const char *rel) {
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, rel);
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+}
+
+START_TEST(store_scan_layout) {
     char dir[] = "/tmp/bct-store-XXXXXX", p[512];
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(p, sizeof(p), "%s/zeta", dir);
-    mkdir(p, 0755);
-    snprintf(p, sizeof(p), "%s/zeta/config.json", dir);
-    close(open(p, O_CREAT | O_WRONLY, 0644));
-    snprintf(p, sizeof(p), "%s/notamodel", dir);
-    mkdir(p, 0755);
-    snprintf(p, sizeof(p), "%s/.hidden", dir);
-    mkdir(p, 0755);
-    snprintf(p, sizeof(p), "%s/alpha.bct", dir);
-    close(open(p, O_CREAT | O_WRONLY, 0644));
-    snprintf(p, sizeof(p), "%s/readme.txt", dir);
-    close(open(p, O_CREAT | O_WRONLY, 0644));
-    char **names, **paths;
+    make_dir(dir, "zeta"); /* a checkpoint folder */
+    touch(dir, "zeta/config.json");
+    make_dir(dir, "notamodel");
+    make_dir(dir, ".hidden");
+    touch(dir, ".hidden/3.bct");
+    touch(dir, "alpha.bct");              /* flat: version 1 */
+    touch(dir, "readme.txt");
+    touch(dir, "beta.bct.tmp.AbC123");    /* a writer's temp file */
+    make_dir(dir, "gamma");               /* versions 2 and 10 (+ debris) */
+    touch(dir, "gamma/2.bct");
+    touch(dir, "gamma/10.bct");
+    touch(dir, "gamma/.job-1-2.bct");     /* (never written there; ignored) */
+    touch(dir, ".job-1-3.bct");           /* an unpublished compression */
+    touch(dir, "gamma/11.bct.tmp.XyZ987");
+    touch(dir, "gamma/012.bct");
+    touch(dir, "delta.bct");              /* flat + folder: the folder wins */
+    make_dir(dir, "delta");
+    touch(dir, "delta/3.bct");
+    store_entry *e;
     int n;
     bct_error err = {{0}};
-    ck_assert_int_eq(registry_scan_store(dir, &names, &paths, &n, &err), BCT_OK);
-    ck_assert_int_eq(n, 2);
-    ck_assert_str_eq(names[0], "alpha");
-    ck_assert_str_eq(names[1], "zeta");
+    ck_assert_int_eq(store_scan(dir, &e, &n, &err), BCT_OK);
+    ck_assert_int_eq(n, 4);
+    ck_assert_str_eq(e[0].name, "alpha");
     snprintf(p, sizeof(p), "%s/alpha.bct", dir);
-    ck_assert_str_eq(paths[0], p);
-    registry_free_list(names, n);
-    registry_free_list(paths, n);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-    ck_assert_int_eq(registry_scan_store("/nonexistent-store", &names, &paths, &n, &err), BCT_EIO);
+    ck_assert_str_eq(e[0].path, p);
+    ck_assert_int_eq(e[0].version, 1);
+    ck_assert_str_eq(e[1].name, "delta");
+    ck_assert_int_eq(e[1].version, 3);
+    ck_assert_str_eq(e[2].name, "gamma");
+    ck_assert_int_eq(e[2].version, 10);
+    snprintf(p, sizeof(p), "%s/gamma/10.bct", dir);
+    ck_assert_str_eq(e[2].path, p);
+    ck_assert_str_eq(e[3].name, "zeta");
+    ck_assert_int_eq(e[3].checkpoint, 1);
+    free(e);
+    ck_assert_int_eq(store_kind(dir, "gamma"), STORE_VERSIONED);
+    ck_assert_int_eq(store_kind(dir, "alpha"), STORE_FLAT);
+    ck_assert_int_eq(store_kind(dir, "zeta"), STORE_CHECKPOINT);
+    ck_assert_int_eq(store_kind(dir, "readme.txt"), STORE_OTHER);
+    ck_assert_int_eq(store_kind(dir, "nothing"), STORE_ABSENT);
+
+    /* publishing alpha v2 moves the flat file to alpha/1.bct */
+    model_store s;
+    srv_log lg = {.level = SRV_LOG_ERROR, .fd = 2};
+    ck_assert_int_eq(store_init(&s, dir, &err), BCT_OK);
+    char pending[512], final[512];
+    ck_assert_int_eq(store_pending_path(dir, "alpha", "j1", pending, sizeof(pending), &err), BCT_OK);
+    snprintf(p, sizeof(p), "%s/.job-j1.bct", dir);
+    ck_assert_str_eq(pending, p);
+    int fd = open(pending, O_CREAT | O_WRONLY, 0644);
+    close(fd);
+    int v;
+    ck_assert_int_eq(store_publish(&s, "alpha", pending, 2, &v, final, sizeof(final), &lg, &err), BCT_OK);
+    ck_assert_int_eq(v, 2);
+    snprintf(p, sizeof(p), "%s/alpha/2.bct", dir);
+    ck_assert_str_eq(final, p);
+    ck_assert_int_eq(store_kind(dir, "alpha"), STORE_VERSIONED);
+    snprintf(p, sizeof(p), "%s/alpha/1.bct", dir);
+    ck_assert_int_eq(access(p, F_OK), 0);
+    /* v3 with keep 2: version 1 goes to the trash */
+    ck_assert_int_eq(store_pending_path(dir, "alpha", "j2", pending, sizeof(pending), &err), BCT_OK);
+    close(open(pending, O_CREAT | O_WRONLY, 0644));
+    ck_assert_int_eq(store_publish(&s, "alpha", pending, 2, &v, final, sizeof(final), &lg, &err), BCT_OK);
+    ck_assert_int_eq(v, 3);
+    ck_assert_int_ne(access(p, F_OK), 0);
+    /* a checkpoint folder cannot take versions */
+    ck_assert_int_ne(store_pending_path(dir, "zeta", "j3", pending, sizeof(pending), &err), BCT_OK);
+    /* remove: both versions go, the name is free */
+    int removed;
+    ck_assert_int_eq(store_remove(&s, "alpha", &removed, &err), BCT_OK);
+    ck_assert_int_eq(removed, 2);
+    ck_assert_int_eq(store_kind(dir, "alpha"), STORE_ABSENT);
+    ck_assert_int_ne(store_remove(&s, "alpha", &removed, &err), BCT_OK);
+    /* cleanup (writer): temp files and unpublished compressions go */
+    ck_assert_int_ge(store_cleanup(dir, 1, NULL, &lg), 2);
+    snprintf(p, sizeof(p), "%s/.job-1-3.bct", dir);
+    ck_assert_int_ne(access(p, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/beta.bct.tmp.AbC123", dir);
+    ck_assert_int_ne(access(p, F_OK), 0);
+    store_destroy(&s);
+    ck_assert_int_eq(store_rmtree(dir), 0);
+    ck_assert_int_eq(store_scan("/nonexistent-store", &e, &n, &err), BCT_EIO);
+}
+END_TEST
+
+START_TEST(store_names) {
+    char why[200];
+    static const char *const good[] = {"a", "sst2-tiny", "m.v2_final", "0", "a..b"};
+    static const char *const bad[] = {"", ".", "..", ".hidden", "../x", "a/b", "Upper", "sp ace",
+                                      "x\n", "0123456789012345678901234567890123456789012345678901234567890123x"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ck_assert_msg(store_name_check(good[i], why, sizeof(why)) == 0, "%s: %s", good[i], why);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(store_name_check(bad[i], why, sizeof(why)) != 0, "accepted \"%s\"", bad[i]);
+}
+END_TEST
+
+START_TEST(admin_token_check) {
+    ck_assert_int_eq(admin_auth_check("", "Bearer x"), AUTH_DISABLED);
+    ck_assert_int_eq(admin_auth_check(NULL, NULL), AUTH_DISABLED);
+    ck_assert_int_eq(admin_auth_check("s3cret", NULL), AUTH_MISSING);
+    ck_assert_int_eq(admin_auth_check("s3cret", "Basic czNjcmV0"), AUTH_MISSING);
+    ck_assert_int_eq(admin_auth_check("s3cret", "Bearer"), AUTH_MISSING);
+    ck_assert_int_eq(admin_auth_check("s3cret", "Bearer "), AUTH_MISSING);
+    ck_assert_int_eq(admin_auth_check("s3cret", "Bearer s3cret"), AUTH_OK);
+    ck_assert_int_eq(admin_auth_check("s3cret", "bearer  s3cret "), AUTH_OK);
+    ck_assert_int_eq(admin_auth_check("s3cret", "Bearer s3cre"), AUTH_WRONG);
+    ck_assert_int_eq(admin_auth_check("s3cret", "Bearer s3cret2"), AUTH_WRONG);
+    ck_assert_int_eq(admin_auth_check("s3cret", "Bearer S3cret"), AUTH_WRONG);
+    ck_assert_int_eq(admin_auth_equal("", ""), 1);
+    ck_assert_int_eq(admin_auth_equal("a", ""), 0);
+    ck_assert_int_eq(admin_auth_equal("", "a"), 0);
 }
 END_TEST
 
@@ -373,7 +488,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, api_format_sorted_topk);
     tcase_add_test(tc, sbuf_json_escaping);
     tcase_add_test(tc, metrics_text);
-    tcase_add_test(tc, store_scan);
+    tcase_add_test(tc, store_scan_layout);
+    tcase_add_test(tc, store_names);
+    tcase_add_test(tc, admin_token_check);
     suite_add_tcase(s, tc);
     return s;
 }

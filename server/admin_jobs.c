@@ -1,0 +1,569 @@
+#define _GNU_SOURCE /* gettid */
+#include "admin_jobs.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "model_probe.h"
+#include "qcodec.h"
+
+enum { ST_QUEUED, ST_RUNNING, ST_SUCCEEDED, ST_FAILED };
+static const char *const state_names[] = {"queued", "running", "succeeded", "failed"};
+
+typedef struct job_rec {
+    char id[40];
+    jobs_spec spec;
+    int state;
+    char stage[160];
+    int progress; /* 0..100 */
+    struct timespec wall_created, wall_started, wall_finished;
+    uint64_t t_created, t_started, t_compressed, t_verified, t_finished; /* srv_now_ns */
+    double validate_ms;
+    int version;       /* published version, on success */
+    cJSON *report;     /* compress_report_json, on success */
+    char error[600];
+    struct job_rec *next_queued;
+} job_rec;
+
+/* A submission waiting for the intake thread. */
+typedef struct intake_item {
+    jobs_spec spec;
+    void (*done)(void *ud, const jobs_answer *a);
+    void *ud;
+    struct intake_item *next;
+} intake_item;
+
+struct admin_jobs {
+    jobs_opts o;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;         /* runners: queue or stopping */
+    pthread_cond_t intake_cv;  /* intake thread */
+    int stopping;
+    atomic_int cancel;         /* read by compress_checkpoint */
+    int reserved;              /* places held by uploads */
+    int queued;                /* jobs waiting for a runner */
+    job_rec *queue_head, *queue_tail;
+    intake_item *intake_head, *intake_tail;
+    job_rec **jobs;            /* every remembered job, oldest first */
+    int n_jobs, cap_jobs;
+    unsigned seq;
+    long long boot;
+    pthread_t intake;
+    pthread_t *runners;
+    int n_runners;
+    int intake_started;
+};
+
+/* ---- small helpers ---- */
+
+static void lower_priority(void) {
+    /* Linux: a thread's nice value is per thread (the tid). */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10) != 0) { /* not fatal */ }
+}
+
+/* Messages name files by their staging path; the client knows them by
+ * their part: drop "<dir>/". */
+static void strip_dir(char *msg, const char *dir) {
+    size_t dl = strlen(dir);
+    char *p = msg;
+    while ((p = strstr(p, dir))) {
+        size_t cut = dl;
+        if (p[dl] == '/') cut = dl + 1;                          /* "<dir>/file" -> "file" */
+        else if (p[dl] == ':' && p[dl + 1] == ' ') cut = dl + 2; /* "<dir>: ..." -> "..." */
+        else {
+            p += dl;
+            continue;
+        }
+        memmove(p, p + cut, strlen(p + cut) + 1);
+    }
+}
+
+static void iso_time(sbuf *b, const struct timespec *ts) {
+    if (!ts->tv_sec) {
+        sbuf_puts(b, "null");
+        return;
+    }
+    struct tm tm;
+    time_t t = ts->tv_sec;
+    gmtime_r(&t, &tm);
+    sbuf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts->tv_nsec / 1000000));
+}
+
+static double ms(uint64_t a, uint64_t b) { return a && b > a ? (double)(b - a) * 1e-6 : 0; }
+
+static const char *format_name(int bits) {
+    switch (bits) {
+    case 8: return "q8";
+    case 4: return "q4";
+    case 3: return "q3";
+    case 2: return "q2";
+    default: return "f32";
+    }
+}
+
+static void options_json(const jobs_spec *s, sbuf *b) {
+    const compress_opts *o = &s->copts;
+    sbuf_puts(b, "{\"preset\":");
+    sbuf_json_str(b, o->preset, strlen(o->preset));
+    const struct {
+        const char *key;
+        const bq_spec *spec;
+    } roles[] = {{"weights", &o->weights}, {"embeddings", &o->embeddings}, {"tables", &o->tables}};
+    for (size_t i = 0; i < 3; i++)
+        sbuf_printf(b, ",\"%s\":{\"format\":\"%s\",\"block\":%d,\"scales\":\"%s\"}", roles[i].key,
+                    format_name(roles[i].spec->bits), roles[i].spec->block,
+                    qcodec_scale_name(roles[i].spec->scale));
+    sbuf_printf(b, ",\"activations\":\"%s\",\"nonlinear\":\"%s\",\"calibration\":%s",
+                o->act_int8 ? "int8" : "fp32", o->int_nonlinear ? "int" : "fp32",
+                s->has_calibration ? "true" : "false");
+    if (s->has_calibration) sbuf_printf(b, ",\"calib_n\":%d", o->calib_max > 0 ? o->calib_max : 256);
+    sbuf_putc(b, '}');
+}
+
+static void job_json(const job_rec *r, int with_report, sbuf *b) {
+    uint64_t now = srv_now_ns();
+    sbuf_puts(b, "{\"job_id\":");
+    sbuf_json_str(b, r->id, strlen(r->id));
+    sbuf_puts(b, ",\"name\":");
+    sbuf_json_str(b, r->spec.name, strlen(r->spec.name));
+    sbuf_printf(b, ",\"state\":\"%s\",\"stage\":", state_names[r->state]);
+    sbuf_json_str(b, r->stage, strlen(r->stage));
+    sbuf_printf(b, ",\"progress\":%d,\"status_url\":\"/admin/jobs/", r->progress);
+    sbuf_puts(b, r->id);
+    sbuf_printf(b, "\",\"upload_bytes\":%lld,\"options\":", r->spec.upload_bytes);
+    options_json(&r->spec, b);
+    sbuf_puts(b, ",\"created_at\":");
+    iso_time(b, &r->wall_created);
+    sbuf_puts(b, ",\"started_at\":");
+    iso_time(b, &r->wall_started);
+    sbuf_puts(b, ",\"finished_at\":");
+    iso_time(b, &r->wall_finished);
+    uint64_t end = r->t_finished ? r->t_finished : now;
+    sbuf_printf(b, ",\"timings\":{\"validate_ms\":%.1f,\"queued_ms\":%.1f", r->validate_ms,
+                ms(r->t_created, r->t_started ? r->t_started : end));
+    if (r->t_started) {
+        sbuf_printf(b, ",\"compress_ms\":%.1f", ms(r->t_started, r->t_compressed ? r->t_compressed : end));
+        if (r->t_compressed)
+            sbuf_printf(b, ",\"verify_ms\":%.1f", ms(r->t_compressed, r->t_verified ? r->t_verified : end));
+        if (r->t_verified) sbuf_printf(b, ",\"load_ms\":%.1f", ms(r->t_verified, end));
+    }
+    sbuf_printf(b, ",\"total_ms\":%.1f}", ms(r->t_created, end) + r->validate_ms);
+    if (r->state == ST_SUCCEEDED) sbuf_printf(b, ",\"version\":%d", r->version);
+    if (r->state == ST_FAILED) {
+        sbuf_puts(b, ",\"error\":");
+        sbuf_json_str(b, r->error, strlen(r->error));
+    }
+    if (with_report && r->report) {
+        char *rep = cJSON_PrintUnformatted(r->report);
+        if (rep) {
+            sbuf_puts(b, ",\"report\":");
+            sbuf_puts(b, rep);
+            free(rep);
+        }
+    }
+    sbuf_putc(b, '}');
+}
+
+/* ---- bookkeeping (j->mu held) ---- */
+
+static int remember(admin_jobs *j, job_rec *r) {
+    if (j->n_jobs == j->cap_jobs) {
+        int cap = j->cap_jobs ? j->cap_jobs * 2 : 16;
+        job_rec **p = realloc(j->jobs, (size_t)cap * sizeof(*p));
+        if (!p) return -1;
+        j->jobs = p;
+        j->cap_jobs = cap;
+    }
+    j->jobs[j->n_jobs++] = r;
+    return 0;
+}
+
+static void forget_old(admin_jobs *j) {
+    int finished = 0;
+    for (int i = 0; i < j->n_jobs; i++) finished += j->jobs[i]->state >= ST_SUCCEEDED;
+    for (int i = 0; i < j->n_jobs && finished > j->o.history;) {
+        job_rec *r = j->jobs[i];
+        if (r->state < ST_SUCCEEDED) {
+            i++;
+            continue;
+        }
+        cJSON_Delete(r->report);
+        free(r);
+        memmove(j->jobs + i, j->jobs + i + 1, (size_t)(j->n_jobs - i - 1) * sizeof(*j->jobs));
+        j->n_jobs--;
+        finished--;
+    }
+}
+
+static void set_stage(admin_jobs *j, job_rec *r, int progress, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_stage(admin_jobs *j, job_rec *r, int progress, const char *fmt, ...) {
+    va_list ap;
+    pthread_mutex_lock(&j->mu);
+    va_start(ap, fmt);
+    vsnprintf(r->stage, sizeof(r->stage), fmt, ap);
+    va_end(ap);
+    r->progress = progress;
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void finish(admin_jobs *j, job_rec *r, int ok, const char *error) {
+    store_rmtree(r->spec.dir);
+    pthread_mutex_lock(&j->mu);
+    r->state = ok ? ST_SUCCEEDED : ST_FAILED;
+    r->t_finished = srv_now_ns();
+    clock_gettime(CLOCK_REALTIME, &r->wall_finished);
+    if (ok) {
+        r->progress = 100;
+        snprintf(r->stage, sizeof(r->stage), "done");
+    } else {
+        snprintf(r->error, sizeof(r->error), "%s", error);
+    }
+    forget_old(j);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* ---- the runner ---- */
+
+typedef struct progress_ctx {
+    admin_jobs *j;
+    job_rec *r;
+} progress_ctx;
+
+static void on_tensor(void *ud, int i, int n, const char *tensor) {
+    progress_ctx *c = ud;
+    set_stage(c->j, c->r, 5 + 85 * i / (n ? n : 1), "quantizing tensor %d/%d (%.100s)", i + 1, n, tensor);
+}
+
+static void on_commit(void *ud) {
+    progress_ctx *c = ud;
+    set_stage(c->j, c->r, 90, "writing");
+}
+
+static void run(admin_jobs *j, job_rec *r) {
+    const jobs_opts *o = &j->o;
+    bct_error err = {{0}};
+    char pending[4400], calib[4200], final[4400];
+    srv_model *m = NULL;
+    srv_logf(o->log, SRV_LOG_INFO, "job %s: compressing \"%s\" (%s)", r->id, r->spec.name,
+             r->spec.copts.preset);
+    set_stage(j, r, 1, r->spec.has_calibration ? "calibrating" : "validating");
+    if (store_pending_path(o->store->dir, r->spec.name, r->id, pending, sizeof(pending), &err) != BCT_OK)
+        goto failed;
+    progress_ctx pc = {j, r};
+    compress_opts co = r->spec.copts;
+    co.progress = on_tensor;
+    co.committing = on_commit;
+    co.progress_ud = &pc;
+    co.cancel = &j->cancel;
+    co.calib = NULL;
+    if (r->spec.has_calibration) {
+        snprintf(calib, sizeof(calib), "%s/calibration.txt", r->spec.dir);
+        co.calib = calib;
+    }
+    compress_report rep;
+    if (compress_checkpoint(r->spec.dir, pending, &co, &rep, &err) != BCT_OK) {
+        strip_dir(err.msg, r->spec.dir);
+        goto failed;
+    }
+    cJSON *report = compress_report_json(&rep);
+    compress_report_free(&rep);
+    pthread_mutex_lock(&j->mu);
+    r->report = report;
+    r->t_compressed = srv_now_ns();
+    pthread_mutex_unlock(&j->mu);
+
+    set_stage(j, r, 93, "verifying");
+    if (registry_open(r->spec.name, pending, o->max_seq_len, &m, &err) != BCT_OK ||
+        model_probe(m->m, &err) != BCT_OK) {
+        strip_dir(err.msg, o->store->dir);
+        bct_fail_prefix(&err, BCT_EFORMAT, "the compressed model failed verification");
+        unlink(pending);
+        goto failed;
+    }
+    pthread_mutex_lock(&j->mu);
+    r->t_verified = srv_now_ns();
+    pthread_mutex_unlock(&j->mu);
+
+    set_stage(j, r, 98, "loading");
+    int version = 0;
+    store_lock(o->store);
+    if (store_publish(o->store, r->spec.name, pending, o->keep_versions, &version, final,
+                      sizeof(final), o->log, &err) != BCT_OK) {
+        store_unlock(o->store);
+        unlink(pending);
+        goto failed;
+    }
+    srv_file_id id;
+    store_file_id(final, 0, &id);
+    /* On failure below the version is published but not served here;
+     * the store watcher will load it. */
+    if (registry_set_origin(m, final, version, 1, &id, &err) != BCT_OK) {
+        store_unlock(o->store);
+        goto failed;
+    }
+    int put = registry_put(o->reg, m, &err); /* takes m over, even on failure */
+    m = NULL;
+    if (put != BCT_OK) {
+        store_unlock(o->store);
+        goto failed;
+    }
+    store_unlock(o->store);
+    store_empty_trash(o->store->dir, o->log);
+    srv_logf(o->log, SRV_LOG_INFO, "job %s: \"%s\" version %d published (%s) and serving", r->id,
+             r->spec.name, version, final);
+    pthread_mutex_lock(&j->mu);
+    r->version = version;
+    pthread_mutex_unlock(&j->mu);
+    finish(j, r, 1, NULL);
+    return;
+failed:
+    registry_release(m);
+    srv_logf(o->log, SRV_LOG_WARN, "job %s (\"%s\") failed: %s", r->id, r->spec.name, err.msg);
+    finish(j, r, 0, err.msg);
+}
+
+static void *runner_main(void *arg) {
+    admin_jobs *j = arg;
+    lower_priority();
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        while (!j->stopping && !j->queue_head) pthread_cond_wait(&j->cv, &j->mu);
+        if (j->stopping) break;
+        job_rec *r = j->queue_head;
+        j->queue_head = r->next_queued;
+        if (!j->queue_head) j->queue_tail = NULL;
+        j->queued--;
+        r->state = ST_RUNNING;
+        r->t_started = srv_now_ns();
+        clock_gettime(CLOCK_REALTIME, &r->wall_started);
+        pthread_mutex_unlock(&j->mu);
+        run(j, r);
+        pthread_mutex_lock(&j->mu);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* ---- intake: validation before the 202 ---- */
+
+/* The block size must suit every tensor (as compress_checkpoint checks
+ * first): say so now rather than in a failed job. */
+static int check_options(bert_model *m, const compress_opts *o, bct_error *err) {
+    int n = bert_slot_count(&m->cfg), rc = BCT_OK;
+    bert_slot *slots = calloc((size_t)n, sizeof(*slots));
+    if (!slots) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    bert_slots(m, slots);
+    for (int i = 0; i < n && rc == BCT_OK; i++) {
+        const bert_slot *s = &slots[i];
+        if (s->role == BERT_ROLE_PARAM) continue;
+        const bq_spec *spec = s->role == BERT_ROLE_WEIGHT         ? &o->weights
+                              : strstr(s->name, "word_embeddings") ? &o->embeddings
+                                                                   : &o->tables;
+        if (!bq_spec_ok(spec, s->cols, err))
+            rc = bct_fail_prefix(err, BCT_EINVAL, "the compression options do not fit tensor %s", s->name);
+    }
+    free(slots);
+    return rc;
+}
+
+static void intake_one(admin_jobs *j, intake_item *it) {
+    jobs_answer a = {.status = 202};
+    bct_error err = {{0}};
+    bert_model *m = NULL;
+    uint64_t t0 = srv_now_ns();
+    int rc = bert_model_load_hf(it->spec.dir, &m, &err);
+    if (rc == BCT_OK) rc = check_options(m, &it->spec.copts, &err);
+    bert_model_free(m);
+    double validate_ms = ms(t0, srv_now_ns());
+    pthread_mutex_lock(&j->mu);
+    j->reserved--;
+    if (rc != BCT_OK) {
+        pthread_mutex_unlock(&j->mu);
+        strip_dir(err.msg, it->spec.dir);
+        a.status = rc == BCT_ENOMEM ? 500 : 422;
+        a.error_type = rc == BCT_ENOMEM ? ERR_INTERNAL : ERR_VALIDATION;
+        snprintf(a.msg, sizeof(a.msg), "%s%.500s", rc == BCT_EINVAL ? "" : "invalid checkpoint: ", err.msg);
+        srv_logf(j->o.log, SRV_LOG_INFO, "upload of \"%s\" rejected: %s", it->spec.name, err.msg);
+    } else if (j->stopping) {
+        pthread_mutex_unlock(&j->mu);
+        a.status = 503;
+        a.error_type = ERR_UNAVAILABLE;
+        snprintf(a.msg, sizeof(a.msg), "the server is shutting down");
+    } else {
+        job_rec *r = calloc(1, sizeof(*r));
+        if (!r || remember(j, r) != 0) {
+            pthread_mutex_unlock(&j->mu);
+            free(r);
+            a.status = 500;
+            a.error_type = ERR_INTERNAL;
+            snprintf(a.msg, sizeof(a.msg), "out of memory");
+        } else {
+            snprintf(r->id, sizeof(r->id), "%llx-%u", j->boot, ++j->seq);
+            r->spec = it->spec;
+            r->state = ST_QUEUED;
+            snprintf(r->stage, sizeof(r->stage), "queued");
+            r->t_created = srv_now_ns();
+            r->validate_ms = validate_ms;
+            clock_gettime(CLOCK_REALTIME, &r->wall_created);
+            if (j->queue_tail) j->queue_tail->next_queued = r;
+            else j->queue_head = r;
+            j->queue_tail = r;
+            j->queued++;
+            snprintf(a.id, sizeof(a.id), "%s", r->id);
+            srv_logf(j->o.log, SRV_LOG_INFO, "job %s queued: \"%s\", %lld bytes uploaded", a.id,
+                     it->spec.name, it->spec.upload_bytes);
+            pthread_cond_signal(&j->cv);
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    if (a.status != 202) store_rmtree(it->spec.dir);
+    it->done(it->ud, &a);
+}
+
+static void *intake_main(void *arg) {
+    admin_jobs *j = arg;
+    lower_priority();
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        while (!j->intake_head && !j->stopping) pthread_cond_wait(&j->intake_cv, &j->mu);
+        intake_item *it = j->intake_head;
+        if (!it) break; /* stopping, nothing left */
+        j->intake_head = it->next;
+        if (!j->intake_head) j->intake_tail = NULL;
+        pthread_mutex_unlock(&j->mu);
+        intake_one(j, it);
+        free(it);
+        pthread_mutex_lock(&j->mu);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* ---- API ---- */
+
+int jobs_start(const jobs_opts *o, admin_jobs **out, bct_error *err) {
+    admin_jobs *j = calloc(1, sizeof(*j));
+    if (!j) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    j->o = *o;
+    if (j->o.max_running < 1) j->o.max_running = 1;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    pthread_cond_init(&j->intake_cv, NULL);
+    atomic_init(&j->cancel, 0);
+    j->boot = (long long)time(NULL);
+    j->runners = calloc((size_t)j->o.max_running, sizeof(*j->runners));
+    int rc = j->runners ? pthread_create(&j->intake, NULL, intake_main, j) : ENOMEM;
+    if (rc == 0) j->intake_started = 1;
+    for (int i = 0; rc == 0 && i < j->o.max_running; i++) {
+        rc = pthread_create(&j->runners[i], NULL, runner_main, j);
+        if (rc == 0) j->n_runners++;
+    }
+    if (rc != 0) {
+        jobs_stop(j);
+        return bct_fail(err, BCT_EIO, "cannot start the admin job threads: %s", strerror(rc));
+    }
+    *out = j;
+    return BCT_OK;
+}
+
+int jobs_reserve(admin_jobs *j) {
+    pthread_mutex_lock(&j->mu);
+    int ok = !j->stopping && j->reserved + j->queued < j->o.queue_size;
+    if (ok) j->reserved++;
+    pthread_mutex_unlock(&j->mu);
+    return ok ? 0 : -1;
+}
+
+void jobs_unreserve(admin_jobs *j) {
+    pthread_mutex_lock(&j->mu);
+    j->reserved--;
+    pthread_mutex_unlock(&j->mu);
+}
+
+void jobs_submit(admin_jobs *j, const jobs_spec *spec, void (*done)(void *ud, const jobs_answer *a),
+                 void *ud) {
+    intake_item *it = calloc(1, sizeof(*it));
+    if (!it) {
+        jobs_answer a = {.status = 500, .error_type = ERR_INTERNAL};
+        snprintf(a.msg, sizeof(a.msg), "out of memory");
+        store_rmtree(spec->dir);
+        jobs_unreserve(j);
+        done(ud, &a);
+        return;
+    }
+    it->spec = *spec;
+    it->done = done;
+    it->ud = ud;
+    pthread_mutex_lock(&j->mu);
+    if (j->intake_tail) j->intake_tail->next = it;
+    else j->intake_head = it;
+    j->intake_tail = it;
+    pthread_cond_signal(&j->intake_cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+int jobs_get_json(admin_jobs *j, const char *id, sbuf *out) {
+    int found = -1;
+    pthread_mutex_lock(&j->mu);
+    for (int i = 0; i < j->n_jobs; i++)
+        if (!strcmp(j->jobs[i]->id, id)) {
+            job_json(j->jobs[i], 1, out);
+            found = 0;
+            break;
+        }
+    pthread_mutex_unlock(&j->mu);
+    return found;
+}
+
+void jobs_list_json(admin_jobs *j, sbuf *out) {
+    pthread_mutex_lock(&j->mu);
+    sbuf_puts(out, "{\"jobs\":[");
+    for (int i = j->n_jobs - 1; i >= 0; i--) {
+        if (i != j->n_jobs - 1) sbuf_putc(out, ',');
+        job_json(j->jobs[i], 0, out);
+    }
+    sbuf_printf(out, "],\"queued\":%d,\"max_running\":%d,\"queue_size\":%d}", j->queued,
+                j->o.max_running, j->o.queue_size);
+    pthread_mutex_unlock(&j->mu);
+}
+
+void jobs_stop(admin_jobs *j) {
+    if (!j) return;
+    pthread_mutex_lock(&j->mu);
+    j->stopping = 1;
+    atomic_store(&j->cancel, 1);
+    pthread_cond_broadcast(&j->cv);
+    pthread_cond_broadcast(&j->intake_cv);
+    pthread_mutex_unlock(&j->mu);
+    /* The intake thread answers what it still holds (503 for valid ones). */
+    if (j->intake_started) pthread_join(j->intake, NULL);
+    for (int i = 0; i < j->n_runners; i++) pthread_join(j->runners[i], NULL);
+    for (job_rec *r = j->queue_head; r; r = r->next_queued) {
+        store_rmtree(r->spec.dir);
+        r->state = ST_FAILED;
+        snprintf(r->error, sizeof(r->error), "the server stopped before the job ran");
+    }
+    for (int i = 0; i < j->n_jobs; i++) {
+        cJSON_Delete(j->jobs[i]->report);
+        free(j->jobs[i]);
+    }
+    free(j->jobs);
+    free(j->runners);
+    pthread_cond_destroy(&j->cv);
+    pthread_cond_destroy(&j->intake_cv);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}

@@ -1,0 +1,489 @@
+#include "api_admin.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_auth.h"
+#include "errors.h"
+#include "qcodec.h"
+#include "sbuf.h"
+#include "upload.h"
+
+#define MIB (1024LL * 1024LL)
+
+enum { R_COMPRESS, R_JOBS, R_JOB, R_MODEL };
+
+static const char *const form_fields[] = {"name",   "preset",     "weights",   "embeddings",
+                                          "tables", "block",      "scales",    "activations",
+                                          "nonlinear", "calib_n"};
+
+struct srv_admin {
+    admin_deps d;
+    char staging[4096];
+    upload_file files[4];
+    upload_opts up;
+};
+
+struct admin_req {
+    srv_admin *a;
+    int route;
+    char arg[160]; /* job id or model name from the path */
+    upload *up;
+    int reserved;  /* holds a place in the job queue */
+    jobs_spec *parked; /* between admin_end and admin_wait */
+    char name[STORE_NAME_MAX + 1];
+    pthread_mutex_t mu; /* reply: written by the intake thread */
+    admin_reply reply;
+    void (*resume)(void *ud);
+    void *ud;
+};
+
+/* ---- replies ---- */
+
+static void reply_body(admin_reply *r, int status, sbuf *b) {
+    r->status = status;
+    r->body = sbuf_take(b, &r->len);
+    if (!r->body) {
+        static const char oom[] = "{\"error\":\"out of memory\",\"error_type\":\"Internal\"}";
+        r->status = 500;
+        r->error_type = ERR_INTERNAL;
+        r->body = strdup(oom);
+        r->len = r->body ? strlen(oom) : 0;
+    }
+}
+
+static int reply_error(admin_reply *r, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int reply_error(admin_reply *r, int status, const char *type, const char *fmt, ...) {
+    srv_err e = {.status = status, .type = type};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    va_end(ap);
+    sbuf b;
+    sbuf_init(&b);
+    srv_err_json(&e, &b);
+    reply_body(r, status, &b);
+    if (r->status == status) r->error_type = type;
+    return ADMIN_ANSWER;
+}
+
+static int reply_srv_err(admin_reply *r, const srv_err *e) {
+    return reply_error(r, e->status, e->type, "%s", e->msg);
+}
+
+void admin_reply_free(admin_reply *r) {
+    free(r->body);
+    r->body = NULL;
+}
+
+/* ---- set-up ---- */
+
+int admin_create(const admin_deps *d, srv_admin **out, bct_error *err) {
+    srv_admin *a = calloc(1, sizeof(*a));
+    if (!a) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    a->d = *d;
+    const srv_config *cfg = d->cfg;
+    int n = cfg->admin_staging_dir[0]
+                ? snprintf(a->staging, sizeof(a->staging), "%s", cfg->admin_staging_dir)
+                : snprintf(a->staging, sizeof(a->staging), "%s/.staging", d->store->dir);
+    if (n < 0 || (size_t)n >= sizeof(a->staging)) {
+        free(a);
+        return bct_fail(err, BCT_EINVAL, "admin_staging_dir is too long");
+    }
+    long long total = (long long)cfg->admin_max_upload_mb * MIB;
+    /* Fixed limits for the small parts; the weights may use the whole
+     * upload. */
+    a->files[0] = (upload_file){"config", "config.json", MIB};
+    a->files[1] = (upload_file){"weights", "model.safetensors", total};
+    a->files[2] = (upload_file){"vocab", "vocab.txt", 64 * MIB};
+    a->files[3] = (upload_file){"calibration", "calibration.txt", 64 * MIB};
+    a->up = (upload_opts){.staging_root = a->staging,
+                          .max_total = total,
+                          .files = a->files,
+                          .n_files = 4,
+                          .fields = form_fields,
+                          .n_fields = (int)(sizeof(form_fields) / sizeof(form_fields[0]))};
+    *out = a;
+    return BCT_OK;
+}
+
+void admin_free(srv_admin *a) { free(a); }
+
+const char *admin_staging_dir(const srv_admin *a) { return a->staging; }
+
+long long admin_upload_limit(const srv_admin *a) { return a->up.max_total; }
+
+/* ---- routing ---- */
+
+static const char *const route_list =
+    "POST /admin/compress, GET /admin/jobs, GET /admin/jobs/{id}, DELETE /admin/models/{name}";
+
+/* "/admin/jobs/ID" -> R_JOB with arg ID, ... ; -1 if no route. */
+static int match(const char *path, char *arg, size_t size) {
+    static const struct {
+        const char *prefix;
+        int route, has_arg;
+    } table[] = {{"/admin/compress", R_COMPRESS, 0},
+                 {"/admin/jobs", R_JOBS, 0},
+                 {"/admin/jobs/", R_JOB, 1},
+                 {"/admin/models/", R_MODEL, 1}};
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        size_t n = strlen(table[i].prefix);
+        if (strncmp(path, table[i].prefix, n) != 0) continue;
+        const char *rest = path + n;
+        if (!table[i].has_arg) {
+            if (*rest) continue;
+            arg[0] = '\0';
+            return table[i].route;
+        }
+        if (!*rest || strchr(rest, '/') || strlen(rest) >= size) continue;
+        snprintf(arg, size, "%s", rest);
+        return table[i].route;
+    }
+    return -1;
+}
+
+static const char *allowed(int route) {
+    switch (route) {
+    case R_COMPRESS: return "POST";
+    case R_MODEL: return "DELETE";
+    default: return "GET, HEAD";
+    }
+}
+
+static int method_ok(int route, const char *method) {
+    if (route == R_COMPRESS) return !strcmp(method, "POST");
+    if (route == R_MODEL) return !strcmp(method, "DELETE");
+    return !strcmp(method, "GET") || !strcmp(method, "HEAD");
+}
+
+static long long content_length(struct MHD_Connection *c) {
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl) return -1;
+    char *end;
+    unsigned long long v = strtoull(cl, &end, 10);
+    return end != cl && !*end && v < (1ull << 62) ? (long long)v : -1;
+}
+
+int admin_begin(srv_admin *a, struct MHD_Connection *c, const char *method, const char *path,
+                int accepting, admin_req **out, admin_reply *reply) {
+    *out = NULL;
+    memset(reply, 0, sizeof(*reply));
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    switch (admin_auth_check(a ? a->d.cfg->admin_token : NULL, auth)) {
+    case AUTH_DISABLED:
+        return reply_error(reply, 404, ERR_NOT_FOUND,
+                           "no route %.200s: the admin API is off (no admin_token is configured)", path);
+    case AUTH_MISSING:
+        reply->hdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+        snprintf(reply->hdr_value, sizeof(reply->hdr_value), "Bearer realm=\"bct-admin\"");
+        return reply_error(reply, 401, ERR_UNAUTHORIZED,
+                           "the admin API needs an \"Authorization: Bearer <token>\" header");
+    case AUTH_WRONG:
+        return reply_error(reply, 403, ERR_FORBIDDEN, "the admin token is not valid");
+    }
+    admin_req *q = calloc(1, sizeof(*q));
+    if (!q) return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
+    pthread_mutex_init(&q->mu, NULL);
+    q->a = a;
+    q->route = match(path, q->arg, sizeof(q->arg));
+    *out = q;
+    if (q->route < 0)
+        return reply_error(reply, 404, ERR_NOT_FOUND, "no route %.200s (admin routes: %s)", path,
+                           route_list);
+    if (!method_ok(q->route, method)) {
+        reply->allow = allowed(q->route);
+        return reply_error(reply, 405, ERR_METHOD, "%s does not accept %.16s; use %s", path, method,
+                           allowed(q->route));
+    }
+    if (q->route == R_JOBS || q->route == R_JOB) return ADMIN_BODY; /* answered at the end */
+    if (!accepting)
+        return reply_error(reply, 503, ERR_UNAVAILABLE,
+                           "the server is loading models or shutting down; retry shortly");
+    if (q->route == R_MODEL) return ADMIN_BODY;
+    /* POST /admin/compress */
+    long long want = content_length(c);
+    if (want > a->up.max_total) {
+        reply->now = 1;
+        return reply_error(reply, 413, ERR_TOO_LARGE,
+                           "the upload is %lld bytes, more than admin_max_upload_mb (%d MiB)", want,
+                           a->d.cfg->admin_max_upload_mb);
+    }
+    if (jobs_reserve(a->d.jobs) != 0) {
+        return reply_error(reply, 429, ERR_OVERLOADED,
+                           "the compression queue is full (admin_queue_size %d); retry later",
+                           a->d.cfg->admin_queue_size);
+    }
+    q->reserved = 1;
+    srv_err e;
+    if (upload_begin(c, &a->up, &q->up, &e) != 0) return reply_srv_err(reply, &e);
+    return ADMIN_BODY;
+}
+
+int admin_body(admin_req *q, const char *data, size_t n) {
+    if (!q->up) return 0; /* a GET's or DELETE's body: ignored */
+    if (upload_feed(q->up, data, n) == 0) return 0;
+    /* Failed: the rest is read and dropped, up to the upload limit. */
+    return upload_received(q->up) > q->a->up.max_total + MIB ? -1 : 0;
+}
+
+/* ---- POST /admin/compress ---- */
+
+static int parse_format(const char *v, bq_spec *s) {
+    if (strlen(v) != 2 || v[0] != 'q' || !qcodec_bits_ok(v[1] - '0')) return -1;
+    s->bits = v[1] - '0';
+    return 0;
+}
+
+static int parse_int(const char *v, int lo, int hi, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x < lo || x > hi) return -1;
+    *out = (int)x;
+    return 0;
+}
+
+/* The form's options -> compress_opts, as `bct compress` reads its flags. */
+static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
+    bct_error err = {{0}};
+    const char *preset = upload_field(u, "preset");
+    if (compress_preset(preset ? preset : "w8a8", &s->copts, &err) != BCT_OK)
+        return reply_error(reply, 422, ERR_VALIDATION, "field preset: %s", err.msg);
+    compress_opts *o = &s->copts;
+    const char *v;
+    int custom = 0;
+    static const char *const roles[] = {"weights", "embeddings", "tables"};
+    bq_spec *specs[] = {&o->weights, &o->embeddings, &o->tables};
+    for (int i = 0; i < 3; i++)
+        if ((v = upload_field(u, roles[i]))) {
+            if (parse_format(v, specs[i]) != 0)
+                return reply_error(reply, 422, ERR_VALIDATION,
+                                   "field %s must be q8, q4, q3 or q2, got \"%.40s\"", roles[i], v);
+            custom = 1;
+        }
+    if ((v = upload_field(u, "block"))) {
+        int block;
+        if (parse_int(v, 32, 4096, &block) != 0 || block % 32)
+            return reply_error(reply, 422, ERR_VALIDATION,
+                               "field block must be a multiple of 32 in [32, 4096], got \"%.40s\"", v);
+        o->weights.block = o->embeddings.block = o->tables.block = block;
+        custom = 1;
+    }
+    if ((v = upload_field(u, "scales"))) {
+        int enc = qcodec_scale_parse(v);
+        if (enc < 0)
+            return reply_error(reply, 422, ERR_VALIDATION, "field scales must be f16 or log8, got \"%.40s\"", v);
+        o->weights.scale = o->embeddings.scale = o->tables.scale = (qscale_enc)enc;
+        custom = 1;
+    }
+    if ((v = upload_field(u, "activations"))) {
+        if (strcmp(v, "int8") && strcmp(v, "fp32"))
+            return reply_error(reply, 422, ERR_VALIDATION,
+                               "field activations must be int8 or fp32, got \"%.40s\"", v);
+        o->act_int8 = !strcmp(v, "int8");
+        custom = 1;
+    }
+    if ((v = upload_field(u, "nonlinear"))) {
+        if (strcmp(v, "int") && strcmp(v, "fp32"))
+            return reply_error(reply, 422, ERR_VALIDATION,
+                               "field nonlinear must be int or fp32, got \"%.40s\"", v);
+        o->int_nonlinear = !strcmp(v, "int");
+        custom = 1;
+    }
+    if ((v = upload_field(u, "calib_n")) && parse_int(v, 1, 1000000, &o->calib_max) != 0)
+        return reply_error(reply, 422, ERR_VALIDATION,
+                           "field calib_n must be an integer in [1, 1000000], got \"%.40s\"", v);
+    if (custom) snprintf(o->preset, sizeof(o->preset), "custom");
+    return ADMIN_BODY;
+}
+
+static int end_compress(admin_req *q, admin_reply *reply) {
+    srv_admin *a = q->a;
+    srv_err e;
+    if (upload_end(q->up, &e) != 0) return reply_srv_err(reply, &e);
+    const upload *u = q->up;
+    const char *name = upload_field(u, "name");
+    char why[200];
+    if (!name)
+        return reply_error(reply, 422, ERR_VALIDATION, "the upload has no \"name\" field (the model's name)");
+    if (store_name_check(name, why, sizeof(why)) != 0)
+        return reply_error(reply, 422, ERR_VALIDATION, "field name \"%.80s\": %s", name, why);
+    snprintf(q->name, sizeof(q->name), "%s", name);
+    static const char *const required[] = {"config", "weights", "vocab"};
+    for (int i = 0; i < 3; i++)
+        if (upload_file_bytes(u, required[i]) < 0)
+            return reply_error(reply, 422, ERR_VALIDATION,
+                               "the upload has no \"%s\" file part (needed: config = config.json, "
+                               "weights = model.safetensors, vocab = vocab.txt)",
+                               required[i]);
+    int kind = store_kind(a->d.store->dir, name);
+    if (kind == STORE_CHECKPOINT || kind == STORE_OTHER)
+        return reply_error(reply, 409, ERR_CONFLICT,
+                           "\"%s\" is a %s in the model store, not a compressed model; delete it or "
+                           "choose another name",
+                           name, kind == STORE_CHECKPOINT ? "checkpoint folder" : "file");
+    srv_model *cur = registry_acquire(a->d.reg, name);
+    int outside = cur && !cur->from_store;
+    registry_release(cur);
+    if (outside)
+        return reply_error(reply, 409, ERR_CONFLICT,
+                           "\"%s\" is served from outside the model store (--model); choose another "
+                           "name",
+                           name);
+    jobs_spec s;
+    memset(&s, 0, sizeof(s));
+    if (form_options(u, &s, reply) == ADMIN_ANSWER) return ADMIN_ANSWER;
+    snprintf(s.name, sizeof(s.name), "%s", name);
+    snprintf(s.dir, sizeof(s.dir), "%s", upload_dir(u));
+    s.has_calibration = upload_file_bytes(u, "calibration") >= 0;
+    s.upload_bytes = upload_received(u);
+    upload_keep_dir(q->up); /* the job owns it now */
+    upload_free(q->up);
+    q->up = NULL;
+    q->reserved = 0; /* the submission takes the place over */
+    /* Submitted by admin_wait(), once the connection is suspended. */
+    if (!(q->parked = malloc(sizeof(*q->parked)))) {
+        store_rmtree(s.dir);
+        jobs_unreserve(a->d.jobs);
+        return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
+    }
+    *q->parked = s;
+    return ADMIN_SUSPEND;
+}
+
+/* Intake thread: the job is queued (202) or refused. */
+static void on_submitted(void *ud, const jobs_answer *ans) {
+    admin_req *q = ud;
+    admin_reply r;
+    memset(&r, 0, sizeof(r));
+    if (ans->status == 202) {
+        sbuf b;
+        sbuf_init(&b);
+        sbuf_puts(&b, "{\"job_id\":");
+        sbuf_json_str(&b, ans->id, strlen(ans->id));
+        sbuf_printf(&b, ",\"status_url\":\"/admin/jobs/%s\",\"state\":\"queued\",\"name\":", ans->id);
+        sbuf_json_str(&b, q->name, strlen(q->name));
+        sbuf_putc(&b, '}');
+        reply_body(&r, 202, &b);
+        r.hdr_name = MHD_HTTP_HEADER_LOCATION;
+        snprintf(r.hdr_value, sizeof(r.hdr_value), "/admin/jobs/%s", ans->id);
+    } else {
+        reply_error(&r, ans->status, ans->error_type, "%s", ans->msg);
+    }
+    pthread_mutex_lock(&q->mu);
+    q->reply = r;
+    pthread_mutex_unlock(&q->mu);
+    q->resume(q->ud);
+}
+
+void admin_wait(admin_req *q, void (*resume)(void *ud), void *ud) {
+    jobs_spec *s = q->parked;
+    q->parked = NULL;
+    q->resume = resume;
+    q->ud = ud;
+    jobs_submit(q->a->d.jobs, s, on_submitted, q);
+    free(s);
+}
+
+void admin_take_reply(admin_req *q, admin_reply *reply) {
+    pthread_mutex_lock(&q->mu);
+    *reply = q->reply;
+    memset(&q->reply, 0, sizeof(q->reply));
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- the other routes ---- */
+
+static int end_delete(admin_req *q, admin_reply *reply) {
+    srv_admin *a = q->a;
+    const char *name = q->arg;
+    if (name[0] == '.' || !strcmp(name, ".."))
+        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
+    snprintf(q->name, sizeof(q->name), "%.64s", name);
+    store_lock(a->d.store);
+    srv_model **list;
+    int n, def, found = -1;
+    if (registry_list(a->d.reg, &list, &n, &def) != BCT_OK) {
+        store_unlock(a->d.store);
+        return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i]->name, name)) found = i;
+    int is_default = found >= 0 && found == def, outside = found >= 0 && !list[found]->from_store;
+    for (int i = 0; i < n; i++) registry_release(list[i]);
+    free(list);
+    int rc = ADMIN_ANSWER, removed = 0, kind = store_kind(a->d.store->dir, name);
+    bct_error err = {{0}};
+    if (is_default)
+        reply_error(reply, 409, ERR_CONFLICT,
+                    "\"%s\" is the default model; make another model the default first", name);
+    else if (outside)
+        reply_error(reply, 409, ERR_CONFLICT,
+                    "\"%s\" is served from outside the model store (--model) and cannot be deleted",
+                    name);
+    else if (found < 0 && (kind == STORE_ABSENT || kind == STORE_OTHER))
+        reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
+    else {
+        if (found >= 0) registry_remove(a->d.reg, name, &err);
+        if ((kind != STORE_ABSENT && kind != STORE_OTHER) &&
+            store_remove(a->d.store, name, &removed, &err) != BCT_OK) {
+            reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+        } else {
+            sbuf b;
+            sbuf_init(&b);
+            sbuf_puts(&b, "{\"deleted\":");
+            sbuf_json_str(&b, name, strlen(name));
+            sbuf_printf(&b, ",\"versions_removed\":%d}", removed);
+            reply_body(reply, 200, &b);
+            srv_logf(a->d.log, SRV_LOG_INFO, "model \"%s\" deleted (%d version(s) moved to the trash)",
+                     name, removed);
+        }
+    }
+    store_unlock(a->d.store);
+    store_empty_trash(a->d.store->dir, a->d.log);
+    return rc;
+}
+
+int admin_end(admin_req *q, admin_reply *reply) {
+    memset(reply, 0, sizeof(*reply));
+    sbuf b;
+    sbuf_init(&b);
+    switch (q->route) {
+    case R_COMPRESS:
+        return end_compress(q, reply);
+    case R_MODEL:
+        return end_delete(q, reply);
+    case R_JOBS:
+        jobs_list_json(q->a->d.jobs, &b);
+        reply_body(reply, 200, &b);
+        return ADMIN_ANSWER;
+    default: /* R_JOB */
+        if (jobs_get_json(q->a->d.jobs, q->arg, &b) != 0) {
+            sbuf_free(&b);
+            return reply_error(reply, 404, ERR_NOT_FOUND,
+                               "no job \"%.80s\" (GET /admin/jobs lists the recent ones)", q->arg);
+        }
+        reply_body(reply, 200, &b);
+        return ADMIN_ANSWER;
+    }
+}
+
+const char *admin_req_model(const admin_req *q) { return q && q->name[0] ? q->name : NULL; }
+
+void admin_req_free(admin_req *q) {
+    if (!q) return;
+    upload_free(q->up);
+    if (q->reserved) jobs_unreserve(q->a->d.jobs);
+    if (q->parked) { /* never submitted */
+        store_rmtree(q->parked->dir);
+        jobs_unreserve(q->a->d.jobs);
+        free(q->parked);
+    }
+    admin_reply_free(&q->reply);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}
