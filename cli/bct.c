@@ -17,6 +17,7 @@ static const struct {
     {"admin", cmd_admin, "upload a checkpoint to a server to compress and serve; jobs; delete"},
     {"compress", cmd_compress, "compress a checkpoint blockwise into a .bct file"},
     {"compare", cmd_compare, "accuracy, agreement and logit differences of two models"},
+    {"bench", cmd_bench, "speed and memory of fp32 / int8 / int4 models and the int8 GEMM kernels"},
 };
 
 static void usage(FILE *out) {

@@ -2,11 +2,14 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "intops.h"
+#include "intops_simd.h"
 #include "qgemm.h"
+#include "threadpool.h"
 
 /* A qmat whose buffers grow to the largest shape requested. */
 typedef struct qscratch {
@@ -14,19 +17,33 @@ typedef struct qscratch {
     size_t codes_cap, scales_cap;
 } qscratch;
 
+/* Scratch of one pool thread (worker 0: the calling thread). */
+typedef struct bert_wk {
+    float *f;       /* attention scores and V^T; a dequantized embedding row */
+    size_t fcap;    /* floats */
+    int32_t *i;     /* integer codes for non-linear ops (two halves: in, out) */
+    size_t icap;    /* int32s */
+    qscratch qa, qb; /* attention operands */
+    void *pk;       /* attention operand packed for the GEMM kernel */
+    size_t pkcap;   /* bytes */
+} bert_wk;
+
 struct bert_ws {
     float *buf;
     size_t cap; /* floats */
     int *start; /* first row of each sequence */
     int cap_seqs;
-    qscratch qx, qa, qb; /* matmul input; attention operands */
-    int32_t *ibuf;       /* integer codes for non-linear ops */
-    size_t icap;         /* int32s in ibuf (two halves: in, out) */
+    qscratch qx; /* matmul input */
+    bct_pool *pool;
+    bert_wk *wk;
+    int nwk;
     bert_observer observe;
     void *observe_ud;
 };
 
 bert_ws *bert_ws_create(void) { return calloc(1, sizeof(bert_ws)); }
+
+void bert_ws_set_pool(bert_ws *ws, bct_pool *pool) { ws->pool = pool; }
 
 void bert_ws_observe(bert_ws *ws, bert_observer fn, void *ud) {
     ws->observe = fn;
@@ -38,9 +55,15 @@ void bert_ws_free(bert_ws *ws) {
     free(ws->buf);
     free(ws->start);
     qmat_free(&ws->qx.m);
-    qmat_free(&ws->qa.m);
-    qmat_free(&ws->qb.m);
-    free(ws->ibuf);
+    for (int i = 0; i < ws->nwk; i++) {
+        bert_wk *w = &ws->wk[i];
+        free(w->f);
+        free(w->i);
+        qmat_free(&w->qa.m);
+        qmat_free(&w->qb.m);
+        free(w->pk);
+    }
+    free(ws->wk);
     free(ws);
 }
 
@@ -67,7 +90,24 @@ static int qscratch_shape(qscratch *s, int rows, int cols, int block) {
     return BCT_OK;
 }
 
-static int ws_reserve(bert_ws *ws, size_t floats, int seqs, size_t ints) {
+#define ROUND_UP(x, m) (((x) + (m)-1) / (m) * (m))
+
+/* Attention scratch floats: scores [nq][lpad] and V^T [dh][lpad]. */
+static size_t attention_scratch(int nq, int len, int dh) {
+    size_t lpad = ROUND_UP((size_t)len, QMAT_GROUP);
+    return (size_t)nq * lpad + (size_t)dh * lpad;
+}
+
+/* Packed bytes of a rows x cols int8 matrix in blocks of 32. */
+static size_t pack_bytes(int rows, int cols) {
+    qmat q = {.bits = 8, .rows = rows, .cols = cols, .block = QMAT_GROUP};
+    return qgemm_pack_bytes(&q);
+}
+
+/* Everything a forward pass of at most `rows` tokens (sequences of at most
+ * `longest`) needs, for `workers` threads. */
+static int ws_reserve(bert_ws *ws, const bert_config *c, size_t floats, int seqs, int longest,
+                      int workers) {
     if (floats > ws->cap) {
         float *p = realloc(ws->buf, floats * sizeof(float));
         if (!p) return BCT_ENOMEM;
@@ -80,28 +120,70 @@ static int ws_reserve(bert_ws *ws, size_t floats, int seqs, size_t ints) {
         ws->start = s;
         ws->cap_seqs = seqs;
     }
-    return grow((void **)&ws->ibuf, &ws->icap, ints, sizeof(int32_t));
+    if (workers > ws->nwk) {
+        bert_wk *w = realloc(ws->wk, (size_t)workers * sizeof(bert_wk));
+        if (!w) return BCT_ENOMEM;
+        memset(w + ws->nwk, 0, (size_t)(workers - ws->nwk) * sizeof(bert_wk));
+        ws->wk = w;
+        ws->nwk = workers;
+    }
+    int H = c->hidden, dh = H / c->heads, lpad = ROUND_UP(longest, QMAT_GROUP);
+    size_t att = attention_scratch(longest, longest, dh) + (size_t)H;
+    size_t ints = 2 * (size_t)(lpad + H + c->intermediate);
+    int wide = lpad > dh ? lpad : dh;
+    size_t pk = pack_bytes(longest, dh), pv = pack_bytes(dh, lpad);
+    for (int i = 0; i < workers; i++) {
+        bert_wk *w = &ws->wk[i];
+        if (grow((void **)&w->f, &w->fcap, att, sizeof(float)) ||
+            grow((void **)&w->i, &w->icap, ints, sizeof(int32_t)) ||
+            qscratch_shape(&w->qa, lpad, wide, QMAT_GROUP) || qscratch_shape(&w->qb, lpad, wide, QMAT_GROUP) ||
+            grow(&w->pk, &w->pkcap, pk > pv ? pk : pv, 1))
+            return BCT_ENOMEM;
+    }
+    return BCT_OK;
+}
+
+/* What the helpers of one forward pass share. */
+typedef struct fwd {
+    bert_ws *ws;
+    const bert_model *m;
+    const bert_mode *mode;
+    bct_pool *pool; /* NULL: everything on the calling thread */
+    const iops *ops; /* integer non-linear ops for the active ISA */
+} fwd;
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* Rows per task of a row-parallel loop over `rows` rows of `cost` work
+ * units each: ~2 tasks per thread, none below ~32k units (below that,
+ * waking threads costs more than it saves). */
+static int row_chunk(const fwd *f, int rows, size_t cost) {
+    int threads = bct_pool_threads(f->pool);
+    int chunk = ceil_div(rows, 2 * threads);
+    int min_rows = cost ? (int)((32768 + cost - 1) / cost) : rows;
+    return chunk < min_rows ? min_rows : chunk < 1 ? 1 : chunk;
 }
 
 /* Quantizes x (rows x cols, stride ldx) to int8 blocks in ws->qx. */
-static const qmat *quantize_input(bert_ws *ws, const float *x, int ldx, int rows, int cols,
-                                  int block) {
+static const qmat *quantize_input(const fwd *f, const float *x, int ldx, int rows, int cols, int block) {
+    bert_ws *ws = f->ws;
     if (qscratch_shape(&ws->qx, rows, cols, block) != BCT_OK) return NULL;
-    qmat_quantize_act(&ws->qx.m, x, ldx);
+    qmat_quantize_act_mt(&ws->qx.m, x, ldx, f->pool);
     return &ws->qx.m;
 }
 
 /* y[rows][out] = x[rows][in] W^T + b.  For quantized weights the input is
  * quantized to int8 blocks, unless `pre` already holds it in the right
  * block size (Q, K and V share one quantized input). */
-static int linear(bert_ws *ws, const bert_linear *l, const float *x, int ldx, int rows,
+static int linear(const fwd *f, const bert_linear *l, const float *x, int ldx, int rows,
                   const qmat *pre, float *y) {
+    bert_ws *ws = f->ws;
     if (l->q) {
         const qmat *qx = pre && pre->block == l->q->block && pre->rows == rows
                              ? pre
-                             : quantize_input(ws, x, ldx, rows, l->in, l->q->block);
+                             : quantize_input(f, x, ldx, rows, l->in, l->q->block);
         if (!qx) return BCT_ENOMEM;
-        qgemm(l->q, qx, l->b, y, l->out);
+        qgemm_run(l->q, l->q->pack, qx, l->b, y, l->out, f->pool);
         return BCT_OK;
     }
     if (ws->observe) ws->observe(ws->observe_ud, l, x, ldx, rows);
@@ -111,45 +193,71 @@ static int linear(bert_ws *ws, const bert_linear *l, const float *x, int ldx, in
     return BCT_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* row-wise ops, split into row tasks                                  */
+
+typedef struct rows_job {
+    const fwd *f;
+    float *x;
+    const float *res;
+    int rows, n, chunk;
+    const bert_norm *nm;
+    float eps;
+    bert_act act;
+    int block;
+} rows_job;
+
 /* x[r] = LayerNorm(x[r] + res[r]) over n features (res may be NULL).  The
  * integer path quantizes the row to nl_bits codes (one scale: it cancels
  * in normalisation) and normalises with integer arithmetic. */
-static void add_layer_norm(bert_ws *ws, const bert_mode *mode, float *x, const float *res, int rows,
-                           int n, const bert_norm *nm, float eps) {
-    for (int r = 0; r < rows; r++) {
-        float *v = x + (size_t)r * n;
-        if (res)
-            for (int i = 0; i < n; i++) v[i] += res[(size_t)r * n + i];
+static void layer_norm_rows(const rows_job *j, int r0, int r1, int32_t *ibuf) {
+    const bert_mode *mode = j->f->mode;
+    const bert_norm *nm = j->nm;
+    int n = j->n;
+    for (int r = r0; r < r1; r++) {
+        float *v = j->x + (size_t)r * n;
         if (mode->int_layernorm && nm->ints) {
-            float s = iop_quantize_row(v, n, mode->nl_bits, ws->ibuf);
-            iop_layernorm_scaled(nm->ints, ws->ibuf, s, v);
+            j->f->ops->layernorm(nm->ints, v, j->res ? j->res + (size_t)r * n : NULL, mode->nl_bits, ibuf);
             continue;
         }
+        if (j->res)
+            for (int i = 0; i < n; i++) v[i] += j->res[(size_t)r * n + i];
         double mean = 0, var = 0;
         for (int i = 0; i < n; i++) mean += v[i];
         mean /= n;
         for (int i = 0; i < n; i++) var += (v[i] - mean) * (v[i] - mean);
         var /= n;
-        float inv = (float)(1.0 / sqrt(var + eps));
+        float inv = (float)(1.0 / sqrt(var + j->eps));
         for (int i = 0; i < n; i++) v[i] = (float)(v[i] - mean) * inv * nm->gamma[i] + nm->beta[i];
     }
 }
 
+static void layer_norm_task(void *ctx, int task, int worker) {
+    const rows_job *j = ctx;
+    int r0 = task * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    layer_norm_rows(j, r0, r1, j->f->ws->wk[worker].i);
+}
+
+static void add_layer_norm(const fwd *f, float *x, const float *res, int rows, int n, const bert_norm *nm,
+                           float eps) {
+    rows_job j = {.f = f, .x = x, .res = res, .rows = rows, .n = n, .nm = nm, .eps = eps};
+    j.chunk = row_chunk(f, rows, (size_t)n * 8);
+    bct_pool_run(f->pool, ceil_div(rows, j.chunk), layer_norm_task, &j);
+}
+
 /* GELU over [rows][n].  The integer path applies i-GELU per block of
  * `block` elements, each quantized to nl_bits codes with its own scale. */
-static void activation(bert_ws *ws, const bert_mode *mode, bert_act act, float *x, int rows, int n,
-                       int block) {
-    size_t total = (size_t)rows * n;
-    if (act == BERT_ACT_GELU && mode->int_gelu) {
-        int32_t *in = ws->ibuf, *out = ws->ibuf + block;
-        for (size_t off = 0; off < total; off += (size_t)block) {
-            float out_scale, s = iop_quantize_row(x + off, block, mode->nl_bits, in);
-            iop_gelu(in, block, s, out, &out_scale);
-            for (int i = 0; i < block; i++) x[off + (size_t)i] = (float)out[i] * out_scale;
-        }
+static void activation_rows(const rows_job *j, int r0, int r1, int32_t *ibuf) {
+    const bert_mode *mode = j->f->mode;
+    int block = j->block;
+    float *x = j->x + (size_t)r0 * j->n;
+    size_t total = (size_t)(r1 - r0) * j->n;
+    if (j->act == BERT_ACT_GELU && mode->int_gelu) {
+        for (size_t off = 0; off < total; off += (size_t)block)
+            j->f->ops->gelu_block(x + off, block, mode->nl_bits, ibuf);
         return;
     }
-    switch (act) {
+    switch (j->act) {
     case BERT_ACT_GELU:
         for (size_t i = 0; i < total; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
         break;
@@ -165,14 +273,27 @@ static void activation(bert_ws *ws, const bert_mode *mode, bert_act act, float *
     }
 }
 
+static void activation_task(void *ctx, int task, int worker) {
+    const rows_job *j = ctx;
+    int r0 = task * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    activation_rows(j, r0, r1, j->f->ws->wk[worker].i);
+}
+
+static void activation(const fwd *f, bert_act act, float *x, int rows, int n, int block) {
+    rows_job j = {.f = f, .x = x, .rows = rows, .n = n, .act = act, .block = block};
+    j.chunk = row_chunk(f, rows, (size_t)n * 16);
+    bct_pool_run(f->pool, ceil_div(rows, j.chunk), activation_task, &j);
+}
+
+/* ------------------------------------------------------------------ */
+/* attention                                                           */
+
 /* Softmax of s[0..n) * scale, in place. */
-static void softmax_row(bert_ws *ws, const bert_mode *mode, float *s, int n, float scale) {
+static void softmax_row(const fwd *f, int32_t *ibuf, float *s, int n, float scale) {
+    const bert_mode *mode = f->mode;
     if (mode->int_softmax) {
         enum { OUT_BITS = 16 };
-        int32_t *in = ws->ibuf, *p = ws->ibuf + n;
-        float qs = iop_quantize_row(s, n, mode->nl_bits, in);
-        iop_softmax(in, n, qs * scale, p, OUT_BITS);
-        for (int j = 0; j < n; j++) s[j] = (float)p[j] * (1.0f / (1 << OUT_BITS));
+        f->ops->softmax_row(s, n, scale, mode->nl_bits, OUT_BITS, ibuf);
         return;
     }
     float mx = s[0] * scale, sum = 0;
@@ -182,61 +303,85 @@ static void softmax_row(bert_ws *ws, const bert_mode *mode, float *s, int n, flo
     for (int j = 0; j < n; j++) s[j] *= inv;
 }
 
-#define ROUND_UP(x, m) (((x) + (m)-1) / (m) * (m))
-
-/* Multi-head self-attention of one sequence of `len` tokens.  q holds
- * `nq` query rows (all tokens, or just [CLS] in the last layer), k and v
- * hold `len` rows; all are [rows][H] with heads side by side.  Writes the
- * context rows to ctx ([nq][H], ld ldc).  scratch: attention_scratch()
- * floats. */
-static size_t attention_scratch(int nq, int len, int dh) {
-    size_t lpad = ROUND_UP((size_t)len, QMAT_GROUP);
-    return (size_t)nq * lpad + (size_t)dh * lpad;
+/* y = x W^T with a run-time int8 operand w (packed into wk->pk for SIMD
+ * kernels); single-threaded: attention runs one (sequence, head) per task. */
+static void small_gemm(bert_wk *wk, const qmat *w, const qmat *x, float *y, int ldy) {
+    const void *pk = qgemm_pack_bytes(w) ? qgemm_pack(w, wk->pk) : NULL;
+    qgemm_run(w, pk, x, NULL, y, ldy, NULL);
 }
 
-static int attention(bert_ws *ws, const bert_mode *mode, const float *q, int ldq, int nq,
-                     const float *k, const float *v, int len, int H, int heads, float *ctx, int ldc,
-                     float *scratch) {
+/* Self-attention of one head h of one sequence of `len` tokens.  q holds
+ * `nq` query rows (all tokens, or just [CLS] in the last layer), k and v
+ * hold `len` rows; all are [rows][H] with heads side by side.  Writes the
+ * head's context columns of ctx ([nq][H], ld ldc). */
+static int attention_head(const fwd *f, bert_wk *wk, const float *q, int ldq, int nq, const float *k,
+                          const float *v, int len, int H, int heads, int h, float *ctx, int ldc) {
+    const bert_mode *mode = f->mode;
     int dh = H / heads;
     float scale = 1.0f / sqrtf((float)dh);
     /* Scores and probabilities as int8 blocks of 32 along the reduction
      * dimension: head features for Q.K^T, key positions for P.V. */
     int quant = mode->act_int8 && dh % QMAT_GROUP == 0;
     int lpad = ROUND_UP(len, QMAT_GROUP);
-    float *scores = scratch, *vt = scratch + (size_t)nq * lpad;
-    for (int h = 0; h < heads; h++) {
-        if (!quant) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, len, dh, 1.0f, q + h * dh, ldq,
-                        k + h * dh, H, 0.0f, scores, len);
-            for (int i = 0; i < nq; i++) softmax_row(ws, mode, scores + (size_t)i * len, len, scale);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, dh, len, 1.0f, scores, len,
-                        v + h * dh, H, 0.0f, ctx + h * dh, ldc);
-            continue;
-        }
-        if (qscratch_shape(&ws->qa, nq, dh, QMAT_GROUP) || qscratch_shape(&ws->qb, len, dh, QMAT_GROUP))
-            return BCT_ENOMEM;
-        qmat_quantize_act(&ws->qa.m, q + h * dh, ldq);
-        qmat_quantize_act(&ws->qb.m, k + h * dh, H);
-        qgemm(&ws->qb.m, &ws->qa.m, NULL, scores, lpad);
-        for (int i = 0; i < nq; i++) {
-            float *row = scores + (size_t)i * lpad;
-            softmax_row(ws, mode, row, len, scale);
-            memset(row + len, 0, (size_t)(lpad - len) * sizeof(float));
-        }
-        /* V^T: [dh][lpad], so that P.V reduces along contiguous positions. */
-        for (int d = 0; d < dh; d++) {
-            float *dst = vt + (size_t)d * lpad;
-            for (int t = 0; t < len; t++) dst[t] = v[(size_t)t * H + h * dh + d];
-            memset(dst + len, 0, (size_t)(lpad - len) * sizeof(float));
-        }
-        if (qscratch_shape(&ws->qa, nq, lpad, QMAT_GROUP) || qscratch_shape(&ws->qb, dh, lpad, QMAT_GROUP))
-            return BCT_ENOMEM;
-        qmat_quantize_act(&ws->qa.m, scores, lpad);
-        qmat_quantize_act(&ws->qb.m, vt, lpad);
-        qgemm(&ws->qb.m, &ws->qa.m, NULL, ctx + h * dh, ldc);
+    float *scores = wk->f, *vt = wk->f + (size_t)nq * lpad;
+    if (!quant) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, len, dh, 1.0f, q + h * dh, ldq,
+                    k + h * dh, H, 0.0f, scores, len);
+        for (int i = 0; i < nq; i++) softmax_row(f, wk->i, scores + (size_t)i * len, len, scale);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, dh, len, 1.0f, scores, len,
+                    v + h * dh, H, 0.0f, ctx + h * dh, ldc);
+        return BCT_OK;
     }
+    if (qscratch_shape(&wk->qa, nq, dh, QMAT_GROUP) || qscratch_shape(&wk->qb, len, dh, QMAT_GROUP))
+        return BCT_ENOMEM;
+    qmat_quantize_act(&wk->qa.m, q + h * dh, ldq);
+    qmat_quantize_act(&wk->qb.m, k + h * dh, H);
+    small_gemm(wk, &wk->qb.m, &wk->qa.m, scores, lpad);
+    for (int i = 0; i < nq; i++) {
+        float *row = scores + (size_t)i * lpad;
+        softmax_row(f, wk->i, row, len, scale);
+        memset(row + len, 0, (size_t)(lpad - len) * sizeof(float));
+    }
+    /* V^T: [dh][lpad], so that P.V reduces along contiguous positions. */
+    f->ops->transpose(v + h * dh, H, len, dh, vt, lpad);
+    if (qscratch_shape(&wk->qa, nq, lpad, QMAT_GROUP) || qscratch_shape(&wk->qb, dh, lpad, QMAT_GROUP))
+        return BCT_ENOMEM;
+    qmat_quantize_act(&wk->qa.m, scores, lpad);
+    qmat_quantize_act(&wk->qb.m, vt, lpad);
+    small_gemm(wk, &wk->qb.m, &wk->qa.m, ctx + h * dh, ldc);
     return BCT_OK;
 }
+
+typedef struct att_job {
+    const fwd *f;
+    const bert_seq *seqs;
+    const float *q, *k, *v;
+    float *ctx;
+    int last; /* only the [CLS] query of each sequence; its rows are packed */
+    atomic_int rc;
+} att_job;
+
+static void attention_task(void *ctx, int task, int worker) {
+    att_job *j = ctx;
+    const bert_config *c = &j->f->m->cfg;
+    int H = c->hidden, s = task / c->heads, h = task % c->heads, len = j->seqs[s].len;
+    size_t off = (size_t)j->f->ws->start[s] * H, qoff = j->last ? (size_t)s * H : off;
+    int rc = attention_head(j->f, &j->f->ws->wk[worker], j->q + qoff, H, j->last ? 1 : len,
+                            j->k + off, j->v + off, len, H, c->heads, h, j->ctx + qoff, H);
+    if (rc != BCT_OK) atomic_store(&j->rc, rc);
+}
+
+/* Attention of every sequence and head: one task each. */
+static int attention(const fwd *f, const bert_seq *seqs, int n, const float *q, const float *k,
+                     const float *v, float *ctx, int last) {
+    att_job j = {.f = f, .seqs = seqs, .q = q, .k = k, .v = v, .ctx = ctx, .last = last};
+    atomic_init(&j.rc, BCT_OK);
+    bct_pool_run(f->pool, n * f->m->cfg.heads, attention_task, &j);
+    return atomic_load(&j.rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* forward                                                             */
 
 static int check_inputs(const bert_config *c, const bert_seq *seqs, int n, bct_error *err) {
     for (int s = 0; s < n; s++) {
@@ -262,18 +407,38 @@ static const float *table_row(const bert_table *t, int r, int H, float *tmp) {
     return tmp;
 }
 
-static void embed(const bert_model *m, const bert_seq *seqs, int n, float *x, float *tmp) {
+typedef struct embed_job {
+    const fwd *f;
+    const bert_seq *seqs;
+    int n, total, chunk;
+    float *x;
+} embed_job;
+
+/* Embedding sums of rows [chunk * task, ...): any tokens of any sequences. */
+static void embed_task(void *ctx, int task, int worker) {
+    const embed_job *j = ctx;
+    const bert_model *m = j->f->m;
+    const int *start = j->f->ws->start;
     int H = m->cfg.hidden;
-    for (int s = 0, row = 0; s < n; s++) {
-        for (int t = 0; t < seqs[s].len; t++, row++) {
-            float *o = x + (size_t)row * H;
-            const float *w = table_row(&m->word_emb, seqs[s].ids[t], H, tmp);
-            memcpy(o, w, (size_t)H * sizeof(float));
-            const float *p = table_row(&m->pos_emb, t, H, tmp);
-            for (int i = 0; i < H; i++) o[i] += p[i];
-            const float *ty = table_row(&m->type_emb, seqs[s].type_ids[t], H, tmp);
-            for (int i = 0; i < H; i++) o[i] += ty[i];
-        }
+    float *tmp = j->f->ws->wk[worker].f;
+    int r0 = task * j->chunk, r1 = r0 + j->chunk < j->total ? r0 + j->chunk : j->total;
+    int s = 0;
+    for (int lo = 0, hi = j->n - 1; lo <= hi;) { /* the sequence holding row r0 */
+        int mid = (lo + hi) / 2;
+        if (start[mid] <= r0) s = mid, lo = mid + 1;
+        else hi = mid - 1;
+    }
+    for (int row = r0; row < r1; row++) {
+        while (s + 1 < j->n && start[s + 1] <= row) s++;
+        const bert_seq *sq = &j->seqs[s];
+        int t = row - start[s];
+        float *o = j->x + (size_t)row * H;
+        const float *w = table_row(&m->word_emb, sq->ids[t], H, tmp);
+        memcpy(o, w, (size_t)H * sizeof(float));
+        const float *p = table_row(&m->pos_emb, t, H, tmp);
+        for (int i = 0; i < H; i++) o[i] += p[i];
+        const float *ty = table_row(&m->type_emb, sq->type_ids[t], H, tmp);
+        for (int i = 0; i < H; i++) o[i] += ty[i];
     }
 }
 
@@ -281,76 +446,80 @@ static void embed(const bert_model *m, const bert_seq *seqs, int n, float *x, fl
  * and the next matmul's input blocks line up. */
 static int gelu_block(const bert_layer *L) { return L->ffn_out.q ? L->ffn_out.q->block : QMAT_GROUP; }
 
-int bert_forward(const bert_model *m, const bert_seq *seqs, int n, float *logits, bert_ws *ws,
-                 bct_error *err) {
+/* One group of whole sequences (see bert_forward.h on grouping). */
+static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logits, bct_error *err) {
+    bert_ws *ws = f->ws;
+    const bert_model *m = f->m;
     const bert_config *c = &m->cfg;
-    const bert_mode *mode = &m->mode;
-    int H = c->hidden, inter = c->intermediate;
-    int rc = check_inputs(c, seqs, n, err);
-    if (rc != BCT_OK) return rc;
-    if (n == 0) return BCT_OK;
-
+    int H = c->hidden, inter = c->intermediate, rc = BCT_OK;
     int total = 0, longest = 0;
     for (int s = 0; s < n; s++) {
         total += seqs[s].len;
         longest = seqs[s].len > longest ? seqs[s].len : longest;
     }
-    size_t NH = (size_t)total * H;
-    size_t att = attention_scratch(longest, longest, H / c->heads);
-    size_t need = 5 * NH + (size_t)total * inter + att + (size_t)H;
-    size_t ints = 2 * (size_t)(ROUND_UP(longest, QMAT_GROUP) + H + inter);
-    if (ws_reserve(ws, need, n, ints) != BCT_OK)
+    /* x, q, then k, v, ctx; the FFN intermediate (total x inter) reuses k,
+     * v and ctx, which are dead once the attention output is computed. */
+    size_t NH = (size_t)total * H, NI = (size_t)total * inter;
+    size_t need = 2 * NH + (3 * NH > NI ? 3 * NH : NI);
+    if (ws_reserve(ws, c, need, n, longest, bct_pool_threads(f->pool)) != BCT_OK)
         return bct_fail(err, BCT_ENOMEM, "out of memory for a batch of %d tokens", total);
     float *x = ws->buf, *q = x + NH, *k = q + NH, *v = k + NH, *ctx = v + NH;
-    float *ffn = ctx + NH, *scratch = ffn + (size_t)total * inter, *row_tmp = scratch + att;
+    float *ffn = k;
     for (int s = 0, row = 0; s < n; row += seqs[s].len, s++) ws->start[s] = row;
 
-    embed(m, seqs, n, x, row_tmp);
-    add_layer_norm(ws, mode, x, NULL, total, H, &m->emb_norm, c->ln_eps);
+    embed_job ej = {f, seqs, n, total, row_chunk(f, total, (size_t)H * 8), x};
+    bct_pool_run(f->pool, ceil_div(total, ej.chunk), embed_task, &ej);
+    add_layer_norm(f, x, NULL, total, H, &m->emb_norm, c->ln_eps);
 
     for (int li = 0; li < c->layers && rc == BCT_OK; li++) {
         const bert_layer *L = &m->layer[li];
         int last = li == c->layers - 1;
-        const qmat *qx = L->key.q ? quantize_input(ws, x, H, total, H, L->key.q->block) : NULL;
+        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q->block) : NULL;
         if (L->key.q && !qx) return bct_fail(err, BCT_ENOMEM, "out of memory");
-        if ((rc = linear(ws, &L->key, x, H, total, qx, k)) ||
-            (rc = linear(ws, &L->value, x, H, total, qx, v)))
+        if ((rc = linear(f, &L->key, x, H, total, qx, k)) || (rc = linear(f, &L->value, x, H, total, qx, v)))
             break;
         if (!last) {
-            if ((rc = linear(ws, &L->query, x, H, total, qx, q))) break;
-            for (int s = 0; s < n && rc == BCT_OK; s++) {
-                size_t off = (size_t)ws->start[s] * H;
-                rc = attention(ws, mode, q + off, H, seqs[s].len, k + off, v + off, seqs[s].len, H,
-                               c->heads, ctx + off, H, scratch);
-            }
+            if ((rc = linear(f, &L->query, x, H, total, qx, q))) break;
+            rc = attention(f, seqs, n, q, k, v, ctx, 0);
         } else {
             /* Only [CLS] rows reach the pooler: gather them into x's first
              * n rows and shrink the rest of the layer to n rows. */
             for (int s = 0; s < n; s++)
                 memcpy(ctx + (size_t)s * H, x + (size_t)ws->start[s] * H, (size_t)H * sizeof(float));
             memcpy(x, ctx, (size_t)n * H * sizeof(float));
-            if ((rc = linear(ws, &L->query, x, H, n, NULL, q))) break;
-            for (int s = 0; s < n && rc == BCT_OK; s++) {
-                size_t off = (size_t)ws->start[s] * H;
-                rc = attention(ws, mode, q + (size_t)s * H, H, 1, k + off, v + off, seqs[s].len, H,
-                               c->heads, ctx + (size_t)s * H, H, scratch);
-            }
+            if ((rc = linear(f, &L->query, x, H, n, NULL, q))) break;
+            rc = attention(f, seqs, n, q, k, v, ctx, 1);
             total = n;
         }
-        if (rc || (rc = linear(ws, &L->attn_out, ctx, H, total, NULL, q))) break;
-        add_layer_norm(ws, mode, q, x, total, H, &L->attn_norm, c->ln_eps);
-        if ((rc = linear(ws, &L->ffn_in, q, H, total, NULL, ffn))) break;
-        activation(ws, mode, c->act, ffn, total, inter, gelu_block(L));
-        if ((rc = linear(ws, &L->ffn_out, ffn, inter, total, NULL, x))) break;
-        add_layer_norm(ws, mode, x, q, total, H, &L->ffn_norm, c->ln_eps);
+        if (rc || (rc = linear(f, &L->attn_out, ctx, H, total, NULL, q))) break;
+        add_layer_norm(f, q, x, total, H, &L->attn_norm, c->ln_eps);
+        if ((rc = linear(f, &L->ffn_in, q, H, total, NULL, ffn))) break;
+        activation(f, c->act, ffn, total, inter, gelu_block(L));
+        if ((rc = linear(f, &L->ffn_out, ffn, inter, total, NULL, x))) break;
+        add_layer_norm(f, x, q, total, H, &L->ffn_norm, c->ln_eps);
     }
     if (rc != BCT_OK) return bct_fail(err, rc, "out of memory running a batch of %d tokens", total);
 
     /* x now holds one row per sequence: [CLS] after the last layer. */
-    if ((rc = linear(ws, &m->pooler, x, H, n, NULL, q)))
-        return bct_fail(err, rc, "out of memory");
+    if ((rc = linear(f, &m->pooler, x, H, n, NULL, q))) return bct_fail(err, rc, "out of memory");
     for (size_t i = 0; i < (size_t)n * H; i++) q[i] = tanhf(q[i]);
-    if ((rc = linear(ws, &m->classifier, q, H, n, NULL, logits)))
-        return bct_fail(err, rc, "out of memory");
+    if ((rc = linear(f, &m->classifier, q, H, n, NULL, logits))) return bct_fail(err, rc, "out of memory");
     return BCT_OK;
+}
+
+int bert_forward(const bert_model *m, const bert_seq *seqs, int n, float *logits, bert_ws *ws,
+                 bct_error *err) {
+    const bert_config *c = &m->cfg;
+    int rc = check_inputs(c, seqs, n, err);
+    if (rc != BCT_OK) return rc;
+    /* fp32 GEMMs thread inside OpenBLAS: the pool only serves the int8 path. */
+    fwd f = {ws, m, &m->mode, m->mode.act_int8 ? ws->pool : NULL, iops_for(qgemm_isa())};
+    for (int s0 = 0; s0 < n && rc == BCT_OK;) {
+        int s1 = s0, tokens = 0;
+        while (s1 < n && (s1 == s0 || tokens + seqs[s1].len <= BERT_FORWARD_GROUP_TOKENS))
+            tokens += seqs[s1++].len;
+        rc = forward_group(&f, seqs + s0, s1 - s0, logits + (size_t)s0 * c->num_labels, err);
+        s0 = s1;
+    }
+    return rc;
 }

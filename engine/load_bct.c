@@ -9,6 +9,7 @@
 #include "bct_file.h"
 #include "bert_model_priv.h"
 #include "qcodec.h"
+#include "qgemm.h"
 
 #define VOCAB_MAX_BYTES (64u << 20)
 
@@ -94,6 +95,14 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
         if (dequantize_owned(st, q, s->f) != BCT_OK)
             return bct_fail(err, BCT_ENOMEM, "out of memory dequantizing \"%s\"", s->name);
         return BCT_OK;
+    }
+    /* Linear weights: pre-packed once for the GEMM kernel (qgemm.h); codes
+     * used in place from the mapping are then dropped from memory. */
+    if (s->role == BERT_ROLE_WEIGHT &&
+        (qgemm_prepare(q, q->codes == codes ? QGEMM_DROP_SOURCE : 0) != BCT_OK ||
+         (q->pack && bert_storage_keep(st, q->pack) != BCT_OK))) {
+        q->pack = NULL;
+        return bct_fail(err, BCT_ENOMEM, "out of memory packing \"%s\"", s->name);
     }
     *s->q = q;
     return BCT_OK;

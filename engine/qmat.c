@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qgemm_kern.h"
 #include "status.h"
 
 int qmat_layout_ok(int bits, int block, int cols) {
@@ -36,8 +37,10 @@ int qmat_alloc(qmat *m, int bits, int rows, int cols, int block) {
 void qmat_free(qmat *m) {
     free(m->codes);
     free(m->scales);
+    free(m->pack);
     m->codes = NULL;
     m->scales = NULL;
+    m->pack = NULL;
 }
 
 void qmat_pack_row(const qmat *m, int r, const int8_t *codes) {
@@ -56,12 +59,31 @@ void qmat_pack_row(const qmat *m, int r, const int8_t *codes) {
 void qmat_dequantize_row(const qmat *m, int r, float *x) {
     const uint8_t *row = qmat_row_codes(m, r);
     const float *d = qmat_row_scales(m, r);
-    for (int i = 0; i < m->cols; i++) x[i] = d[i / m->block] * (float)qmat_code(m, row, i);
+    /* Per block and 32-element group, so the compiler vectorises it; the
+     * same d * (float)q as qmat_code element by element. */
+    for (int b = 0; b < m->cols / m->block; b++) {
+        const float db = d[b];
+        float *xb = x + (size_t)b * m->block;
+        if (m->bits == 8) {
+            const int8_t *q = (const int8_t *)row + (size_t)b * m->block;
+            for (int i = 0; i < m->block; i++) xb[i] = db * (float)q[i];
+            continue;
+        }
+        for (int g = 0; g < m->block / QMAT_GROUP; g++) {
+            const uint8_t *q = row + ((size_t)b * m->block + (size_t)g * QMAT_GROUP) / 2;
+            float *xg = xb + g * QMAT_GROUP;
+            for (int j = 0; j < 16; j++) {
+                xg[j] = db * (float)((q[j] & 15) - 8);
+                xg[j + 16] = db * (float)((q[j] >> 4) - 8);
+            }
+        }
+    }
 }
 
-void qmat_quantize_act(qmat *m, const float *x, int ld) {
+/* The scalar activation quantizer (qmat_quantize_act dispatches in qgemm.c). */
+void qact_scalar(qmat *m, const float *x, int ld, int r0, int r1) {
     int nb = m->cols / m->block;
-    for (int r = 0; r < m->rows; r++) {
+    for (int r = r0; r < r1; r++) {
         const float *xr = x + (size_t)r * ld;
         int8_t *q = (int8_t *)m->codes + (size_t)r * m->cols;
         float *d = m->scales + (size_t)r * nb;

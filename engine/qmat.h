@@ -33,6 +33,7 @@ typedef struct qmat {
     int rows, cols, block;
     void *codes;   /* layout above */
     float *scales; /* rows * (cols / block) */
+    void *pack;    /* weights only: the GEMM kernel's packed copy (qgemm_prepare), or NULL */
 } qmat;
 
 static inline size_t qmat_row_bytes(int bits, int cols) {
@@ -50,7 +51,8 @@ static inline const float *qmat_row_scales(const qmat *m, int r) {
 int qmat_layout_ok(int bits, int block, int cols);
 
 /* Allocates codes and scales for a rows x cols matrix (64-byte aligned).
- * Returns 0 or BCT_ENOMEM.  qmat_free releases what qmat_alloc made. */
+ * Returns 0 or BCT_ENOMEM.  qmat_free releases what qmat_alloc made (and
+ * a pack made by qgemm_prepare). */
 int qmat_alloc(qmat *m, int bits, int rows, int cols, int block);
 void qmat_free(qmat *m);
 
@@ -70,7 +72,10 @@ void qmat_pack_row(const qmat *m, int r, const int8_t *codes);
 void qmat_dequantize_row(const qmat *m, int r, float *x);
 
 /* Activations: quantizes rows x cols floats (row stride ld) into m (bits 8,
- * absmax per block: d = max|x| / 127, q = round-half-away(x / d)). */
+ * absmax per block: d = max|x| / 127, q = round-half-away(x * (127 / max|x|))).
+ * x must be finite.  Runs the SIMD version of the active GEMM kernel
+ * (qgemm.h), bit-identical to the scalar one; qmat_quantize_act_mt there
+ * splits rows over a thread pool. */
 void qmat_quantize_act(qmat *m, const float *x, int ld);
 
 #endif

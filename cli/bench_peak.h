@@ -1,0 +1,41 @@
+/* bench_peak.h - the theoretical int8 peak of a GEMM kernel ISA on this
+ * machine, for `bct bench`:
+ *
+ *   peak MAC/s = MACs per multiply instruction x instructions per cycle per
+ *                core x cores (threads used) x clock
+ *
+ *   avx512vnni: vpdpbusd zmm = 64 MACs (16 lanes x 4 u8*s8 products)
+ *   avx2:       vpmaddubsw ymm = 32 MACs (16 int16 pairs); an upper bound,
+ *               since each also needs a vpmaddwd on the same ports
+ *   scalar:     1 MAC per imul (not measured: reported as 1/cycle)
+ *
+ * Instructions per cycle: measured by a loop of 12 independent
+ * accumulators (enough to cover the latency), rounded to the nearest 0.5:
+ * the architectural throughput.  Clock: measured with a chain of dependent
+ * integer adds (1 cycle each) running on every thread at once, so it is
+ * the clock the cores actually hold under load (turbo included), not the
+ * nominal "cpu MHz" of /proc/cpuinfo (reported alongside). */
+#ifndef BCT_BENCH_PEAK_H
+#define BCT_BENCH_PEAK_H
+
+#include "cpu_features.h"
+
+struct bct_pool;
+
+typedef struct bench_peak {
+    double ghz;           /* measured, all threads busy */
+    double cpuinfo_mhz;   /* "cpu MHz" of /proc/cpuinfo (0 if absent) */
+    double ipc_measured;  /* multiply instructions per cycle per core */
+    double ipc;           /* rounded to 0.5 */
+    int macs_per_instr;
+    int threads;
+    double peak_gmacs;    /* macs_per_instr * ipc * threads * ghz */
+} bench_peak;
+
+/* Measures the clock with `pool`'s threads busy (NULL: one thread). */
+double bench_measure_ghz(struct bct_pool *pool);
+
+/* Fills p for isa (which must be supported) with `threads` cores at ghz. */
+void bench_peak_for(bct_isa isa, int threads, double ghz, bench_peak *p);
+
+#endif

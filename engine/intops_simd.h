@@ -1,0 +1,38 @@
+/* intops_simd.h - AVX-512 versions of the integer non-linear ops of
+ * intops.h, bit-identical to them (same per-call constants, same integer
+ * arithmetic lane by lane; tests/unit/test_kernels.c checks it).
+ *
+ * They need AVX-512 F/BW/DQ/VL, i.e. run only when the GEMM kernel level
+ * is avx512vnni (qgemm_isa()); iops_for() picks the right set.  Inputs
+ * follow intops.h (x finite for quantize_row).
+ */
+#ifndef BCT_INTOPS_SIMD_H
+#define BCT_INTOPS_SIMD_H
+
+#include <stdint.h>
+
+#include "cpu_features.h"
+#include "intops.h"
+
+float iop_quantize_row_avx512(const float *x, int n, int bits, int32_t *q);
+void iop_gelu_avx512(const int32_t *q, int n, float scale, int32_t *out, float *out_scale);
+void iop_softmax_avx512(const int32_t *x, int n, float scale, int32_t *p, int out_bits);
+void iop_layernorm_scaled_avx512(const iop_ln_params *p, const int32_t *x, float scale, float *y);
+
+/* Fused steps of the engine, scalar or AVX-512 by `isa`:
+ *   gelu_block:  x[0..n) = i-GELU of x quantized to `bits` codes, back in float
+ *   softmax_row: s[0..n) = i-softmax(s * scale) as probabilities, out_bits
+ *   layernorm:   x[0..n) = integer LayerNorm of (x + res) (res may be NULL)
+ * ibuf: 2 * n int32s. */
+typedef struct iops {
+    void (*gelu_block)(float *x, int n, int bits, int32_t *ibuf);
+    void (*softmax_row)(float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf);
+    void (*layernorm)(const iop_ln_params *p, float *x, const float *res, int bits, int32_t *ibuf);
+    /* dst[c][r] = src[r][c] for r < rows, c < cols (src stride lds, dst
+     * stride ldd >= rows); dst[c][rows .. ldd) = 0.  (Attention's V^T.) */
+    void (*transpose)(const float *src, int lds, int rows, int cols, float *dst, int ldd);
+} iops;
+
+const iops *iops_for(bct_isa isa);
+
+#endif

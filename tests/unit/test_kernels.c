@@ -1,0 +1,512 @@
+/* SIMD kernels against the scalar reference: the int32 block accumulators
+ * of every kernel must equal the scalar ones exactly (random and extreme
+ * codes, odd shapes), the float outputs and the activation quantizer must
+ * be bit-identical, whole-model logits must be identical across ISAs and
+ * thread counts, and the thread pool must run every task exactly once.
+ * ISAs this CPU lacks are skipped (and named on stdout). */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bert_forward.h"
+#include "bert_model.h"
+#include "compress.h"
+#include "cpu_features.h"
+#include "intops.h"
+#include "intops_simd.h"
+#include "qgemm.h"
+#include "qmat.h"
+#include "test_util.h"
+#include "threadpool.h"
+
+static unsigned rng = 777;
+static unsigned urand(void) {
+    rng = rng * 1664525u + 1013904223u;
+    return rng >> 8;
+}
+static int irand(int lo, int hi) { return lo + (int)(urand() % (unsigned)(hi - lo + 1)); }
+static float frand(void) { return (float)urand() / (float)(1u << 24) * 2.0f - 1.0f; }
+
+static const bct_isa simd_isas[] = {BCT_ISA_AVX2, BCT_ISA_AVX512VNNI, BCT_ISA_AMX};
+
+/* ISAs to compare against the scalar reference on this machine. */
+static int available(bct_isa isa) {
+    static int said[BCT_ISA_COUNT];
+    if (bct_isa_supported(isa)) return 1;
+    if (!said[isa]) {
+        printf("skipped: ISA %s is not available on this CPU/build\n", bct_isa_name(isa));
+        said[isa] = 1;
+    }
+    return 0;
+}
+
+enum { EDGE_RANDOM, EDGE_MIN, EDGE_MAX, EDGE_MIXED, EDGE_ZERO_X, EDGE_COUNT };
+
+/* Fills weight codes (bits 8: [-127, 127]; 4: [-8, 7]) and activation
+ * codes ([-127, 127]) with a pattern, and positive scales. */
+static void fill(qmat *w, qmat *x, int edge) {
+    int lo = w->bits == 8 ? -127 : -8, hi = w->bits == 8 ? 127 : 7;
+    int8_t *codes = malloc((size_t)w->cols);
+    for (int r = 0; r < w->rows; r++) {
+        for (int i = 0; i < w->cols; i++) {
+            int v = irand(lo, hi);
+            if (edge == EDGE_MIN) v = lo;
+            else if (edge == EDGE_MAX) v = hi;
+            else if (edge == EDGE_MIXED) v = (i + r) % 3 == 0 ? lo : (i + r) % 3 == 1 ? hi : 0;
+            codes[i] = (int8_t)v;
+        }
+        qmat_pack_row(w, r, codes);
+    }
+    for (int r = 0; r < x->rows; r++) {
+        int8_t *q = (int8_t *)x->codes + (size_t)r * x->cols;
+        for (int i = 0; i < x->cols; i++) {
+            int v = irand(-127, 127);
+            if (edge == EDGE_MIN) v = -127;
+            else if (edge == EDGE_MAX) v = 127;
+            else if (edge == EDGE_MIXED) v = (i * 7 + r) % 2 ? 127 : -127;
+            else if (edge == EDGE_ZERO_X) v = 0;
+            q[i] = (int8_t)v;
+        }
+    }
+    int nbw = w->rows * (w->cols / w->block), nbx = x->rows * (x->cols / x->block);
+    for (int i = 0; i < nbw; i++) w->scales[i] = 0.001f + 0.01f * (float)(urand() % 1000) / 1000.0f;
+    for (int i = 0; i < nbx; i++) x->scales[i] = 0.002f + 0.02f * (float)(urand() % 1000) / 1000.0f;
+    free(codes);
+}
+
+/* Exact block dots from the definition, in int64. */
+static void reference_dots(const qmat *w, const qmat *x, int32_t *out) {
+    int nb = w->cols / w->block;
+    for (int r = 0; r < x->rows; r++)
+        for (int o = 0; o < w->rows; o++)
+            for (int b = 0; b < nb; b++) {
+                int64_t s = 0;
+                for (int i = b * w->block; i < (b + 1) * w->block; i++)
+                    s += (int64_t)qmat_code(w, qmat_row_codes(w, o), i) *
+                         ((const int8_t *)x->codes)[(size_t)r * x->cols + i];
+                out[((size_t)r * w->rows + o) * nb + b] = (int32_t)s;
+            }
+}
+
+/* The cases: (weight bits, weight rows, activation rows, cols, block). */
+static const int shapes[][5] = {
+    {8, 16, 4, 32, 32},     {4, 16, 4, 32, 32},     /* one tile, one micro-tile */
+    {8, 1, 1, 32, 32},      {4, 1, 1, 32, 32},      /* the smallest */
+    {8, 17, 5, 96, 32},     {4, 17, 5, 96, 32},     /* K not a multiple of 64 */
+    {8, 33, 7, 160, 32},    {4, 33, 7, 160, 32},    /* odd rows, 5 blocks */
+    {8, 50, 9, 192, 64},    {4, 50, 9, 192, 64},    /* block 64 (the presets) */
+    {8, 3, 13, 288, 96},    {4, 3, 13, 288, 96},    /* block 96, 3 outputs (a classifier) */
+    {8, 47, 3, 256, 128},   {4, 47, 3, 256, 128},   /* block 128 */
+    {8, 64, 6, 768, 768},   {4, 64, 6, 768, 768},   /* one block per row */
+    {8, 40, 2, 4096, 4096}, {4, 40, 2, 4096, 4096}, /* the largest block */
+    {8, 100, 11, 320, 64},  {4, 100, 11, 320, 64},  /* several tile groups */
+    {8, 17, 2, 16416, 32},  {4, 17, 2, 16416, 32},  /* 513 blocks: scales beyond the stack buffer */
+};
+#define NSHAPES (int)(sizeof(shapes) / sizeof(shapes[0]))
+
+START_TEST(block_dots_exact) {
+    int checked = 0;
+    for (int s = 0; s < NSHAPES; s++)
+        for (int edge = 0; edge < EDGE_COUNT; edge++) {
+            int bits = shapes[s][0], W = shapes[s][1], X = shapes[s][2], K = shapes[s][3], blk = shapes[s][4];
+            qmat w, x;
+            ck_assert_int_eq(qmat_alloc(&w, bits, W, K, blk), BCT_OK);
+            ck_assert_int_eq(qmat_alloc(&x, 8, X, K, blk), BCT_OK);
+            fill(&w, &x, edge);
+            size_t n = (size_t)X * W * (K / blk);
+            int32_t *want = malloc(n * sizeof(int32_t)), *got = malloc(n * sizeof(int32_t));
+            reference_dots(&w, &x, want);
+            ck_assert_int_eq(qgemm_block_dots(BCT_ISA_SCALAR, &w, &x, got), BCT_OK);
+            ck_assert_msg(memcmp(want, got, n * sizeof(int32_t)) == 0, "scalar q%d shape %d", bits, s);
+            for (size_t k = 0; k < sizeof(simd_isas) / sizeof(simd_isas[0]); k++) {
+                bct_isa isa = simd_isas[k];
+                if (!available(isa)) continue;
+                memset(got, 0x55, n * sizeof(int32_t));
+                ck_assert_int_eq(qgemm_block_dots(isa, &w, &x, got), BCT_OK);
+                for (size_t i = 0; i < n; i++)
+                    ck_assert_msg(got[i] == want[i], "%s q%d %dx%dx%d block %d edge %d: dot %zu is %d, want %d",
+                                  bct_isa_name(isa), bits, X, W, K, blk, edge, i, got[i], want[i]);
+                checked++;
+            }
+            free(want);
+            free(got);
+            qmat_free(&w);
+            qmat_free(&x);
+        }
+    printf("block dots: %d (ISA, shape, pattern) cases equal to the int64 reference\n", checked);
+}
+END_TEST
+
+/* Float outputs of every kernel, packed or not, threaded or not, are
+ * bit-identical to the scalar reference. */
+START_TEST(gemm_outputs_bit_identical) {
+    bct_pool *pool = bct_pool_create(3);
+    ck_assert_ptr_nonnull(pool);
+    bct_isa saved = qgemm_isa();
+    for (int s = 0; s < NSHAPES; s++) {
+        int bits = shapes[s][0], W = shapes[s][1], X = shapes[s][2], K = shapes[s][3], blk = shapes[s][4];
+        qmat w, x;
+        ck_assert_int_eq(qmat_alloc(&w, bits, W, K, blk), BCT_OK);
+        ck_assert_int_eq(qmat_alloc(&x, 8, X, K, blk), BCT_OK);
+        fill(&w, &x, EDGE_RANDOM);
+        float *bias = malloc((size_t)W * sizeof(float));
+        for (int o = 0; o < W; o++) bias[o] = frand();
+        int ldy = W + 3;
+        size_t ny = (size_t)X * ldy;
+        float *want = malloc(ny * sizeof(float)), *got = malloc(ny * sizeof(float));
+        for (size_t i = 0; i < ny; i++) want[i] = got[i] = -7.0f; /* padding columns stay */
+        qgemm_scalar(&w, &x, bias, want, ldy);
+        for (size_t k = 0; k < sizeof(simd_isas) / sizeof(simd_isas[0]); k++) {
+            bct_isa isa = simd_isas[k];
+            if (!available(isa)) continue;
+            ck_assert_int_eq(qgemm_set_isa(isa), BCT_OK);
+            for (int variant = 0; variant < 4; variant++) {
+                int prepared = variant & 1, threaded = variant >> 1;
+                if (prepared) ck_assert_int_eq(qgemm_prepare(&w, 0), BCT_OK);
+                memset(got, 0, ny * sizeof(float));
+                for (size_t i = 0; i < ny; i++) got[i] = -7.0f;
+                qgemm_run(&w, prepared ? w.pack : NULL, &x, variant == 3 ? NULL : bias, got, ldy,
+                          threaded ? pool : NULL);
+                if (variant == 3) { /* no bias: compare with the reference without one */
+                    float *nob = malloc(ny * sizeof(float));
+                    for (size_t i = 0; i < ny; i++) nob[i] = -7.0f;
+                    qgemm_scalar(&w, &x, NULL, nob, ldy);
+                    ck_assert_msg(memcmp(nob, got, ny * sizeof(float)) == 0, "%s shape %d no bias",
+                                  bct_isa_name(isa), s);
+                    free(nob);
+                } else {
+                    for (size_t i = 0; i < ny; i++)
+                        ck_assert_msg(memcmp(&want[i], &got[i], sizeof(float)) == 0,
+                                      "%s q%d shape %d variant %d: y[%zu] = %.9g, scalar %.9g", bct_isa_name(isa),
+                                      bits, s, variant, i, got[i], want[i]);
+                }
+                free(w.pack);
+                w.pack = NULL;
+            }
+        }
+        ck_assert_int_eq(qgemm_set_isa(saved), BCT_OK);
+        free(bias);
+        free(want);
+        free(got);
+        qmat_free(&w);
+        qmat_free(&x);
+    }
+    bct_pool_free(pool);
+}
+END_TEST
+
+START_TEST(quantize_act_bit_identical) {
+    const int cols[] = {32, 64, 96, 768, 4096}, blocks[] = {32, 32, 96, 64, 4096};
+    for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
+        int rows = 9, n = cols[c], ld = n + 5;
+        float *x = malloc((size_t)rows * ld * sizeof(float));
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < ld; i++) {
+                float v = frand() * (r == 1 ? 1e-30f : r == 2 ? 3e4f : 2.0f);
+                if (r == 3) v = 0.0f;                                  /* all-zero row */
+                if (r == 4) v = (float)irand(-127, 127) * 0.5f;          /* exact halves: ties */
+                if (r == 5) v = i % 32 == 0 ? 127.0f : (float)(i % 255) - 127.0f + 0.5f;
+                if (r == 6) v = i % 2 ? -0.0f : 1e-45f;                 /* denormal */
+                x[(size_t)r * ld + i] = v;
+            }
+        qmat want, got;
+        ck_assert_int_eq(qmat_alloc(&want, 8, rows, n, blocks[c]), BCT_OK);
+        ck_assert_int_eq(qmat_alloc(&got, 8, rows, n, blocks[c]), BCT_OK);
+        ck_assert_int_eq(qmat_quantize_act_isa(BCT_ISA_SCALAR, &want, x, ld), BCT_OK);
+        for (size_t k = 0; k < sizeof(simd_isas) / sizeof(simd_isas[0]); k++) {
+            if (!available(simd_isas[k])) continue;
+            memset(got.codes, 0x55, (size_t)rows * n);
+            ck_assert_int_eq(qmat_quantize_act_isa(simd_isas[k], &got, x, ld), BCT_OK);
+            ck_assert_msg(memcmp(want.codes, got.codes, (size_t)rows * n) == 0, "%s codes, cols %d",
+                          bct_isa_name(simd_isas[k]), n);
+            ck_assert_msg(memcmp(want.scales, got.scales, (size_t)rows * (n / blocks[c]) * sizeof(float)) == 0,
+                          "%s scales, cols %d", bct_isa_name(simd_isas[k]), n);
+        }
+        /* The row-split version gives the same codes. */
+        bct_pool *pool = bct_pool_create(2);
+        memset(got.codes, 0x55, (size_t)rows * n);
+        qmat_quantize_act_mt(&got, x, ld, pool);
+        qmat tmp;
+        ck_assert_int_eq(qmat_alloc(&tmp, 8, rows, n, blocks[c]), BCT_OK);
+        qmat_quantize_act(&tmp, x, ld);
+        ck_assert(memcmp(tmp.codes, got.codes, (size_t)rows * n) == 0);
+        qmat_free(&tmp);
+        bct_pool_free(pool);
+        qmat_free(&want);
+        qmat_free(&got);
+        free(x);
+    }
+}
+END_TEST
+
+
+/* ------------------------------------------------------------------ */
+/* integer non-linear ops                                              */
+
+/* Random codes of a given magnitude, with some extremes. */
+static void random_codes(int32_t *q, int n, int32_t mag) {
+    for (int i = 0; i < n; i++) {
+        int32_t v = (int32_t)((int64_t)(urand() % (2u * (uint32_t)mag + 1)) - mag);
+        if (i % 17 == 3) v = mag;
+        if (i % 19 == 5) v = -mag;
+        if (i % 23 == 7) v = 0;
+        q[i] = v;
+    }
+}
+
+START_TEST(intops_simd_bit_identical) {
+    if (!available(BCT_ISA_AVX512VNNI)) return;
+    enum { N = 3100 };
+    static float x[N], ya[N], yb[N];
+    static int32_t qa[N], qb[N], pa[N], pb[N];
+    const int lens[] = {1, 7, 8, 15, 16, 17, 31, 64, 128, 129, 500, 768, 3072};
+    const float mags[] = {1e-30f, 1e-3f, 0.5f, 3.0f, 70.0f, 1e6f};
+    int cases = 0;
+    for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++)
+        for (size_t mi = 0; mi < sizeof(mags) / sizeof(mags[0]); mi++)
+            for (int bits = 8; bits <= 24; bits += 8) {
+                int n = lens[li];
+                for (int i = 0; i < n; i++) x[i] = frand() * mags[mi];
+                if (n > 3) x[n / 2] = (float)(1 << (bits - 1)) * 0.5f; /* ties after scaling */
+                float sa = iop_quantize_row(x, n, bits, qa), sb = iop_quantize_row_avx512(x, n, bits, qb);
+                ck_assert(memcmp(&sa, &sb, sizeof(float)) == 0);
+                ck_assert_msg(memcmp(qa, qb, (size_t)n * sizeof(int32_t)) == 0, "quantize n %d bits %d mag %g", n,
+                              bits, mags[mi]);
+                /* GELU over the codes' range and beyond its clamp. */
+                for (int clamp = 0; clamp < 2; clamp++) {
+                    random_codes(qa, n, clamp ? 100000 : (1 << (bits - 1)) - 1);
+                    float osa, osb, scale = mags[mi] / 1000.0f;
+                    iop_gelu(qa, n, scale, pa, &osa);
+                    iop_gelu_avx512(qa, n, scale, pb, &osb);
+                    ck_assert(memcmp(&osa, &osb, sizeof(float)) == 0);
+                    ck_assert_msg(memcmp(pa, pb, (size_t)n * sizeof(int32_t)) == 0, "gelu n %d scale %g", n, scale);
+                }
+                /* Softmax: several scales, including all-equal rows and huge ranges. */
+                for (int k = 0; k < 4; k++) {
+                    random_codes(qa, n, k == 3 ? 2000000000 : (1 << (bits - 1)) - 1);
+                    if (k == 2)
+                        for (int i = 0; i < n; i++) qa[i] = 42;
+                    float scale = k == 1 ? 0.0f : mags[mi] / (float)(1 << (bits - 1));
+                    for (int ob = 8; ob <= 30; ob += 11) {
+                        iop_softmax(qa, n, scale, pa, ob);
+                        iop_softmax_avx512(qa, n, scale, pb, ob);
+                        ck_assert_msg(memcmp(pa, pb, (size_t)n * sizeof(int32_t)) == 0, "softmax n %d k %d ob %d", n, k,
+                                      ob);
+                    }
+                }
+                cases++;
+            }
+    /* LayerNorm: the engine's sizes, with gamma/beta of several ranges. */
+    const int ln_n[] = {1, 9, 64, 96, 768, 1024};
+    for (size_t li = 0; li < sizeof(ln_n) / sizeof(ln_n[0]); li++)
+        for (int r = 0; r < 6; r++) {
+            int n = ln_n[li];
+            float *g = malloc((size_t)n * sizeof(float)), *b = malloc((size_t)n * sizeof(float));
+            for (int i = 0; i < n; i++) {
+                g[i] = 1.0f + frand() * (r == 4 ? 1000.0f : 0.3f);
+                b[i] = frand() * (r == 5 ? 5000.0f : 0.2f);
+            }
+            iop_ln_params p;
+            ck_assert_int_eq(iop_ln_init(&p, g, b, n, 1e-12f), BCT_OK);
+            int32_t mag = r == 0 ? 3 : r == 1 ? 32767 : r == 2 ? 2000000000 : 8388607;
+            random_codes(qa, n, mag);
+            if (r == 3)
+                for (int i = 0; i < n; i++) qa[i] = 5; /* constant row */
+            for (int sc = 0; sc < 3; sc++) {
+                float scale = sc == 0 ? 0.0f : sc == 1 ? 1e-3f : 1e-9f;
+                iop_layernorm_scaled(&p, qa, scale, ya);
+                iop_layernorm_scaled_avx512(&p, qa, scale, yb);
+                for (int i = 0; i < n; i++)
+                    ck_assert_msg(memcmp(&ya[i], &yb[i], sizeof(float)) == 0, "layernorm n %d r %d sc %d i %d: %g vs %g",
+                                  n, r, sc, i, yb[i], ya[i]);
+            }
+            iop_ln_free(&p);
+            free(g);
+            free(b);
+        }
+    /* The fused steps and the V^T transpose, through the dispatch table. */
+    const iops *sc = iops_for(BCT_ISA_SCALAR), *vx = iops_for(BCT_ISA_AVX512VNNI);
+    ck_assert_ptr_ne(sc, vx);
+    for (int rows = 1; rows <= 40; rows += 13) {
+        static float src[40 * 70], da[70 * 48], db[70 * 48];
+        for (int i = 0; i < 40 * 70; i++) src[i] = frand();
+        memset(da, 0x7f, sizeof(da));
+        memset(db, 0x7f, sizeof(db));
+        sc->transpose(src, 70, rows, 64, da, 48);
+        vx->transpose(src, 70, rows, 64, db, 48);
+        ck_assert(memcmp(da, db, 64 * 48 * sizeof(float)) == 0);
+        for (int i = 0; i < rows; i++) ck_assert(da[5 * 48 + i] == src[i * 70 + 5]);
+    }
+    for (int n = 32; n <= 512; n *= 4) { /* ibuf (qa, qb) holds 2 n */
+        for (int i = 0; i < n; i++) ya[i] = yb[i] = frand() * 4.0f;
+        sc->gelu_block(ya, n, 16, qa);
+        vx->gelu_block(yb, n, 16, qb);
+        ck_assert(memcmp(ya, yb, (size_t)n * sizeof(float)) == 0);
+        for (int i = 0; i < n; i++) ya[i] = yb[i] = frand() * 9.0f;
+        sc->softmax_row(ya, n, 0.125f, 16, 16, qa);
+        vx->softmax_row(yb, n, 0.125f, 16, 16, qb);
+        ck_assert(memcmp(ya, yb, (size_t)n * sizeof(float)) == 0);
+    }
+    printf("integer ops: %d (length, magnitude, bits) cases bit-identical\n", cases);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* thread pool                                                         */
+
+typedef struct count_ctx {
+    atomic_int *hits;
+    atomic_int calls;
+    bct_pool *pool;
+    int bad_worker;
+} count_ctx;
+
+static void count_fn(void *ctx, int task, int worker) {
+    count_ctx *c = ctx;
+    atomic_fetch_add(&c->hits[task], 1);
+    atomic_fetch_add(&c->calls, 1);
+    if (worker < 0 || worker >= bct_pool_threads(c->pool)) c->bad_worker = 1;
+}
+
+static void nested_fn(void *ctx, int task, int worker) {
+    count_ctx *c = ctx;
+    count_ctx inner = {c->hits, 0, c->pool, 0};
+    bct_pool_run(c->pool, 3, count_fn, &inner); /* busy pool: runs inline */
+    atomic_fetch_add(&c->calls, atomic_load(&inner.calls));
+}
+
+START_TEST(pool_runs_every_task_once) {
+    for (int threads = 1; threads <= 4; threads++) {
+        bct_pool *p = bct_pool_create(threads);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(bct_pool_threads(p), threads);
+        for (int round = 0; round < 200; round++) {
+            int n = round % 37;
+            atomic_int hits[64];
+            for (int i = 0; i < 64; i++) atomic_init(&hits[i], 0);
+            count_ctx c = {hits, 0, p, 0};
+            bct_pool_run(p, n, count_fn, &c);
+            for (int i = 0; i < 64; i++) ck_assert_int_eq(atomic_load(&hits[i]), i < n ? 1 : 0);
+            ck_assert(!c.bad_worker);
+            if (round % 50 == 0) usleep(2000); /* let helpers fall asleep */
+        }
+        atomic_int hits[3];
+        for (int i = 0; i < 3; i++) atomic_init(&hits[i], 0);
+        count_ctx c = {hits, 0, p, 0};
+        bct_pool_run(p, 5, nested_fn, &c);
+        ck_assert_int_eq(atomic_load(&c.calls), 15);
+        bct_pool_free(p);
+    }
+    bct_pool_run(NULL, 4, count_fn, &(count_ctx){(atomic_int[4]){0}, 0, NULL, 0});
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* whole model                                                         */
+
+static const char *const tiny_vocab[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "##s", ",",
+                                    "the", "cat", "sat", "on", "mat", "a", "dog"};
+
+/* Logits of 5 sequences of different lengths, with `threads` threads. */
+static void run_model(const char *path, int threads, float *logits) {
+    bct_error err = {{0}};
+    bert_model *m;
+    ck_assert_msg(bert_model_load(path, &m, &err) == BCT_OK, "%s", err.msg);
+    enum { NS = 5, MAXLEN = 40 };
+    int32_t ids[NS][MAXLEN];
+    uint8_t types[NS][MAXLEN];
+    bert_seq seqs[NS];
+    unsigned s = 99;
+    for (int i = 0; i < NS; i++) {
+        int len = 3 + i * 9;
+        for (int t = 0; t < len; t++) {
+            s = s * 1103515245u + 12345u;
+            ids[i][t] = t == 0 ? 2 : t == len - 1 ? 3 : 4 + (int)((s >> 8) % 11);
+            types[i][t] = t > len / 2;
+        }
+        seqs[i] = (bert_seq){ids[i], types[i], len};
+    }
+    bert_ws *ws = bert_ws_create();
+    bct_pool *pool = threads > 1 ? bct_pool_create(threads) : NULL;
+    bert_ws_set_pool(ws, pool);
+    ck_assert_msg(bert_forward(m, seqs, NS, logits, ws, &err) == BCT_OK, "%s", err.msg);
+    bert_ws_free(ws);
+    bct_pool_free(pool);
+    bert_model_free(m);
+}
+
+START_TEST(model_logits_identical_across_isas) {
+    char dir[64], hf[96], path[128];
+    snprintf(dir, sizeof(dir), "/tmp/bct_k_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(hf, sizeof(hf), "%s/hf", dir);
+    /* hidden 96 = 3 heads of 32; FFN 192. */
+    ck_assert_int_eq(test_write_tiny_bert(hf, 2, 96, 3, 192, tiny_vocab, 15, 0, 11), 0);
+    bct_isa saved = qgemm_isa();
+    const char *presets[] = {"w8a8", "w4a8"};
+    for (int pi = 0; pi < 2; pi++) {
+        bct_error err = {{0}};
+        compress_opts o;
+        ck_assert_int_eq(compress_preset(presets[pi], &o, &err), BCT_OK);
+        o.embeddings.block = o.tables.block = 32;
+        o.weights.block = 32;
+        snprintf(path, sizeof(path), "%s/%s.bct", dir, presets[pi]);
+        compress_report rep;
+        ck_assert_msg(compress_checkpoint(hf, path, &o, &rep, &err) == BCT_OK, "%s", err.msg);
+        compress_report_free(&rep);
+        float want[5 * 3], got[5 * 3];
+        ck_assert_int_eq(qgemm_set_isa(BCT_ISA_SCALAR), BCT_OK);
+        run_model(path, 1, want);
+        for (int i = 0; i < 15; i++) ck_assert(isfinite(want[i]));
+        for (int isa = 0; isa < BCT_ISA_COUNT; isa++) {
+            if (!available((bct_isa)isa)) continue;
+            ck_assert_int_eq(qgemm_set_isa((bct_isa)isa), BCT_OK);
+            for (int threads = 1; threads <= 3; threads += 2) {
+                run_model(path, threads, got);
+                for (int i = 0; i < 15; i++)
+                    ck_assert_msg(memcmp(&want[i], &got[i], sizeof(float)) == 0,
+                                  "%s %s threads %d: logit %d = %.9g, scalar %.9g", presets[pi],
+                                  bct_isa_name((bct_isa)isa), threads, i, got[i], want[i]);
+            }
+        }
+    }
+    ck_assert_int_eq(qgemm_set_isa(saved), BCT_OK);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+START_TEST(isa_names_and_detection) {
+    for (int i = 0; i < BCT_ISA_COUNT; i++) ck_assert_int_eq(bct_isa_parse(bct_isa_name((bct_isa)i)), i);
+    ck_assert_int_eq(bct_isa_parse("AVX2"), BCT_ISA_AVX2);
+    ck_assert_int_eq(bct_isa_parse("sse9"), -1);
+    ck_assert(bct_isa_supported(BCT_ISA_SCALAR));
+    ck_assert(bct_isa_supported(bct_isa_best()));
+    ck_assert(!bct_isa_supported(BCT_ISA_AMX));
+    ck_assert_int_eq(qgemm_set_isa(BCT_ISA_AMX), BCT_EUNSUPPORTED);
+    const cpu_features *f = cpu_features_get();
+    printf("cpu: %s (%s); best kernel %s; active %s\n", f->brand, f->vendor, bct_isa_name(bct_isa_best()),
+           bct_isa_name(qgemm_isa()));
+    /* An ISA implies the ones below it. */
+    if (bct_isa_supported(BCT_ISA_AVX512VNNI)) ck_assert(f->avx2);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, isa_names_and_detection);
+    tcase_add_test(tc, block_dots_exact);
+    tcase_add_test(tc, gemm_outputs_bit_identical);
+    tcase_add_test(tc, quantize_act_bit_identical);
+    tcase_add_test(tc, intops_simd_bit_identical);
+    tcase_add_test(tc, pool_runs_every_task_once);
+    tcase_add_test(tc, model_logits_identical_across_isas);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}
