@@ -502,15 +502,14 @@ TARGET void qk_avx512(const qk_job *j, int r0, int r1, int t0, int t1) {
 /* ------------------------------------------------------------------ */
 /* activation quantization                                             */
 
-/* lroundf(v) for |v| < 2^23, exactly: trunc, then away from zero when the
- * (exact) fractional part is at least one half. */
+/* lroundf(v) for the quantizer's range |v| < 128: trunc(v + copysign(0.5 -
+ * 2^-25, v)), the float add rounding to nearest.  Checked exhaustively
+ * against lroundf for every float with |v| <= 128 (and +-inf / NaN, from a
+ * degenerate block, give INT_MIN, whose low byte is the scalar's 0). */
 TARGET INLINE __m512i round_away(__m512 v) {
-    __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m512 d = _mm512_sub_ps(v, t);
-    __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(d), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
     __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u));
-    __m512 one = _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_set1_epi32(0x3F800000))); /* +-1 */
-    return _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one));
+    __m512 c = _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_set1_epi32(0x3EFFFFFF))); /* +-0.49999997f */
+    return _mm512_cvttps_epi32(_mm512_add_ps(v, c));
 }
 
 TARGET void qact_avx512(qmat *m, const float *x, int ld, int r0, int r1) {

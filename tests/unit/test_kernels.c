@@ -198,7 +198,46 @@ START_TEST(gemm_outputs_bit_identical) {
 }
 END_TEST
 
+/* Rounding sweep: with max|x| = 127 the quantizer's multiplier is exactly
+ * 1, so codes are lroundf(x): run ~16M floats of [-127, 127] (every 64th
+ * bit pattern, plus each half-integer and its neighbours) through every
+ * ISA's quantizer. */
+static void rounding_sweep(bct_isa isa) {
+    enum { N = 4096 };
+    static float x[N];
+    qmat a, b;
+    ck_assert_int_eq(qmat_alloc(&a, 8, 1, N, N), BCT_OK);
+    ck_assert_int_eq(qmat_alloc(&b, 8, 1, N, N), BCT_OK);
+    uint32_t u = 0;
+    const uint32_t top = 0x42FE0000u; /* 127.0f */
+    for (int done = 0; !done;) {
+        x[0] = 127.0f;
+        for (int i = 1; i < N; i++) {
+            float v;
+            if (i < 64) { /* half-integers and neighbours */
+                uint32_t h;
+                float base = (float)(u % 127) + 0.5f;
+                memcpy(&h, &base, 4);
+                h += (uint32_t)(i % 3) - 1;
+                memcpy(&v, &h, 4);
+            } else {
+                memcpy(&v, &u, 4);
+                u += 64;
+                if (u > top) done = 1, u = top;
+            }
+            x[i] = i & 1 ? -v : v;
+        }
+        qmat_quantize_act_isa(BCT_ISA_SCALAR, &a, x, N);
+        qmat_quantize_act_isa(isa, &b, x, N);
+        ck_assert_msg(memcmp(a.codes, b.codes, N) == 0, "%s rounding near %a", bct_isa_name(isa), x[N - 1]);
+    }
+    qmat_free(&a);
+    qmat_free(&b);
+}
+
 START_TEST(quantize_act_bit_identical) {
+    for (size_t k = 0; k < sizeof(simd_isas) / sizeof(simd_isas[0]); k++)
+        if (available(simd_isas[k])) rounding_sweep(simd_isas[k]);
     const int cols[] = {32, 64, 96, 768, 4096}, blocks[] = {32, 32, 96, 64, 4096};
     for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
         int rows = 9, n = cols[c], ld = n + 5;
