@@ -283,6 +283,28 @@ void iop_ln_free(iop_ln_params *p) {
     p->n = 0;
 }
 
+/* eps: (x - mean)/sqrt(S/n + eps) = sqrt(n) c / sqrt(sum c^2 + n^3 eps),
+ * with eps in code units eps/scale^2: a per-call constant (may be inf),
+ * returned in *ev.
+ * Overflow guard (I-BERT's right shift): returns the smallest sh with
+ * n |c >> sh|^2 <= 2^61 and |c >> sh| <= 2^30 (then c * inv <= 2^62),
+ * bounding |c >> sh| by (cmax >> sh) + 1; shifted further if eps alone
+ * would exceed 2^61 (then y is beta up to ~2^-30 anyway).  Shift only
+ * when needed: rounding every c the same way biases the variance by
+ * ~2^sh / rms(c).  Shared by the scalar and SIMD LayerNorm. */
+int iop__ln_shift(const iop_ln_params *p, uint64_t cmax, float scale, double *ev) {
+    int n = p->n, sh = 0;
+    *ev = 0;
+    if (scale > 0 && p->eps > 0) *ev = (double)n * n * n * p->eps / ((double)scale * scale);
+    for (; sh < 62; sh++) {
+        uint64_t cm = (cmax >> sh) + 1;
+        if (cm <= ((uint64_t)1 << 30) && cm * cm <= ((uint64_t)1 << 61) / (uint64_t)n) break;
+    }
+    while (sh < 62 && ldexp(*ev, -2 * sh) > 0x1p61) sh++;
+    return sh;
+}
+
+
 void iop_layernorm_scaled(const iop_ln_params *p, const int32_t *x, float scale, float *y) {
     const int n = p->n;
     /* 1. Centre exactly: c = n x - sum = n (x - mean), |c| < 2^13 2^32.
@@ -297,23 +319,8 @@ void iop_layernorm_scaled(const iop_ln_params *p, const int32_t *x, float scale,
         uint64_t a = (uint64_t)(c < 0 ? -c : c);
         if (a > cmax) cmax = a;
     }
-    /* eps: (x - mean)/sqrt(S/n + eps) = sqrt(n) c / sqrt(sum c^2 + n^3 eps),
-     * with eps in code units eps/scale^2: a per-call constant (may be inf). */
-    double ev = 0;
-    if (scale > 0 && p->eps > 0) ev = (double)n * n * n * p->eps / ((double)scale * scale);
-
-    /* 2. Overflow guard (I-BERT's right shift): the smallest sh with
-     * n |c >> sh|^2 <= 2^61 and |c >> sh| <= 2^30 (then c * inv <= 2^62),
-     * bounding |c >> sh| by (cmax >> sh) + 1; shift further if eps alone
-     * would exceed 2^61 (then y is beta up to ~2^-30 anyway).  Shift only
-     * when needed: rounding every c the same way biases the variance by
-     * ~2^sh / rms(c). */
-    int sh = 0;
-    for (; sh < 62; sh++) {
-        uint64_t cm = (cmax >> sh) + 1;
-        if (cm <= ((uint64_t)1 << 30) && cm * cm <= ((uint64_t)1 << 61) / (uint64_t)n) break;
-    }
-    while (sh < 62 && ldexp(ev, -2 * sh) > 0x1p61) sh++;
+    double ev;
+    int sh = iop__ln_shift(p, cmax, scale, &ev);
 
     /* 3. Sum of squares of the shifted centred values (<= 2^61)
      * plus eps in the same units (<= 2^61). */

@@ -317,14 +317,8 @@ TARGET void iop_layernorm_scaled_avx512(const iop_ln_params *p, const int32_t *x
         uint64_t a = (uint64_t)(c < 0 ? -c : c);
         if (a > cmax) cmax = a;
     }
-    double ev = 0;
-    if (scale > 0 && p->eps > 0) ev = (double)n * n * n * p->eps / ((double)scale * scale);
-    int sh = 0;
-    for (; sh < 62; sh++) {
-        uint64_t cm = (cmax >> sh) + 1;
-        if (cm <= ((uint64_t)1 << 30) && cm * cm <= ((uint64_t)1 << 61) / (uint64_t)n) break;
-    }
-    while (sh < 62 && ldexp(ev, -2 * sh) > 0x1p61) sh++;
+    double ev;
+    int sh = iop__ln_shift(p, cmax, scale, &ev);
 
     __m512i vv = _mm512_setzero_si512();
     for (i = 0; i + 8 <= n; i += 8) {
