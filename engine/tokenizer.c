@@ -38,6 +38,8 @@ struct scratch {
     size_t bytes_cap;
     size_t *offs; /* byte offset of each code point in bytes + 2 */
     size_t offs_cap;
+    uint32_t *hash; /* vocab hash of each WordPiece candidate, by end */
+    size_t hash_cap;
     int32_t *ids; /* output token ids */
     size_t ids_n, ids_cap;
 };
@@ -47,6 +49,7 @@ static void scratch_free(struct scratch *s) {
     free(s->norm);
     free(s->bytes);
     free(s->offs);
+    free(s->hash);
     free(s->ids);
 }
 
@@ -76,6 +79,7 @@ static size_t grown_cap(size_t cap, size_t need, size_t elem) {
 DEFINE_RESERVE(reserve_i32, int32_t)
 DEFINE_RESERVE(reserve_char, char)
 DEFINE_RESERVE(reserve_size, size_t)
+DEFINE_RESERVE(reserve_u32, uint32_t)
 
 static int push_id(struct scratch *s, int32_t id) {
     if (reserve_i32(&s->ids, &s->ids_cap, s->ids_n + 1)) return -1;
@@ -90,12 +94,14 @@ static int category(int32_t c) { return utf8proc_category(c); }
 /* Reference _is_ctrl: Cc or Cf, except the three whitespace controls. */
 static int is_ctrl(int32_t c) {
     if (c == '\t' || c == '\n' || c == '\r') return 0;
+    if (c < 0x80) return c < 0x20 || c == 0x7F; /* ASCII's Cc; it has no Cf */
     int cat = category(c);
     return cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF;
 }
 
 /* Reference _is_ws: becomes ' ' while cleaning. */
 static int is_ws(int32_t c) {
+    if (c < 0x80) return c == ' ' || c == '\t' || c == '\n' || c == '\r'; /* ASCII's only Zs is ' ' */
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || category(c) == UTF8PROC_CATEGORY_ZS;
 }
 
@@ -108,6 +114,7 @@ static int splits_word(int32_t c) { return c == ' ' || c == 0x2028 || c == 0x202
 static int is_punct(int32_t c) {
     if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126))
         return 1;
+    if (c < 0x80) return 0; /* every ASCII P* character is in the ranges above */
     int cat = category(c);
     return cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
 }
@@ -215,6 +222,12 @@ static int normalize_word(const tokenizer *t, struct scratch *s) {
          * from utf8proc's simple mapping is U+0130 -> "i" U+0307, and that
          * Mn mark is removed right away, so the simple "i" is equivalent. */
         int32_t c = s->word[i];
+        if (c < 0x80) { /* ASCII: no decomposition, no marks, combining class 0 */
+            if (reserve_i32(&s->norm, &s->norm_cap, s->norm_n + 1)) return -1;
+            s->norm[s->norm_n++] = c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+            run_start = SIZE_MAX;
+            continue;
+        }
         if (c == 0x3A3)
             c = is_final_sigma(s->word, s->word_n, i) ? 0x3C2 : 0x3C3;
         else
@@ -230,7 +243,8 @@ static int wordpiece(const tokenizer *t, struct scratch *s, const int32_t *cps, 
     if (n > (size_t)t->max_word_chars) return push_id(s, t->unk);
     /* UTF-8 goes to bytes + 2 so "##" can be written just before any
      * continuation start; those bytes are never needed again. */
-    if (reserve_char(&s->bytes, &s->bytes_cap, 2 + 4 * n) || reserve_size(&s->offs, &s->offs_cap, n + 1))
+    if (reserve_char(&s->bytes, &s->bytes_cap, 2 + 4 * n) || reserve_size(&s->offs, &s->offs_cap, n + 1) ||
+        reserve_u32(&s->hash, &s->hash_cap, n + 1))
         return -1;
     char *b = s->bytes + 2;
     size_t nb = 0;
@@ -255,8 +269,12 @@ static int wordpiece(const tokenizer *t, struct scratch *s, const int32_t *cps, 
          * least one byte), so a long word costs O(n * longest token). */
         size_t end = n - start > t->max_token_bytes ? start + t->max_token_bytes : n;
         while (end > start && pre + s->offs[end] - s->offs[start] > t->max_token_bytes) end--;
+        /* Hash every candidate prefix in one pass (longest is tried first). */
+        uint32_t h = vocab_hash_more(VOCAB_HASH_SEED, p, pre);
+        for (size_t k = start; k < end; k++)
+            s->hash[k + 1] = h = vocab_hash_more(h, b + s->offs[k], s->offs[k + 1] - s->offs[k]);
         for (; end > start; end--) {
-            id = vocab_find(t->v, p, pre + s->offs[end] - s->offs[start]);
+            id = vocab_find_hashed(t->v, p, pre + s->offs[end] - s->offs[start], s->hash[end]);
             if (id >= 0) break;
         }
         if (id < 0) {

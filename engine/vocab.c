@@ -25,19 +25,11 @@ struct vocab {
     size_t *off;      /* start of token i in text */
     uint32_t *tlen;   /* byte length of token i */
     int32_t n;        /* number of ids */
-    int32_t *slots;   /* hash table of ids, -1 = empty */
-    uint32_t *hashes; /* hash of token i, to skip most string compares */
-    size_t mask;      /* table size - 1 (power of two) */
+    vocab_slot *slots; /* hash table, id -1 = empty */
+    size_t mask;       /* table size - 1 (power of two) */
 };
 
-static uint32_t fnv1a(const char *s, size_t len) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
+static uint32_t fnv1a(const char *s, size_t len) { return vocab_hash_more(VOCAB_HASH_SEED, s, len); }
 
 void vocab_free(vocab *v) {
     if (!v) return;
@@ -45,7 +37,6 @@ void vocab_free(vocab *v) {
     free(v->off);
     free(v->tlen);
     free(v->slots);
-    free(v->hashes);
     free(v);
 }
 
@@ -78,12 +69,11 @@ static int vocab_build(char *buf, size_t len, vocab **out, bct_error *err) {
         v->text = buf;
         v->off = malloc(lines * sizeof(*v->off));
         v->tlen = malloc(lines * sizeof(*v->tlen));
-        v->hashes = malloc(lines * sizeof(*v->hashes));
         v->slots = malloc(tsize * sizeof(*v->slots));
     } else {
         free(buf);
     }
-    if (!v || !v->off || !v->tlen || !v->hashes || !v->slots) {
+    if (!v || !v->off || !v->tlen || !v->slots) {
         vocab_free(v);
         return bct_fail(err, BCT_ENOMEM, "out of memory loading a vocab of %zu lines", lines);
     }
@@ -116,15 +106,14 @@ static int vocab_build(char *buf, size_t len, vocab **out, bct_error *err) {
         v->off[id] = start;
         v->tlen[id] = (uint32_t)tl;
         uint32_t h = fnv1a(buf + start, tl);
-        v->hashes[id] = h;
         size_t s = h & v->mask;
-        while (v->slots[s] >= 0) {
-            int32_t o = v->slots[s];
-            if (v->hashes[o] == h && v->tlen[o] == tl && memcmp(buf + v->off[o], buf + start, tl) == 0)
+        while (v->slots[s].id >= 0) {
+            int32_t o = v->slots[s].id;
+            if (v->slots[s].hash == h && v->tlen[o] == tl && memcmp(buf + v->off[o], buf + start, tl) == 0)
                 break; /* duplicate: the later line wins */
             s = (s + 1) & v->mask;
         }
-        v->slots[s] = id;
+        v->slots[s] = (vocab_slot){h, id};
         if (i < len && buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n') buf[i++] = '\0';
         buf[i] = '\0';
         start = i + 1;
@@ -176,12 +165,13 @@ int vocab_load(const char *path, vocab **out, bct_error *err) {
 
 int32_t vocab_size(const vocab *v) { return v->n; }
 
-int32_t vocab_find(const vocab *v, const char *s, size_t len) {
-    uint32_t h = fnv1a(s, len);
+int32_t vocab_find(const vocab *v, const char *s, size_t len) { return vocab_find_hashed(v, s, len, fnv1a(s, len)); }
+
+int32_t vocab_find_hashed(const vocab *v, const char *s, size_t len, uint32_t h) {
     for (size_t i = h & v->mask;; i = (i + 1) & v->mask) {
-        int32_t id = v->slots[i];
+        int32_t id = v->slots[i].id;
         if (id < 0) return -1;
-        if (v->hashes[id] == h && v->tlen[id] == len && memcmp(v->text + v->off[id], s, len) == 0) return id;
+        if (v->slots[i].hash == h && v->tlen[id] == len && memcmp(v->text + v->off[id], s, len) == 0) return id;
     }
 }
 

@@ -5,8 +5,10 @@
  * newlines, as the reference reads the file); nothing else is stripped.
  * The file must be UTF-8.  As in the reference tokenizer, a token that
  * appears twice maps to its last line.
- * Lookup is a hash table (open addressing); the table is read-only after
- * loading, so one vocab can be shared by any number of threads.
+ * Lookup is a hash table (open addressing, FNV-1a); each slot holds the
+ * token's hash beside its id, so a probe that misses costs one cache line.
+ * The table is read-only after loading, so one vocab can be shared by any
+ * number of threads.
  */
 #ifndef BCT_VOCAB_H
 #define BCT_VOCAB_H
@@ -18,6 +20,25 @@
 
 typedef struct vocab vocab;
 
+/* One hash table slot (8 bytes). */
+typedef struct vocab_slot {
+    uint32_t hash;
+    int32_t id;
+} vocab_slot;
+_Static_assert(sizeof(vocab_slot) == 8, "vocab_slot is two 32-bit words");
+
+/* The lookup hash, incrementally: hash(s[0..a+b)) ==
+ * vocab_hash_more(vocab_hash_more(VOCAB_HASH_SEED, s, a), s + a, b), so a
+ * caller trying every prefix of a string (WordPiece) hashes it once. */
+#define VOCAB_HASH_SEED 2166136261u
+static inline uint32_t vocab_hash_more(uint32_t h, const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
 int vocab_load(const char *path, vocab **out, bct_error *err);
 /* Parses vocab.txt contents from memory (copied). */
 int vocab_parse(const char *buf, size_t len, vocab **out, bct_error *err);
@@ -27,6 +48,8 @@ void vocab_free(vocab *v);
 int32_t vocab_size(const vocab *v);
 /* Id of the token s[0..len), or -1. */
 int32_t vocab_find(const vocab *v, const char *s, size_t len);
+/* The same, with h = the hash of s[0..len) computed by the caller. */
+int32_t vocab_find_hashed(const vocab *v, const char *s, size_t len, uint32_t h);
 /* Token text of id (NUL-terminated), or NULL when out of range. */
 const char *vocab_token(const vocab *v, int32_t id, size_t *len);
 
