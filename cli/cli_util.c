@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bert_forward.h"
+#include "threadpool.h"
 
 bert_model *cli_load_model(const char *path, int max_len, const bert_mode *mode) {
     bct_error err = {{0}};
@@ -60,8 +61,9 @@ int cli_mode_option(cli_mode *cm, const char *name, const char *value) {
     return CLI_OK;
 }
 
-void cli_set_threads(int n) {
+bct_pool *cli_threads(int n) {
     if (n > 0) openblas_set_num_threads(n);
+    return bct_pool_create(n);
 }
 
 int cli_parse_int(const char *s, const char *what, int lo, int hi, int *out) {
@@ -136,8 +138,8 @@ static int encode_all(const bert_model *m, const cli_text *texts, int n, encoded
     return BCT_OK;
 }
 
-int cli_run_texts(const bert_model *m, const cli_text *texts, int n, int batch_size, int progress,
-                  float *logits) {
+int cli_run_texts(const bert_model *m, const cli_text *texts, int n, int batch_size, bct_pool *pool,
+                  int progress, float *logits) {
     int nl = m->cfg.num_labels, rc = BCT_OK;
     encoded *enc = calloc((size_t)n + 1, sizeof(encoded));
     bert_seq *seqs = calloc((size_t)batch_size, sizeof(bert_seq));
@@ -148,6 +150,7 @@ int cli_run_texts(const bert_model *m, const cli_text *texts, int n, int batch_s
         rc = BCT_ENOMEM;
         goto done;
     }
+    bert_ws_set_pool(ws, pool);
     if ((rc = encode_all(m, texts, n, enc)) != BCT_OK) goto done;
     /* Similar lengths in a batch: less padding-free work imbalance and
      * better cache use in attention. */

@@ -32,8 +32,12 @@ int cli_mode_option(cli_mode *cm, const char *name, const char *value);
     "                       run in integer arithmetic (the rest in fp32)\n"           \
     "  --nl-bits B          bits of the codes fed to integer non-linear ops (8..24)\n"
 
-/* Sets the number of BLAS threads (n <= 0: leave the library default). */
-void cli_set_threads(int n);
+/* A command's --threads: sets OpenBLAS's thread count (fp32; n <= 0
+ * leaves the library default) and returns an engine thread pool of n
+ * threads (int8/int4; n <= 0: one per CPU) for bert_ws_set_pool, or NULL
+ * when it cannot be created (the engine then runs single-threaded).
+ * Free it with bct_pool_free. */
+struct bct_pool *cli_threads(int n);
 
 /* Parses a decimal integer in [lo, hi]; prints an error naming `what`. */
 int cli_parse_int(const char *s, const char *what, int lo, int hi, int *out);
@@ -54,9 +58,9 @@ typedef struct cli_text {
 } cli_text;
 
 /* Tokenizes and runs every example, batch_size sequences at a time after
- * sorting by length; logits: n x num_labels in input order.  progress: draw
- * a progress bar.  Returns BCT_OK or prints the error and returns it. */
-int cli_run_texts(const bert_model *m, const cli_text *texts, int n, int batch_size, int progress,
-                  float *logits);
+ * sorting by length, on pool's threads (NULL: this one); logits: n x
+ * num_labels in input order.  progress: draw a progress bar.  Returns BCT_OK or prints the error and returns it. */
+int cli_run_texts(const bert_model *m, const cli_text *texts, int n, int batch_size, struct bct_pool *pool,
+                  int progress, float *logits);
 
 #endif

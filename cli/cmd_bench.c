@@ -48,6 +48,13 @@ static const char *usage_text =
     "  --modes LIST        any of fp32,int8,int4 (default all)\n"
     "  --batch LIST        batch sizes (default 1,8,32)\n"
     "  --seq LIST          sequence lengths in tokens (default 16,64,128)\n"
+    "  --data FILE         real inputs instead of random tokens: one text per line\n"
+    "                      (from a TAB on, a line is ignored, so GLUE single-\n"
+    "                      sentence TSVs work without their header), tokenized\n"
+    "                      before timing; each run is one pass over all of them\n"
+    "                      in consecutive batches of each --batch size (a final\n"
+    "                      partial batch is left out); seq is then their mean\n"
+    "                      length.  The offline counterpart of `bct serve`.\n"
     "  --runs N            timed runs per point (default 5)\n"
     "  --threads N         threads: engine pool for int8/int4, OpenBLAS for fp32\n"
     "                      (default: all cores)\n"
@@ -80,6 +87,8 @@ typedef struct mode_run {
     int npts;
     double load_s, rss_mb, rss_load_mb;
     char isa[16];
+    int n_inputs; /* --data: how many, and their mean length */
+    double mean_tokens;
 } mode_run;
 
 typedef struct gemm_run {
@@ -135,23 +144,150 @@ static long status_kb(const char *key) {
 /* ------------------------------------------------------------------ */
 /* worker: one mode in a fresh process; results as lines on stdout     */
 
-static int worker(const char *path, int threads, int runs, const int *batches, int nb, const int *seqs,
-                  int ns) {
+/* --data: every line's tokens, back to back. */
+typedef struct bench_inputs {
+    int32_t *ids;
+    uint8_t *types;
+    int *off, *len; /* per input */
+    int n;
+    long tokens;
+} bench_inputs;
+
+static void inputs_free(bench_inputs *in) {
+    free(in->ids);
+    free(in->types);
+    free(in->off);
+    free(in->len);
+    memset(in, 0, sizeof(*in));
+}
+
+static int inputs_load(const bert_model *m, const char *file, bench_inputs *in) {
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "bct: %s: %s\n", file, strerror(errno));
+        return CLI_FAIL;
+    }
+    const int cap = m->max_len;
+    int32_t *ids = malloc((size_t)cap * sizeof(int32_t));
+    uint8_t *types = malloc((size_t)cap);
+    tok_encoding e = {ids, types, cap, 0, 0};
+    char *line = NULL;
+    size_t linecap = 0, have = 0;
+    ssize_t n;
+    int rc = CLI_OK, lineno = 0;
+    memset(in, 0, sizeof(*in));
+    if (!ids || !types) {
+        fprintf(stderr, "bct: out of memory\n");
+        rc = CLI_FAIL;
+    }
+    while (rc == CLI_OK && (n = getline(&line, &linecap, f)) >= 0) {
+        lineno++;
+        char *tab = memchr(line, '\t', (size_t)n);
+        size_t len = tab ? (size_t)(tab - line) : (size_t)n;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        if (!len) continue;
+        bct_error err = {{0}};
+        if (bert_model_encode(m, line, len, NULL, 0, &e, &err) != BCT_OK) {
+            fprintf(stderr, "bct: %s:%d: %s\n", file, lineno, err.msg);
+            rc = CLI_FAIL;
+            break;
+        }
+        if ((size_t)in->n == have) {
+            have = have ? 2 * have : 1024;
+            int32_t *ni = realloc(in->ids, have * (size_t)cap * sizeof(int32_t));
+            if (ni) in->ids = ni;
+            uint8_t *nt = realloc(in->types, have * (size_t)cap);
+            if (nt) in->types = nt;
+            int *no = realloc(in->off, have * sizeof(int));
+            if (no) in->off = no;
+            int *nl = realloc(in->len, have * sizeof(int));
+            if (nl) in->len = nl;
+            if (!ni || !nt || !no || !nl) {
+                fprintf(stderr, "bct: out of memory\n");
+                rc = CLI_FAIL;
+                break;
+            }
+        }
+        in->off[in->n] = (int)in->tokens;
+        in->len[in->n] = e.len;
+        memcpy(in->ids + in->tokens, ids, (size_t)e.len * sizeof(int32_t));
+        memcpy(in->types + in->tokens, types, (size_t)e.len);
+        in->tokens += e.len;
+        in->n++;
+    }
+    free(line);
+    free(ids);
+    free(types);
+    fclose(f);
+    if (rc == CLI_OK && in->n == 0) {
+        fprintf(stderr, "bct: %s: no inputs\n", file);
+        rc = CLI_FAIL;
+    }
+    if (rc != CLI_OK) inputs_free(in);
+    return rc;
+}
+
+/* The worker's line for one grid point: median and minimum ms per batch. */
+static void print_point(int batch, int seq, double *times, int runs) {
+    double mn = times[0];
+    for (int i = 1; i < runs; i++) mn = times[i] < mn ? times[i] : mn;
+    printf("point %d %d %.6f %.6f\n", batch, seq, median(times, runs), mn);
+    fflush(stdout);
+}
+
+/* One --data point: each run is a pass over the inputs in consecutive
+ * batches of B; prints ms per batch like the random-token points. */
+static int time_inputs(const bert_model *m, const bench_inputs *in, int B, int runs, bert_seq *sq, float *logits,
+                       bert_ws *ws, double *times) {
+    int nbat = in->n / B;
+    if (nbat == 0) {
+        fprintf(stderr, "bct: --batch %d: --data has only %d inputs\n", B, in->n);
+        return CLI_FAIL;
+    }
+    for (int run = -1; run < runs; run++) { /* run -1: warm-up */
+        double t = cli_now();
+        for (int k = 0; k < nbat; k++) {
+            for (int b = 0; b < B; b++) {
+                int i = k * B + b;
+                sq[b] = (bert_seq){in->ids + in->off[i], in->types + in->off[i], in->len[i]};
+            }
+            bct_error err = {{0}};
+            if (bert_forward(m, sq, B, logits, ws, &err) != BCT_OK) {
+                fprintf(stderr, "bct: %s\n", err.msg);
+                return CLI_FAIL;
+            }
+        }
+        if (run >= 0) times[run] = (cli_now() - t) * 1e3 / nbat;
+    }
+    long toks = 0;
+    for (int i = 0; i < nbat * B; i++) toks += in->len[i];
+    print_point(B, (int)((double)toks / (nbat * B) + 0.5), times, runs);
+    return CLI_OK;
+}
+
+static int worker(const char *path, const char *data, int threads, int runs, const int *batches, int nb,
+                  const int *seqs, int ns) {
     double t0 = cli_now();
     bert_model *m = cli_load_model(path, 0, NULL);
     if (!m) return CLI_FAIL;
     printf("load %.6f %ld %s\n", cli_now() - t0, status_kb("VmRSS"), m->mode.act_int8 ? bct_isa_name(qgemm_isa()) : "openblas");
     fflush(stdout);
     int maxb = 0, maxs = 0;
-    for (int i = 0; i < nb; i++) maxb = batches[i] > maxb ? batches[i] : maxb;
-    for (int i = 0; i < ns; i++) maxs = seqs[i] > maxs ? seqs[i] : maxs;
-    if (maxs > m->cfg.max_pos) {
-        fprintf(stderr, "bct: --seq %d exceeds the model's max_position_embeddings %d\n", maxs, m->cfg.max_pos);
+    bench_inputs in = {0};
+    if (data && inputs_load(m, data, &in) != CLI_OK) {
         bert_model_free(m);
         return CLI_FAIL;
     }
-    cli_set_threads(threads);
-    bct_pool *pool = bct_pool_create(threads);
+    for (int i = 0; i < nb; i++) maxb = batches[i] > maxb ? batches[i] : maxb;
+    for (int i = 0; i < ns && !data; i++) maxs = seqs[i] > maxs ? seqs[i] : maxs;
+    if (data) maxs = 1; /* the random-token buffers are not used */
+    if (maxs > m->cfg.max_pos) {
+        fprintf(stderr, "bct: --seq %d exceeds the model's max_position_embeddings %d\n", maxs, m->cfg.max_pos);
+        bert_model_free(m);
+        inputs_free(&in);
+        return CLI_FAIL;
+    }
+    bct_pool *pool = cli_threads(threads);
     bert_ws *ws = bert_ws_create();
     int32_t *ids = malloc((size_t)maxb * maxs * sizeof(int32_t));
     uint8_t *types = calloc((size_t)maxb * maxs, 1);
@@ -165,6 +301,13 @@ static int worker(const char *path, int threads, int runs, const int *batches, i
         goto done;
     }
     bert_ws_set_pool(ws, pool);
+    if (data) {
+        printf("inputs %d %.3f\n", in.n, (double)in.tokens / in.n);
+        for (int bi = 0; bi < nb && rc == CLI_OK; bi++)
+            rc = time_inputs(m, &in, batches[bi], runs, sq, logits, ws, times);
+        if (rc == CLI_OK) printf("peak %ld\n", status_kb("VmHWM"));
+        goto done;
+    }
     /* Random tokens: speed does not depend on them.  [CLS] ... [SEP] when
      * the vocabulary has the usual first ids. */
     unsigned r = 12345;
@@ -187,13 +330,9 @@ static int worker(const char *path, int threads, int runs, const int *batches, i
                 }
                 if (run >= 0) times[run] = (cli_now() - t) * 1e3;
             }
-            if (rc != CLI_OK) break;
-            double mn = times[0];
-            for (int i = 1; i < runs; i++) mn = times[i] < mn ? times[i] : mn;
-            printf("point %d %d %.6f %.6f\n", B, S, median(times, runs), mn);
-            fflush(stdout);
+            if (rc == CLI_OK) print_point(B, S, times, runs);
         }
-    printf("peak %ld\n", status_kb("VmHWM"));
+    if (rc == CLI_OK) printf("peak %ld\n", status_kb("VmHWM"));
 done:
     free(times);
     free(logits);
@@ -203,11 +342,13 @@ done:
     bert_ws_free(ws);
     bct_pool_free(pool);
     bert_model_free(m);
+    inputs_free(&in);
     return rc;
 }
 
 /* Runs one mode's worker and parses what it prints. */
-static int run_worker(mode_run *mr, int threads, int runs, const char *batch_list, const char *seq_list) {
+static int run_worker(mode_run *mr, int threads, int runs, const char *batch_list, const char *seq_list,
+                      const char *data) {
     char self[PATH_MAX], th[16], ru[16];
     ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (len <= 0) {
@@ -226,8 +367,12 @@ static int run_worker(mode_run *mr, int threads, int runs, const char *batch_lis
         dup2(fd[1], STDOUT_FILENO);
         close(fd[0]);
         close(fd[1]);
-        execl(self, "bct", "bench", "--worker", mr->path, "--threads", th, "--runs", ru, "--batch", batch_list,
-              "--seq", seq_list, (char *)NULL);
+        if (data)
+            execl(self, "bct", "bench", "--worker", mr->path, "--threads", th, "--runs", ru, "--batch", batch_list,
+                  "--data", data, (char *)NULL);
+        else
+            execl(self, "bct", "bench", "--worker", mr->path, "--threads", th, "--runs", ru, "--batch", batch_list,
+                  "--seq", seq_list, (char *)NULL);
         _exit(127);
     }
     close(fd[1]);
@@ -241,6 +386,8 @@ static int run_worker(mode_run *mr, int threads, int runs, const char *batch_lis
             mr->pts[mr->npts++] = p;
         else if (sscanf(line, "load %lf %ld %15s", &mr->load_s, &kb, mr->isa) == 3)
             mr->rss_load_mb = kb / 1024.0;
+        else if (sscanf(line, "inputs %d %lf", &mr->n_inputs, &mr->mean_tokens) == 2)
+            ;
         else if (sscanf(line, "peak %ld", &kb) == 1)
             mr->rss_mb = kb / 1024.0;
     }
@@ -331,6 +478,9 @@ static void print_text(const char *what, int threads, const mode_run *modes, int
     printf("%-6s %5s %5s  %13s %10s  %11s %10s  %11s\n", "mode", "batch", "seq", "sentences/s", "(best)",
            "ms/batch", "(min)", "peak RSS MB");
     for (int i = 0; i < nm; i++) {
+        if (modes[i].n_inputs)
+            printf("%-6s %d inputs, mean %.2f tokens (seq: mean length of each batch size's timed ones)\n",
+                   modes[i].name, modes[i].n_inputs, modes[i].mean_tokens);
         if (!modes[i].ok) {
             printf("%-6s failed\n", modes[i].name);
             continue;
@@ -401,6 +551,10 @@ static void print_json(const char *what, int threads, const mode_run *modes, int
             cJSON_AddNumberToObject(o, "peak_rss_mb", modes[i].rss_mb);
             cJSON_AddNumberToObject(o, "threads", threads);
             cJSON_AddStringToObject(o, "engine", modes[i].isa);
+            if (modes[i].n_inputs) {
+                cJSON_AddNumberToObject(o, "inputs", modes[i].n_inputs);
+                cJSON_AddNumberToObject(o, "mean_tokens", modes[i].mean_tokens);
+            }
             cJSON_AddItemToArray(list, o);
         }
     for (int i = 0; i < ng; i++) {
@@ -472,10 +626,11 @@ int cmd_bench(int argc, char **argv) {
         {"no-gemm", no_argument, 0, 'G'},       {"gemm-isa", required_argument, 0, 'i'},
         {"quick", no_argument, 0, 'q'},         {"keep", required_argument, 0, 'k'},
         {"json", no_argument, 0, 'j'},          {"worker", required_argument, 0, 'W'},
+        {"data", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     bench_shape shape = BENCH_SHAPE_BASE;
     const char *model = NULL, *keep = NULL, *worker_path = NULL, *modes_arg = "fp32,int8,int4";
-    const char *batch_arg = NULL, *seq_arg = NULL, *gemm_isa_arg = NULL;
+    const char *batch_arg = NULL, *seq_arg = NULL, *gemm_isa_arg = NULL, *data = NULL;
     int runs = 0, threads = 0, json = 0, quick = 0, no_gemm = 0, shape_set = 0, c;
     int gemm_shape[3] = {4096, 768, 3072}, gemm_set = 0, n3;
     optind = 1;
@@ -505,12 +660,17 @@ int cmd_bench(int argc, char **argv) {
         case 'k': keep = optarg; break;
         case 'j': json = 1; break;
         case 'W': worker_path = optarg; break;
+        case 'D': data = optarg; break;
         case 'h': fputs(usage_text, stdout); return CLI_OK;
         default: fputs(usage_text, stderr); return CLI_USAGE;
         }
     }
     if (optind != argc) {
         fputs(usage_text, stderr);
+        return CLI_USAGE;
+    }
+    if (data && seq_arg) {
+        fprintf(stderr, "bct: --data and --seq exclude each other (--data's lengths are its own)\n");
         return CLI_USAGE;
     }
     if (quick) {
@@ -527,7 +687,11 @@ int cmd_bench(int argc, char **argv) {
     int batches[MAX_LIST], seqs[MAX_LIST], nb, ns;
     if (parse_list(batch_arg, "--batch", 1, 4096, batches, &nb) || parse_list(seq_arg, "--seq", 2, 8192, seqs, &ns))
         return CLI_USAGE;
-    if (worker_path) return worker(worker_path, threads, runs, batches, nb, seqs, ns);
+    if (worker_path) return worker(worker_path, data, threads, runs, batches, nb, seqs, ns);
+    if (data && access(data, R_OK) != 0) {
+        fprintf(stderr, "bct: --data %s: %s\n", data, strerror(errno));
+        return CLI_USAGE;
+    }
     if (shape.hidden % shape.heads) {
         fprintf(stderr, "bct: --hidden must be a multiple of --heads\n");
         return CLI_USAGE;
@@ -600,9 +764,13 @@ int cmd_bench(int argc, char **argv) {
             if ((rc = compress_to(hf, mr->path, presets[k])) != CLI_OK) goto cleanup;
         }
     }
+    if (data) {
+        size_t l = strlen(what);
+        snprintf(what + l, sizeof(what) - l, "; inputs from %s", data);
+    }
     for (int i = 0; i < nm; i++) {
         fprintf(stderr, "bench: %s ...\n", modes[i].name);
-        if (run_worker(&modes[i], threads, runs, batch_arg, seq_arg) != CLI_OK) {
+        if (run_worker(&modes[i], threads, runs, batch_arg, seq_arg, data) != CLI_OK) {
             fprintf(stderr, "bct: the %s run failed\n", modes[i].name);
             rc = CLI_FAIL;
         }

@@ -8,6 +8,7 @@
 #include "bert_forward.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "threadpool.h"
 
 static const char *usage_text =
     "usage: bct classify --model DIR [options] TEXT [TEXT_PAIR]\n"
@@ -17,7 +18,8 @@ static const char *usage_text =
     "\n"
     "  --model DIR      Hugging Face checkpoint directory\n"
     "  --max-len N      truncate to N tokens (default 128)\n"
-    "  --threads N      BLAS threads\n"
+    "  --threads N      threads (OpenBLAS for fp32, the engine's pool for int8/int4;\n"
+    "                   default: one per CPU)\n"
     "  --json           print one JSON object: {\"labels\": [{\"label\", \"score\"}...], \"logits\"}\n"
     "  -h, --help       this text\n";
 
@@ -70,7 +72,6 @@ int cmd_classify(int argc, char **argv) {
         fputs(usage_text, stderr);
         return CLI_USAGE;
     }
-    cli_set_threads(threads);
     bert_model *m = cli_load_model(model, max_len, NULL);
     if (!m) return CLI_FAIL;
 
@@ -81,6 +82,8 @@ int cmd_classify(int argc, char **argv) {
                       .cap = cap};
     float *logits = malloc((size_t)m->cfg.num_labels * sizeof(float));
     bert_ws *ws = bert_ws_create();
+    bct_pool *pool = cli_threads(threads);
+    if (ws) bert_ws_set_pool(ws, pool);
     const char *a = argv[optind], *b = nargs == 2 ? argv[optind + 1] : NULL;
     if (!e.ids || !e.type_ids || !logits || !ws) {
         fprintf(stderr, "bct: out of memory\n");
@@ -95,6 +98,7 @@ int cmd_classify(int argc, char **argv) {
     free(e.type_ids);
     free(logits);
     bert_ws_free(ws);
+    bct_pool_free(pool);
     bert_model_free(m);
     return rc;
 }

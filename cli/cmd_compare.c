@@ -8,6 +8,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "threadpool.h"
 #include "glue_eval.h"
 
 static const char *usage_text =
@@ -29,11 +30,11 @@ typedef struct side {
     eval_result r;
 } side;
 
-static int run_side(side *s, const glue_set *set, int batch, const bert_mode *mode) {
+static int run_side(side *s, const glue_set *set, int batch, bct_pool *pool, const bert_mode *mode) {
     if (!(s->m = cli_load_model(s->path, 0, mode))) return CLI_FAIL;
     s->logits = malloc((size_t)(set->n + 1) * s->m->cfg.num_labels * sizeof(float));
     if (!s->logits) return CLI_FAIL;
-    return glue_eval_run(s->m, set, batch, 1, s->logits, &s->r) == BCT_OK ? CLI_OK : CLI_FAIL;
+    return glue_eval_run(s->m, set, batch, pool, 1, s->logits, &s->r) == BCT_OK ? CLI_OK : CLI_FAIL;
 }
 
 static cJSON *side_json(const side *s) {
@@ -63,7 +64,6 @@ int cmd_compare(int argc, char **argv) {
         fputs(usage_text, stderr);
         return CLI_USAGE;
     }
-    cli_set_threads(ro.threads);
     side a = {.path = argv[optind]}, b = {.path = argv[optind + 1]};
     glue_set set = {0};
     bct_error err = {{0}};
@@ -78,9 +78,14 @@ int cmd_compare(int argc, char **argv) {
     }
     bert_model_free(probe);
     if (ro.limit && ro.limit < set.n) set.n = ro.limit;
-    if (run_side(&a, &set, ro.batch, NULL) ||
-        run_side(&b, &set, ro.batch, ro.mode.set ? &ro.mode.mode : NULL))
+    bct_pool *pool = cli_threads(ro.threads);
+    rc = run_side(&a, &set, ro.batch, pool, NULL) ||
+         run_side(&b, &set, ro.batch, pool, ro.mode.set ? &ro.mode.mode : NULL);
+    bct_pool_free(pool);
+    if (rc) {
+        rc = CLI_FAIL;
         goto done;
+    }
     int nl = a.m->cfg.num_labels;
     if (b.m->cfg.num_labels != nl) {
         fprintf(stderr, "bct: the models have %d and %d labels\n", nl, b.m->cfg.num_labels);

@@ -7,6 +7,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "threadpool.h"
 #include "glue_eval.h"
 
 static const char *usage_text =
@@ -77,9 +78,9 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "bct: unknown task \"%s\" (sst2, mrpc, rte)\n", ro.task_name);
         return CLI_USAGE;
     }
-    cli_set_threads(ro.threads);
     bert_model *m = cli_load_model(model, max_len, ro.mode.set ? &ro.mode.mode : NULL);
     if (!m) return CLI_FAIL;
+    bct_pool *pool = cli_threads(ro.threads);
 
     int rc = CLI_FAIL;
     bct_error err = {{0}};
@@ -87,6 +88,7 @@ int cmd_eval(int argc, char **argv) {
     float *logits = NULL;
     if (glue_load(ro.data, (glue_task)task, &m->cfg, &set, &err) != BCT_OK) {
         fprintf(stderr, "bct: %s\n", err.msg);
+        bct_pool_free(pool);
         bert_model_free(m);
         return CLI_FAIL;
     }
@@ -97,13 +99,14 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     eval_result res;
-    if (glue_eval_run(m, &set, ro.batch, 1, logits, &res) != BCT_OK) goto done;
+    if (glue_eval_run(m, &set, ro.batch, pool, 1, logits, &res) != BCT_OK) goto done;
     if (dump && dump_logits(dump, logits, set.n, m->cfg.num_labels) != CLI_OK) goto done;
     report(glue_task_name((glue_task)task), &res, ro.json);
     rc = CLI_OK;
 done:
     free(logits);
     glue_free(&set);
+    bct_pool_free(pool);
     bert_model_free(m);
     return rc;
 }

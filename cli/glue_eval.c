@@ -12,15 +12,15 @@ int argmax(const float *v, int n) {
     return best;
 }
 
-int glue_eval_run(const bert_model *m, const glue_set *set, int batch, int progress, float *logits,
-                  eval_result *r) {
+int glue_eval_run(const bert_model *m, const glue_set *set, int batch, struct bct_pool *pool, int progress,
+                  float *logits, eval_result *r) {
     int nl = m->cfg.num_labels;
     *r = (eval_result){.n = set->n};
     cli_text *texts = malloc((size_t)(set->n + 1) * sizeof(cli_text));
     if (!texts) return BCT_ENOMEM;
     for (int i = 0; i < set->n; i++) texts[i] = (cli_text){set->ex[i].a, set->ex[i].b};
     double t0 = cli_now();
-    int rc = cli_run_texts(m, texts, set->n, batch, progress, logits);
+    int rc = cli_run_texts(m, texts, set->n, batch, pool, progress, logits);
     r->seconds = cli_now() - t0;
     free(texts);
     if (rc != BCT_OK) return rc;

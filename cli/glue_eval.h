@@ -16,9 +16,10 @@ typedef struct eval_result {
     double seconds;
 } eval_result;
 
-/* logits: set->n x num_labels, filled in input order. */
-int glue_eval_run(const bert_model *m, const glue_set *set, int batch, int progress, float *logits,
-                  eval_result *r);
+/* logits: set->n x num_labels, filled in input order; pool: the engine's
+ * threads (cli_threads; NULL: this one). */
+int glue_eval_run(const bert_model *m, const glue_set *set, int batch, struct bct_pool *pool, int progress,
+                  float *logits, eval_result *r);
 double eval_accuracy(const eval_result *r);
 double eval_f1(const eval_result *r);
 /* Adds n, correct, accuracy, f1, seconds, sentences_per_s to o. */
@@ -44,7 +45,7 @@ typedef struct glue_run_opts {
     "  --task T             sst2, mrpc or rte (which columns hold text and label)\n"           \
     "  --data FILE          the TSV file (header line first)\n"                                \
     "  --batch N            sequences per forward pass (default 32)\n"                         \
-    "  --threads N          BLAS threads\n"                                                    \
+    "  --threads N          threads: OpenBLAS (fp32), engine pool (int8/int4); default all\n" \
     "  --limit N            only the first N examples\n" CLI_MODE_HELP
 
 /* Handles option c of GLUE_RUN_LONGOPTS: 1 handled, 0 not one of them,

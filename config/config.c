@@ -18,6 +18,8 @@ static const config_field fields[] = {
     FIELD("port", "BCT_PORT", CFG_INT, port, 0, 65535, "N", "TCP port; 0 picks a free one"),
     FIELD("threads", "BCT_THREADS", CFG_INT, threads, 0, 256, "N",
           "inference worker threads, one batch each; 0 = one per CPU"),
+    FIELD("intra_op_threads", "BCT_INTRA_OP_THREADS", CFG_INT, intra_op_threads, 0, 256, "N",
+          "threads each worker splits its batch over (int8/int4 models); 0 = CPUs / threads, at least 1"),
     FIELD("max_batch_size", "BCT_MAX_BATCH_SIZE", CFG_INT, max_batch_size, 1, 4096, "N",
           "most inputs in one forward pass"),
     FIELD("max_batch_tokens", "BCT_MAX_BATCH_TOKENS", CFG_INT, max_batch_tokens, 2, 1 << 22, "N",

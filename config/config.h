@@ -26,6 +26,7 @@ typedef struct srv_config {
     char host[256];               /* bind address */
     int port;                     /* 0: pick a free port */
     int threads;                  /* inference workers; 0: one per CPU */
+    int intra_op_threads;         /* threads per worker's batch; 0: CPUs / workers */
     int max_batch_size;           /* inputs per forward pass */
     int max_batch_tokens;         /* tokens per forward pass */
     int max_wait_us;              /* how long a partial batch may wait */

@@ -230,11 +230,11 @@ static void drain(srv_lifecycle *life, batcher *bat, srv_http *http, const srv_c
 
 int srv_run(const srv_config *cfg, const char *port_file) {
     srv_log lg = {.level = cfg->log_level, .fd = STDERR_FILENO};
-    int rc = 1, threads = cfg->threads;
-    if (threads <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (int)n : 1;
-    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int rc = 1, threads = cfg->threads, intra = cfg->intra_op_threads;
+    if (ncpu < 1) ncpu = 1;
+    if (threads <= 0) threads = (int)ncpu;
+    if (intra <= 0) intra = threads < ncpu ? (int)(ncpu / threads) : 1;
     srv_metrics *metrics = NULL;
     srv_registry *reg = NULL;
     access_log *alog = NULL;
@@ -264,7 +264,7 @@ int srv_run(const srv_config *cfg, const char *port_file) {
         goto out;
     }
     if (access_log_open(cfg->access_log, &alog, &err) != BCT_OK ||
-        workers_start(threads, &workers, &err) != BCT_OK) {
+        workers_start(threads, intra, &workers, &err) != BCT_OK) {
         srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
         goto out;
     }
@@ -306,8 +306,9 @@ int srv_run(const srv_config *cfg, const char *port_file) {
         srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
         goto out;
     }
-    srv_logf(&lg, SRV_LOG_INFO, "listening on %s:%d (%d workers, batches of up to %d inputs / %d tokens)",
-             cfg->host, http_port(http), threads, cfg->max_batch_size, cfg->max_batch_tokens);
+    srv_logf(&lg, SRV_LOG_INFO,
+             "listening on %s:%d (%d workers x %d engine threads, batches of up to %d inputs / %d tokens)",
+             cfg->host, http_port(http), threads, intra, cfg->max_batch_size, cfg->max_batch_tokens);
     if (port_file && write_port_file(port_file, http_port(http), &lg) != 0) goto out;
 
     int sig = load_models(reg, cfg, &lg);

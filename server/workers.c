@@ -1,5 +1,7 @@
 #include "workers.h"
 
+#include "threadpool.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +13,20 @@ struct srv_workers {
     int stopping;
     int n;
     pthread_t *threads;
+    bct_pool **pools; /* per worker; NULL entries when intra_op is 1 */
 };
 
+typedef struct worker_arg {
+    srv_workers *w;
+    bct_pool *pool;
+} worker_arg;
+
 static void *worker_main(void *arg) {
-    srv_workers *w = arg;
+    srv_workers *w = ((worker_arg *)arg)->w;
+    bct_pool *pool = ((worker_arg *)arg)->pool;
+    free(arg);
     bert_ws *ws = bert_ws_create();
+    if (ws && pool) bert_ws_set_pool(ws, pool);
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->head && !w->stopping) pthread_cond_wait(&w->cv, &w->mu);
@@ -34,17 +45,32 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-int workers_start(int n, srv_workers **out, bct_error *err) {
+int workers_start(int n, int intra_op, srv_workers **out, bct_error *err) {
     srv_workers *w = calloc(1, sizeof(*w));
-    if (!w || !(w->threads = calloc((size_t)n, sizeof(pthread_t)))) {
+    if (!w || !(w->threads = calloc((size_t)n, sizeof(pthread_t))) ||
+        !(w->pools = calloc((size_t)n, sizeof(bct_pool *)))) {
+        if (w) free(w->threads);
         free(w);
         return bct_fail(err, BCT_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     for (int i = 0; i < n; i++) {
-        int rc = pthread_create(&w->threads[i], NULL, worker_main, w);
+        worker_arg *a = malloc(sizeof(*a));
+        if (intra_op > 1 && a && !(w->pools[i] = bct_pool_create(intra_op))) {
+            free(a);
+            a = NULL;
+        }
+        if (!a) {
+            workers_stop(w);
+            return bct_fail(err, BCT_ENOMEM, "out of memory (or threads) for worker %d's engine pool", i + 1);
+        }
+        *a = (worker_arg){w, w->pools[i]};
+        int rc = pthread_create(&w->threads[i], NULL, worker_main, a);
         if (rc != 0) {
+            free(a);
+            bct_pool_free(w->pools[i]);
+            w->pools[i] = NULL;
             workers_stop(w);
             return bct_fail(err, BCT_EIO, "cannot start worker thread %d: %s", i + 1, strerror(rc));
         }
@@ -72,9 +98,13 @@ void workers_stop(srv_workers *w) {
     w->stopping = 1;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    for (int i = 0; i < w->n; i++) pthread_join(w->threads[i], NULL);
+    for (int i = 0; i < w->n; i++) {
+        pthread_join(w->threads[i], NULL);
+        bct_pool_free(w->pools[i]);
+    }
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
+    free(w->pools);
     free(w->threads);
     free(w);
 }

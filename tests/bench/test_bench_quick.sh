@@ -36,6 +36,24 @@ for isa in scalar avx2 avx512vnni amx; do
     case "$err" in *"warning: BCT_ISA=$isa"*) echo "note: $isa not available here (fallback warned)" ;; esac
 done
 
+# --data: real texts through the bundled model's tokenizer; seq = their mean length.
+BUNDLED=$(cd "$(dirname "$0")/../.." && pwd)/models/sst2-tiny.bct
+printf 'a fine film\tignored\n\nthe worst movie i have ever seen , and i have seen many\nok\nfun\n' > "$tmp/texts"
+"$BCT" bench --model "$BUNDLED" --data "$tmp/texts" --batch 1,2 --runs 2 --no-gemm --json > "$tmp/data.json" \
+    2> "$tmp/err" || fail "bench --data: $(cat "$tmp/err")"
+check_eq "--data: one entry per batch size" 2 "$(jq '[.[] | select(.kind == "forward")] | length' "$tmp/data.json")"
+check_eq "--data: blank line skipped, 4 inputs" 4 "$(jq '[.[] | select(.kind == "forward") | .inputs] | unique | .[0]' "$tmp/data.json")"
+# Tokens: [CLS] a fine film [SEP] = 5, 13 + 2 = 15, ok = 3, fun = 3: mean 6.5;
+# batch 2 times the first 4 (all), batch 1 all 4 too.
+check_eq "--data: mean tokens" 6.5 "$(jq '[.[] | select(.kind == "forward") | .mean_tokens] | unique | .[0]' "$tmp/data.json")"
+check_eq "--data: seq is the rounded mean" 7 "$(jq '[.[] | select(.kind == "forward") | .seq] | unique | .[0]' "$tmp/data.json")"
+"$BCT" bench --model "$BUNDLED" --data "$tmp/texts" --batch 5 --runs 1 --no-gemm > /dev/null 2>&1
+check_eq "--data: batch larger than the inputs fails" 1 $?
+"$BCT" bench --model "$BUNDLED" --data "$tmp/texts" --seq 16 --no-gemm > /dev/null 2>&1
+check_eq "--data with --seq is a usage error" 2 $?
+"$BCT" bench --model "$BUNDLED" --data "$tmp/nonexistent" --no-gemm > /dev/null 2>&1
+check_eq "--data: missing file is a usage error" 2 $?
+
 # Usage errors.
 "$BCT" bench --modes fp16 > /dev/null 2>&1
 check_eq "unknown mode is a usage error" 2 $?

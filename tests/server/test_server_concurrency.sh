@@ -92,4 +92,29 @@ check_eq "queue empty at the end" 0 "$(metric bct_queue_depth)"
 check_eq "nothing in flight at the end" 0 "$(metric bct_requests_in_flight)"
 stop_server TERM
 check_eq "exit code" 0 "$SERVER_RC"
+
+# ---- one worker splitting its batches over an engine pool of 2 ----
+# The bundled int8 model, 64 concurrent singles: the same logits as
+# `bct eval --dump-logits` on that file (the engine's results do not
+# depend on its thread count).
+BUNDLED=$(cd "$(dirname "$0")/../.." && pwd)/models/sst2-tiny.bct
+dev_sentences 64 | awk 'BEGIN { print "sentence\tlabel" } { print $0 "\t0" }' > "$WORK/dev64.tsv"
+"$BCT" eval --model "$BUNDLED" --task sst2 --data "$WORK/dev64.tsv" --dump-logits "$WORK/bundled_ref.tsv" \
+    >/dev/null || fail "bct eval --dump-logits on the bundled model"
+start_server --model "$BUNDLED" --threads 1 --intra-op-threads 2 --max-batch-size 16 --max-wait-us 2000 \
+    --access-log off
+grep -q '1 workers x 2 engine threads' "$WORK/server.log" || fail "the server did not report 1 worker x 2 engine threads"
+pass=$((pass + 1))
+rm -f "$WORK"/par/*
+i=0
+while IFS= read -r s; do
+    i=$((i + 1))
+    jq -n --arg t "$s" '{inputs: $t, raw_scores: true}' > "$WORK/par/b$i.json"
+done < <(dev_sentences 64)
+parallel_post /classify
+all_200 64 "64 concurrent singles, intra-op pool"
+for i in $(seq 64); do logits_of "$WORK/par/o$i.json" sst2-tiny; done > "$WORK/got.tsv"
+compare_rows "$WORK/got.tsv" "$WORK/bundled_ref.tsv" "intra-op pool vs bct eval"
+stop_server TERM
+check_eq "exit code (intra-op pool)" 0 "$SERVER_RC"
 done_ok
