@@ -1,5 +1,6 @@
 /* intops.c - integer-only GELU, softmax and LayerNorm (see intops.h). */
 #include "intops.h"
+#include "intops_priv.h"
 
 #include <assert.h>
 #include <float.h>
@@ -8,28 +9,8 @@
 
 #include "status.h"
 
-/* Number of significant bits of v (0 for v == 0). */
-static int bitlen64(uint64_t v) {
-#if defined(__GNUC__)
-    return v ? 64 - __builtin_clzll(v) : 0;
-#else
-    int n = 0;
-    while (v) {
-        n++;
-        v >>= 1;
-    }
-    return n;
-#endif
-}
-
-/* round(v / 2^s), half away from zero, for s in [0, 62].  Works on the
- * magnitude: right shifts of negative numbers are implementation-defined. */
-static int64_t rshift_round(int64_t v, int s) {
-    if (s <= 0) return v;
-    uint64_t half = (uint64_t)1 << (s - 1);
-    if (v >= 0) return (int64_t)(((uint64_t)v + half) >> s);
-    return -(int64_t)(((uint64_t)(-(v + 1)) + 1 + half) >> s); /* |v| even for INT64_MIN */
-}
+/* iop__rshift_round (intops_priv.h) works on magnitudes: right shifts of
+ * negative numbers are implementation-defined. */
 
 /* Dyadic multiplier: M / 2^R ~ ratio with M in [2^(mbits-1), 2^mbits)
  * (fewer bits when R would exceed 62, i.e. for tiny ratios).  ratio must
@@ -78,7 +59,7 @@ uint64_t iop_isqrt64(uint64_t v) {
      * From above, Newton's integer step decreases monotonically to
      * floor(sqrt(v)) and stops there (the next step is not smaller).
      * x + v/x <= 2^33, so nothing overflows. */
-    uint64_t x = (uint64_t)1 << ((bitlen64(v) + 1) / 2);
+    uint64_t x = (uint64_t)1 << ((iop__bitlen64(v) + 1) / 2);
     for (;;) {
         uint64_t y = (x + v / x) >> 1;
         if (y >= x) return x;
@@ -95,31 +76,29 @@ uint64_t iop_isqrt64(uint64_t v) {
  * out = q (2^14 + sgn erf_q14) is at most |q| 2^15 < 2^31. */
 #define GELU_A 0.2888 /* |a| */
 #define GELU_B 1.769  /* |b| */
-#define GELU_C_BITS 28
-#define GELU_SHIFT 14
+#define GELU_C_BITS IOP__GELU_C_BITS
+#define GELU_SHIFT IOP__GELU_SHIFT
 
-void iop_gelu(const int32_t *q, int n, float scale, int32_t *out, float *out_scale) {
-    assert(n >= 0);
+void iop__gelu_setup(float scale, iop__gelu_k *k, float *out_scale) {
     const int64_t C = (int64_t)1 << GELU_C_BITS;
     const double su = 1.0 / sqrt(GELU_A * (double)C);
-    const int64_t B = llround(GELU_B / su);
+    *k = (iop__gelu_k){.B = llround(GELU_B / su), .C = C};
     *out_scale = scale / (float)(1 << (GELU_SHIFT + 1));
 
     /* u = round(|q| * M / 2^R) = |x|/sqrt(2) in erf units. */
     double ratio = (double)scale / (M_SQRT2 * su);
-    uint64_t M = 0;
-    int R = 0;
-    int clip_all = 0;
-    if (!(ratio > 0)) {
-        M = 0; /* scale 0: *out_scale = 0, every output is 0 (scale must be > 0) */
-    } else if (ratio >= (double)B) {
-        clip_all = 1; /* one code step is past the clip point: erf = sgn */
-    } else {
-        dyadic(ratio, 31, &M, &R); /* R >= 17 since ratio < 2^14 */
-    }
-    const uint64_t half = R ? (uint64_t)1 << (R - 1) : 0;
+    if (!(ratio > 0))
+        k->M = 0; /* scale 0: *out_scale = 0, every output is 0 (scale must be > 0) */
+    else if (ratio >= (double)k->B)
+        k->clip_all = 1; /* one code step is past the clip point: erf = sgn */
+    else
+        dyadic(ratio, 31, &k->M, &k->R); /* R >= 17 since ratio < 2^14 */
+    k->half = k->R ? (uint64_t)1 << (k->R - 1) : 0;
+}
 
-    for (int i = 0; i < n; i++) {
+void iop__gelu_range(const iop__gelu_k *k, const int32_t *q, int i0, int n, int32_t *out) {
+    const int64_t B = k->B, C = k->C;
+    for (int i = i0; i < n; i++) {
         int64_t v = q[i];
         if (v > IOP_GELU_MAX_CODE) v = IOP_GELU_MAX_CODE;
         if (v < -IOP_GELU_MAX_CODE) v = -IOP_GELU_MAX_CODE;
@@ -129,10 +108,10 @@ void iop_gelu(const int32_t *q, int n, float scale, int32_t *out, float *out_sca
         }
         uint64_t a = (uint64_t)(v < 0 ? -v : v);
         int64_t u;
-        if (clip_all) {
+        if (k->clip_all) {
             u = B;
         } else {
-            u = (int64_t)((a * M + half) >> R); /* a*M < 2^47 */
+            u = (int64_t)((a * k->M + k->half) >> k->R); /* a*M < 2^47 */
             if (u > B) u = B;
         }
         int64_t d = B - u;
@@ -141,6 +120,13 @@ void iop_gelu(const int32_t *q, int n, float scale, int32_t *out, float *out_sca
         int64_t one = (int64_t)1 << GELU_SHIFT;
         out[i] = (int32_t)(v * (v > 0 ? one + e : one - e));
     }
+}
+
+void iop_gelu(const int32_t *q, int n, float scale, int32_t *out, float *out_scale) {
+    assert(n >= 0);
+    iop__gelu_k k;
+    iop__gelu_setup(scale, &k, out_scale);
+    iop__gelu_range(&k, q, 0, n, out);
 }
 
 void iop_relu(const int32_t *q, int n, int32_t *out) {
@@ -155,53 +141,45 @@ void iop_relu(const int32_t *q, int n, int32_t *out) {
  *   k2 = 0.35815147 ln2^2 (I-BERT), nudged to k1 - 1/2 (see intops.h).
  * Evaluated in Q30 as 2^30 - (((K1 - (K2 r >> F)) r) >> F): all terms are
  * non-negative (k1 > k2), products stay below 2^50. */
-#define SM_F 20
-#define SM_Q 30
-#define SM_ZCUT 32 /* z >= 32: (2^30 >> 32) rounds to 0 */
+#define SM_F IOP__SM_F
+#define SM_Q IOP__SM_Q
+#define SM_ZCUT IOP__SM_ZCUT
 
-void iop_softmax(const int32_t *x, int n, float scale, int32_t *p, int out_bits) {
-    assert(n >= 0);
-    if (n <= 0) return;
-    if (out_bits < IOP_SOFTMAX_MIN_BITS) out_bits = IOP_SOFTMAX_MIN_BITS;
-    if (out_bits > IOP_SOFTMAX_MAX_BITS) out_bits = IOP_SOFTMAX_MAX_BITS;
-
-    int32_t mx = x[0];
-    for (int j = 1; j < n; j++)
-        if (x[j] > mx) mx = x[j];
-
-    /* Per-call constants: m = round(d * M / 2^R) ~ d * scale / ln2 * 2^F,
-     * with d = mx - x in [0, 2^32).  Differences d >= dcap are certainly
-     * past SM_ZCUT ln2 and give 0; capping d also keeps d*M < 2^62. */
+/* Per-call constants: m = round(d * M / 2^R) ~ d * scale / ln2 * 2^F,
+ * with d = mx - x in [0, 2^32).  Differences d >= dcap are certainly
+ * past SM_ZCUT ln2 and give 0; capping d also keeps d*M < 2^62. */
+void iop__sm_setup(float scale, iop__sm_k *k) {
     const double ratio = (double)scale * (double)(1 << SM_F) / M_LN2;
     const double zlim = (double)(SM_ZCUT + 1) * (double)(1 << SM_F);
-    uint64_t M = 0, dcap = UINT64_MAX;
-    int R = 0;
+    *k = (iop__sm_k){.dcap = UINT64_MAX};
     if (!(ratio > 0)) {
-        M = 0; /* scale 0 or NaN: every m = 0, the uniform row */
+        k->M = 0; /* scale 0 or NaN: every m = 0, the uniform row */
     } else if (ratio >= zlim) {
-        dcap = 1; /* one code step is past the cut: only the max survive */
+        k->dcap = 1; /* one code step is past the cut: only the max survive */
     } else {
-        dyadic(ratio, 30, &M, &R); /* M <= 2^30; R >= 4 since ratio < 2^26 */
+        dyadic(ratio, 30, &k->M, &k->R); /* M <= 2^30; R >= 4 since ratio < 2^26 */
         double c = ceil(zlim / ratio);
-        dcap = c < 4294967296.0 ? (uint64_t)c : (uint64_t)1 << 32;
+        k->dcap = c < 4294967296.0 ? (uint64_t)c : (uint64_t)1 << 32;
     }
-    const uint64_t half = R ? (uint64_t)1 << (R - 1) : 0;
-    const uint64_t K1 = (uint64_t)llround(0.96963238 * M_LN2 * (double)(1 << SM_Q));
-    const uint64_t K2 = K1 - ((uint64_t)1 << (SM_Q - 1)); /* exp(-ln2) == 1/2 exactly */
-    const uint64_t rmask = ((uint64_t)1 << SM_F) - 1;
+    k->half = k->R ? (uint64_t)1 << (k->R - 1) : 0;
+    k->K1 = (uint64_t)llround(0.96963238 * M_LN2 * (double)(1 << SM_Q));
+    k->K2 = k->K1 - ((uint64_t)1 << (SM_Q - 1)); /* exp(-ln2) == 1/2 exactly */
+    k->rmask = ((uint64_t)1 << SM_F) - 1;
+}
 
-    /* Pass 1: e_j = exp(x_j - max) in Q30 (<= 2^30, stored in p), and the
-     * sum (<= n 2^30 < 2^61). */
+/* Pass 1: e_j = exp(x_j - max) in Q30 (<= 2^30, stored in p), and the
+ * sum (<= n 2^30 < 2^61). */
+uint64_t iop__sm_exp_range(const iop__sm_k *k, int32_t mx, const int32_t *x, int j0, int n, int32_t *p) {
     uint64_t sum = 0;
-    for (int j = 0; j < n; j++) {
+    for (int j = j0; j < n; j++) {
         uint64_t d = (uint64_t)((int64_t)mx - x[j]);
         uint64_t e = 0;
-        if (d < dcap) {
-            uint64_t m = (d * M + half) >> R;
+        if (d < k->dcap) {
+            uint64_t m = (d * k->M + k->half) >> k->R;
             uint64_t z = m >> SM_F;
             if (z < SM_ZCUT) {
-                uint64_t r = m & rmask;
-                uint64_t t = ((K1 - ((K2 * r) >> SM_F)) * r) >> SM_F;
+                uint64_t r = m & k->rmask;
+                uint64_t t = ((k->K1 - ((k->K2 * r) >> SM_F)) * r) >> SM_F;
                 e = ((uint64_t)1 << SM_Q) - t; /* in (2^29, 2^30] */
                 if (z) e = (e + ((uint64_t)1 << (z - 1))) >> z;
             }
@@ -209,22 +187,42 @@ void iop_softmax(const int32_t *x, int n, float scale, int32_t *p, int out_bits)
         p[j] = (int32_t)e;
         sum += e;
     }
+    return sum;
+}
 
-    /* Pass 2: p = round(e * 2^out_bits / sum) with one division per row.
-     * sum >= 2^30 (the max contributes 2^30).  Bring it to 31 bits
-     * (s_hi in [2^30, 2^31)) and scale e the same way; then
-     * factor = 2^62 / s_hi is in (2^31, 2^32] and e' * factor <=
-     * (s_hi + 1) * factor <= 2^62 + 2^32: no overflow. */
-    int sh = bitlen64(sum) - 31;
-    if (sh < 0) sh = 0;
-    const uint64_t s_hi = sum >> sh;
-    const uint64_t factor = ((uint64_t)1 << 62) / s_hi;
-    const int osh = 62 - out_bits; /* in [32, 54] */
-    const uint64_t ehalf = sh ? (uint64_t)1 << (sh - 1) : 0;
-    for (int j = 0; j < n; j++) {
-        uint64_t e = ((uint64_t)(uint32_t)p[j] + ehalf) >> sh;
-        p[j] = (int32_t)((e * factor + ((uint64_t)1 << (osh - 1))) >> osh);
+/* Pass 2: p = round(e * 2^out_bits / sum) with one division per row.
+ * sum >= 2^30 (the max contributes 2^30).  Bring it to 31 bits
+ * (s_hi in [2^30, 2^31)) and scale e the same way; then
+ * factor = 2^62 / s_hi is in (2^31, 2^32] and e' * factor <=
+ * (s_hi + 1) * factor <= 2^62 + 2^32: no overflow. */
+void iop__sm_norm_setup(uint64_t sum, int out_bits, iop__sm_norm *k) {
+    k->sh = iop__bitlen64(sum) - 31;
+    if (k->sh < 0) k->sh = 0;
+    k->factor = ((uint64_t)1 << 62) / (sum >> k->sh);
+    k->osh = 62 - out_bits; /* in [32, 54] */
+    k->ehalf = k->sh ? (uint64_t)1 << (k->sh - 1) : 0;
+}
+
+void iop__sm_norm_range(const iop__sm_norm *k, int32_t *p, int j0, int n) {
+    for (int j = j0; j < n; j++) {
+        uint64_t e = ((uint64_t)(uint32_t)p[j] + k->ehalf) >> k->sh;
+        p[j] = (int32_t)((e * k->factor + ((uint64_t)1 << (k->osh - 1))) >> k->osh);
     }
+}
+
+void iop_softmax(const int32_t *x, int n, float scale, int32_t *p, int out_bits) {
+    assert(n >= 0);
+    if (n <= 0) return;
+    if (out_bits < IOP_SOFTMAX_MIN_BITS) out_bits = IOP_SOFTMAX_MIN_BITS;
+    if (out_bits > IOP_SOFTMAX_MAX_BITS) out_bits = IOP_SOFTMAX_MAX_BITS;
+    int32_t mx = x[0];
+    for (int j = 1; j < n; j++)
+        if (x[j] > mx) mx = x[j];
+    iop__sm_k k;
+    iop__sm_norm nk;
+    iop__sm_setup(scale, &k);
+    iop__sm_norm_setup(iop__sm_exp_range(&k, mx, x, 0, n, p), out_bits, &nk);
+    iop__sm_norm_range(&nk, p, 0, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -304,52 +302,64 @@ int iop__ln_shift(const iop_ln_params *p, uint64_t cmax, float scale, double *ev
     return sh;
 }
 
-
-void iop_layernorm_scaled(const iop_ln_params *p, const int32_t *x, float scale, float *y) {
-    const int n = p->n;
-    /* 1. Centre exactly: c = n x - sum = n (x - mean), |c| < 2^13 2^32.
-     * Normalisation is scale invariant, so the factor n cancels; unlike
-     * I-BERT's integer mean (rounded), this loses nothing (the rounded
-     * mean costs up to half a code: 4e-4 at 16-bit codes). */
-    int64_t sum = 0;
-    for (int i = 0; i < n; i++) sum += x[i];
-    uint64_t cmax = 0;
-    for (int i = 0; i < n; i++) {
+/* 1. Centre exactly: c = n x - sum = n (x - mean), |c| < 2^13 2^32.
+ * Normalisation is scale invariant, so the factor n cancels; unlike
+ * I-BERT's integer mean (rounded), this loses nothing (the rounded mean
+ * costs up to half a code: 4e-4 at 16-bit codes). */
+uint64_t iop__ln_cmax_range(const int32_t *x, int n, int64_t sum, int i0, uint64_t cmax) {
+    for (int i = i0; i < n; i++) {
         int64_t c = (int64_t)n * x[i] - sum;
         uint64_t a = (uint64_t)(c < 0 ? -c : c);
         if (a > cmax) cmax = a;
     }
-    double ev;
-    int sh = iop__ln_shift(p, cmax, scale, &ev);
+    return cmax;
+}
 
-    /* 3. Sum of squares of the shifted centred values (<= 2^61)
-     * plus eps in the same units (<= 2^61). */
-    uint64_t var = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t c = rshift_round((int64_t)n * x[i] - sum, sh);
+/* 3. Sum of squares of the shifted centred values (<= 2^61). */
+uint64_t iop__ln_var_range(const int32_t *x, int n, const iop__ln_k *k, int i0, uint64_t var) {
+    for (int i = i0; i < n; i++) {
+        int64_t c = iop__rshift_round((int64_t)n * x[i] - k->sum, k->sh);
         var += (uint64_t)(c * c);
     }
-    ev = ldexp(ev, -2 * sh);
+    return var;
+}
+
+/* 4. Plus eps in the same units (<= 2^61).  std with ~31 significant
+ * bits: std_fx = isqrt(var 4^k) in [2^30, 2^31], inv = 2^62 / std_fx in
+ * [2^31, 2^32].  Then N = c * inv / 2^(32-k) = c / sqrt(var) * 2^30,
+ * |N| <= 2^30 + 2.  A constant row (c == 0, no eps) gets inv = 0: y = beta. */
+int iop__ln_finish(iop__ln_k *k, uint64_t var, double ev) {
+    ev = ldexp(ev, -2 * k->sh);
     var += ev < 0x1p61 ? (uint64_t)llround(ev) : (uint64_t)1 << 61;
-    if (var == 0) { /* constant row: c == 0, y = beta */
-        for (int i = 0; i < n; i++) y[i] = (float)p->beta_q[i] * p->out_scale;
-        return;
+    if (var == 0) {
+        k->k = 0;
+        k->inv = 0;
+        return 0;
     }
+    k->k = (62 - iop__bitlen64(var)) / 2; /* 0..30 */
+    k->inv = (int64_t)(((uint64_t)1 << 62) / iop_isqrt64(var << (2 * k->k)));
+    return 1;
+}
 
-    /* 4. std with ~31 significant bits: std_fx = isqrt(var 4^k) in [2^30,
-     * 2^31], inv = 2^62 / std_fx in [2^31, 2^32].  Then
-     * N = c * inv / 2^(32-k) = c / sqrt(var) * 2^30, |N| <= 2^30 + 2. */
-    int k = (62 - bitlen64(var)) / 2; /* 0..30 */
-    uint64_t std_fx = iop_isqrt64(var << (2 * k));
-    int64_t inv = (int64_t)(((uint64_t)1 << 62) / std_fx);
-
-    /* 5. Affine in Q(frac): gamma_q carries the sqrt(n). */
-    for (int i = 0; i < n; i++) {
-        int64_t c = rshift_round((int64_t)n * x[i] - sum, sh); /* |c| <= 2^30 */
-        int64_t N = rshift_round(c * inv, 32 - k);              /* c*inv <= 2^62 */
+/* 5. Affine in Q(frac): gamma_q carries the sqrt(n). */
+void iop__ln_out_range(const iop_ln_params *p, const int32_t *x, const iop__ln_k *k, int i0, float *y) {
+    const int n = p->n;
+    for (int i = i0; i < n; i++) {
+        int64_t c = iop__rshift_round((int64_t)n * x[i] - k->sum, k->sh); /* |c| <= 2^30 */
+        int64_t N = iop__rshift_round(c * k->inv, 32 - k->k);             /* c*inv <= 2^62 */
         int64_t acc = N * p->gamma_q[i] + p->beta_q[i];
         y[i] = (float)acc * p->out_scale;
     }
+}
+
+void iop_layernorm_scaled(const iop_ln_params *p, const int32_t *x, float scale, float *y) {
+    const int n = p->n;
+    iop__ln_k k = {0};
+    for (int i = 0; i < n; i++) k.sum += x[i];
+    double ev;
+    k.sh = iop__ln_shift(p, iop__ln_cmax_range(x, n, k.sum, 0, 0), scale, &ev);
+    iop__ln_finish(&k, iop__ln_var_range(x, n, &k, 0, 0), ev);
+    iop__ln_out_range(p, x, &k, 0, y);
 }
 
 void iop_layernorm(const iop_ln_params *p, const int32_t *x, float *y) {

@@ -130,8 +130,4 @@ void iop_layernorm(const iop_ln_params *p, const int32_t *x, float *y);
  * (scale <= 0 means unknown: eps ignored). */
 void iop_layernorm_scaled(const iop_ln_params *p, const int32_t *x, float scale, float *y);
 
-/* Internal, shared with intops_simd.c: eps in code units (*ev) and the
- * overflow right-shift for centred values up to cmax (see intops.c). */
-int iop__ln_shift(const iop_ln_params *p, uint64_t cmax, float scale, double *ev);
-
 #endif
