@@ -500,30 +500,12 @@ struct bctf_writer {
     int broken;    /* an I/O error happened; only abort/commit remain */
 };
 
-static int write_all(int fd, const void *data, size_t n, const char *path,
-                     bct_error *err) {
-    const uint8_t *p = data;
-    while (n > 0) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return bct_fail(err, BCT_EIO, "cannot write %s: %s", path,
-                            strerror(errno));
-        }
-        if (r == 0)
-            return bct_fail(err, BCT_EIO, "cannot write %s: no progress",
-                            path);
-        p += r;
-        n -= (size_t)r;
-    }
-    return BCT_OK;
-}
-
+/* Writes all n bytes at offset off, or at the file position when off < 0. */
 static int pwrite_all(int fd, const void *data, size_t n, off_t off,
                       const char *path, bct_error *err) {
     const uint8_t *p = data;
     while (n > 0) {
-        ssize_t r = pwrite(fd, p, n, off);
+        ssize_t r = off < 0 ? write(fd, p, n) : pwrite(fd, p, n, off);
         if (r < 0) {
             if (errno == EINTR) continue;
             return bct_fail(err, BCT_EIO, "cannot write %s: %s", path,
@@ -534,7 +516,7 @@ static int pwrite_all(int fd, const void *data, size_t n, off_t off,
                             path);
         p += r;
         n -= (size_t)r;
-        off += r;
+        if (off >= 0) off += r;
     }
     return BCT_OK;
 }
@@ -549,7 +531,7 @@ static int region_write(bctf_writer *w, const void *data, size_t n,
         return bct_fail(err, BCT_ERANGE,
                         "%s: file would exceed 2^53 bytes", w->tmp_path);
     }
-    int rc = write_all(w->fd, data, n, w->tmp_path, err);
+    int rc = pwrite_all(w->fd, data, n, -1, w->tmp_path, err);
     if (rc != BCT_OK) {
         w->broken = 1;
         return rc;
@@ -624,7 +606,7 @@ int bctf_writer_open(const char *final_path, bctf_writer **out,
                       strerror(errno));
     if (rc == BCT_OK) {
         uint8_t zero[BCTF_PREAMBLE_SIZE] = {0};
-        rc = write_all(w->fd, zero, sizeof(zero), w->tmp_path, err);
+        rc = pwrite_all(w->fd, zero, sizeof(zero), -1, w->tmp_path, err);
     }
     if (rc != BCT_OK) {
         discard_writer(w);
@@ -822,7 +804,7 @@ int bctf_writer_commit(bctf_writer *w, const cJSON *meta, bct_error *err) {
     }
     size_t hlen = strlen(header);
     uint64_t hoff = w->pos;
-    rc = write_all(w->fd, header, hlen, w->tmp_path, err);
+    rc = pwrite_all(w->fd, header, hlen, -1, w->tmp_path, err);
     uint32_t hcrc = crc_update(crc_init(), header, hlen);
     free(header);
 

@@ -416,16 +416,7 @@ void batcher_flush(batcher *b) { request(b, &b->want_flush, 0); }
 void batcher_cancel_all(batcher *b) { request(b, &b->want_cancel, 1); }
 
 int batcher_wait_idle(batcher *b, int timeout_ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    if (timeout_ms >= 0) {
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-    }
+    struct timespec until = srv_deadline(timeout_ms >= 0 ? timeout_ms : 0);
     int rc = 0;
     pthread_mutex_lock(&b->mu);
     while (b->outstanding > 0) {

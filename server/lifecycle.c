@@ -1,5 +1,7 @@
 #include "lifecycle.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <time.h>
 
@@ -50,14 +52,7 @@ void lifecycle_leave(srv_lifecycle *lc) {
 }
 
 int lifecycle_drain(srv_lifecycle *lc, int timeout_ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = srv_deadline(timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&lc->mu);
     lc->phase = PHASE_DRAINING;

@@ -9,6 +9,7 @@
 #define BCT_SRV_LOG_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "sbuf.h"
 
@@ -25,6 +26,8 @@ void srv_logf(const srv_log *lg, int level, const char *fmt, ...)
 /* Monotonic clock in nanoseconds (durations) and the ISO-8601 UTC wall
  * time with milliseconds ("2024-05-01T12:00:00.123Z") for log lines. */
 uint64_t srv_now_ns(void);
+/* CLOCK_REALTIME now + ms: the deadline pthread_cond_timedwait wants. */
+struct timespec srv_deadline(int ms);
 void srv_put_timestamp(sbuf *b);
 
 /* write(2) all of buf to fd, retrying on EINTR / short writes. */

@@ -23,3 +23,16 @@ need_shared() {
     [ -d "$TINY" ] || { echo "skipped: ../shared not present"; exit 77; }
 }
 done_ok() { echo "$pass checks passed"; exit 0; }
+
+# Polling deadline of wait_until (a loaded 2-core machine, or an ASan
+# build, can be slow).
+DEADLINE_S=${BCT_TEST_DEADLINE_S:-120}
+# wait_until DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
+wait_until() {
+    local what=$1; shift
+    local end=$((SECONDS + DEADLINE_S))
+    until "$@"; do
+        [ $SECONDS -lt $end ] || fail "timed out waiting for: $what"
+        sleep 0.05
+    done
+}

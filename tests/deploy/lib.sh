@@ -8,7 +8,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 case "$BCT" in /*) ;; *) BCT=$PWD/$BCT ;; esac
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bct-deploy-test.XXXXXX")
-DEADLINE_S=${BCT_TEST_DEADLINE_S:-120}
 SERVERS=()   # pids to kill on exit
 NGINX=
 
@@ -51,16 +50,6 @@ need_tools() {
         else
             command -v "$t" >/dev/null || { echo "skipped: $t not installed"; exit 77; }
         fi
-    done
-}
-
-# wait_until DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
-wait_until() {
-    local what=$1; shift
-    local end=$((SECONDS + DEADLINE_S))
-    until "$@"; do
-        [ $SECONDS -lt $end ] || fail "timed out waiting for: $what"
-        sleep 0.05
     done
 }
 

@@ -15,7 +15,6 @@ SERVER_PID=
 URL=
 STATUS=
 BODY=
-DEADLINE_S=${BCT_TEST_DEADLINE_S:-120}
 
 cleanup() {
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -39,16 +38,6 @@ fail() {
         tail -n 40 "$WORK/server.log" >&2
     fi
     exit 1
-}
-
-# wait_until DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
-wait_until() {
-    local what=$1; shift
-    local end=$((SECONDS + DEADLINE_S))
-    until "$@"; do
-        [ $SECONDS -lt $end ] || fail "timed out waiting for: $what"
-        sleep 0.05
-    done
 }
 
 server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }
