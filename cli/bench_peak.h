@@ -4,12 +4,16 @@
  *   peak MAC/s = MACs per multiply instruction x instructions per cycle per
  *                core x cores (threads used) x clock
  *
+ *   amx:        tdpbssd = 16 x 16 x 64 = 16384 MACs (a 16 x 64 int8 tile
+ *               times a 64 x 16 one); not measured: one per 16 cycles per
+ *               core (1024 MACs/cycle), the throughput Intel's optimization
+ *               reference manual gives for TDPB[SU]D on Sapphire Rapids
  *   avx512vnni: vpdpbusd zmm = 64 MACs (16 lanes x 4 u8*s8 products)
  *   avx2:       vpmaddubsw ymm = 32 MACs (16 int16 pairs); an upper bound,
  *               since each also needs a vpmaddwd on the same ports
  *   scalar:     1 MAC per imul (not measured: reported as 1/cycle)
  *
- * Instructions per cycle: measured by a loop of 12 independent
+ * Instructions per cycle (AVX2, AVX-512): measured by a loop of 12 independent
  * accumulators (enough to cover the latency), rounded to the nearest 0.5:
  * the architectural throughput.  Clock: measured with a chain of dependent
  * integer adds (1 cycle each) running on every thread at once, so it is
@@ -25,8 +29,8 @@ struct bct_pool;
 typedef struct bench_peak {
     double ghz;           /* measured, all threads busy */
     double cpuinfo_mhz;   /* "cpu MHz" of /proc/cpuinfo (0 if absent) */
-    double ipc_measured;  /* multiply instructions per cycle per core */
-    double ipc;           /* rounded to 0.5 */
+    double ipc_measured;  /* multiply instructions per cycle per core (amx: the documented 1/16) */
+    double ipc;           /* rounded to 0.5 (amx: 1/16 as is) */
     int macs_per_instr;
     int threads;
     double peak_gmacs;    /* macs_per_instr * ipc * threads * ghz */

@@ -512,7 +512,7 @@ static void print_text(const char *what, int threads, const mode_run *modes, int
         for (int i = 0; i < ng; i++) {
             const gemm_run *g = &gemms[i];
             double gops = 2 * gmacs(M, K, N, g->med_ms);
-            printf("%-11s %-7s %9.2f %9.2f %8.1f  %10.1f  %5.1f%%  (%d x %.1f [measured %.2f] x %d x %.2f)\n",
+            printf("%-11s %-7s %9.2f %9.2f %8.1f  %10.1f  %5.1f%%  (%d x %.4g [measured %.3g] x %d x %.2f)\n",
                    bct_isa_name(g->isa), g->bits == 8 ? "int8" : "int4", g->med_ms, g->min_ms, gops,
                    2 * g->peak.peak_gmacs, 100 * gops / (2 * g->peak.peak_gmacs), g->peak.macs_per_instr, g->peak.ipc,
                    g->peak.ipc_measured, g->peak.threads, g->peak.ghz);

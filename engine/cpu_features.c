@@ -8,6 +8,10 @@
 #include <cpuid.h>
 #define BCT_X86 1
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static cpu_features features;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -28,6 +32,24 @@ static unsigned long long xgetbv0(void) {
 #define XCR0_YMM 0x6ull
 #define XCR0_ZMM 0xE6ull
 #define XCR0_AMX (3ull << 17)
+
+/* Linux: a process must ask for AMX tile data before using it (else the
+ * first tile instruction faults).  Values from the kernel's uapi
+ * asm/prctl.h and its xstate feature numbers. */
+#ifndef ARCH_REQ_XCOMP_PERM
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#endif
+#define XFEATURE_XTILEDATA 18
+
+/* 1 when this process may use tile data from now on.  Idempotent; the
+ * caller runs it once (under pthread_once). */
+static int request_amx_permission(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0; /* no known way to be granted tile data: treat AMX as absent */
+#endif
+}
 
 static void detect(void) {
     cpu_features *f = &features;
@@ -72,10 +94,10 @@ static void detect(void) {
         cpuid(7, 1, r);
         f->avxvnni = ((r[0] >> 4) & 1) && f->avx2;
     }
-    /* An AMX kernel would also have to request tile data with
-     * arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); none is built, so
-     * the process state is left alone. */
     f->amx_ok = f->amx_tile && f->amx_int8 && os_amx;
+    /* Asked only where AMX can work at all: once granted, signal frames
+     * of the process must leave room for tile data. */
+    f->amx_perm = f->amx_ok && request_amx_permission();
 }
 #else
 static void detect(void) { strcpy(features.vendor, "unknown"); }
@@ -92,7 +114,7 @@ int bct_isa_supported(bct_isa isa) {
     case BCT_ISA_SCALAR: return 1;
     case BCT_ISA_AVX2: return f->avx2;
     case BCT_ISA_AVX512VNNI: return f->avx512f && f->avx512bw && f->avx512dq && f->avx512vl && f->avx512vnni;
-    case BCT_ISA_AMX: return 0; /* no AMX kernel is built */
+    case BCT_ISA_AMX: return f->amx_ok && f->amx_perm && bct_isa_supported(BCT_ISA_AVX512VNNI);
     default: return 0;
     }
 }

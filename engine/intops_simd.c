@@ -290,7 +290,8 @@ TARGET static void transpose_avx512(const float *src, int lds, int rows, int col
 static const iops avx512_ops = {gelu_block_avx512, softmax_row_avx512, layernorm_avx512, transpose_avx512};
 
 const iops *iops_for(bct_isa isa) {
-    return isa == BCT_ISA_AVX512VNNI && bct_isa_supported(isa) ? &avx512_ops : &scalar_ops;
+    /* AMX machines have AVX-512 too (bct_isa_supported requires it). */
+    return (isa == BCT_ISA_AVX512VNNI || isa == BCT_ISA_AMX) && bct_isa_supported(isa) ? &avx512_ops : &scalar_ops;
 }
 
 #else

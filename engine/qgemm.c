@@ -70,7 +70,9 @@ static void choose_isa(void) {
                     env, bct_isa_name(best));
         else if (!bct_isa_supported((bct_isa)want))
             fprintf(stderr, "bct: warning: BCT_ISA=%s: %s; using %s\n", env,
-                    want == BCT_ISA_AMX ? "no AMX kernel is built" : "this CPU (or OS) does not support it",
+                    want == BCT_ISA_AMX ? "this CPU or OS does not support it (AMX-INT8 needs the CPU flags, "
+                                          "tile state enabled by the OS and the arch_prctl tile permission)"
+                                        : "this CPU (or OS) does not support it",
                     bct_isa_name(best));
         else
             isa = (bct_isa)want;
@@ -90,34 +92,46 @@ int qgemm_set_isa(bct_isa isa) {
     return BCT_OK;
 }
 
-static int isa_packs(bct_isa isa) { return isa == BCT_ISA_AVX2 || isa == BCT_ISA_AVX512VNNI; }
+static int isa_packs(bct_isa isa) {
+    return isa == BCT_ISA_AVX2 || isa == BCT_ISA_AVX512VNNI || isa == BCT_ISA_AMX;
+}
+
+/* The pack layout an ISA's kernel reads (qgemm_kern.h). */
+static uint32_t isa_magic(bct_isa isa) { return isa == BCT_ISA_AMX ? QPACK_AMX_MAGIC : QPACK_MAGIC; }
 
 /* ------------------------------------------------------------------ */
 /* packing                                                             */
 
 static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
-static qpack pack_header(const qmat *w) {
-    qpack h = {.magic = QPACK_MAGIC, .bits = w->bits, .rows = w->rows, .cols = w->cols, .block = w->block};
+static qpack pack_header(bct_isa isa, const qmat *w) {
+    qpack h = {.magic = isa_magic(isa), .bits = w->bits, .rows = w->rows, .cols = w->cols, .block = w->block};
     h.tiles = (w->rows + QPACK_TILE - 1) / QPACK_TILE;
     h.tile_bytes = (size_t)QPACK_TILE * qmat_row_bytes(w->bits, w->cols);
     h.total = QPACK_HEADER + round64(h.tile_bytes * (size_t)h.tiles);
     return h;
 }
 
-size_t qgemm_pack_bytes(const qmat *w) { return isa_packs(qgemm_isa()) ? pack_header(w).total : 0; }
+size_t qgemm_pack_bytes_isa(bct_isa isa, const qmat *w) { return isa_packs(isa) ? pack_header(isa, w).total : 0; }
 
-const void *qgemm_pack(const qmat *w, void *buf) {
-    qpack h = pack_header(w);
+size_t qgemm_pack_bytes(const qmat *w) { return qgemm_pack_bytes_isa(qgemm_isa(), w); }
+
+const void *qgemm_pack(const qmat *w, void *buf) { return qgemm_pack_isa(qgemm_isa(), w, buf); }
+
+const void *qgemm_pack_isa(bct_isa isa, const qmat *w, void *buf) {
+    qpack h = pack_header(isa, w);
     memcpy(buf, &h, sizeof(h));
     const int quads = w->cols / 4;
     const size_t rb = qmat_row_bytes(w->bits, w->cols);
     for (int t = 0; t < h.tiles; t++) {
         /* Codes: 32-bit lanes, lane l of record k = bytes [4k, 4k+4) of row 16t + l
-         * (q8: per column quad; q4: per byte quad, the same transposition). */
+         * (q8: per column quad; q4: per byte quad, the same transposition).
+         * QPK1 biases q8 codes to unsigned; QPA1 keeps them signed.  Padding
+         * rows hold the code 0. */
         uint32_t *dst = (uint32_t *)((uint8_t *)buf + QPACK_HEADER + (size_t)t * h.tile_bytes);
         int nrec = w->bits == 8 ? quads : quads / 2;
-        uint32_t flip = w->bits == 8 ? 0x80808080u : 0, pad = w->bits == 8 ? 0x80808080u : 0x88888888u;
+        uint32_t flip = w->bits == 8 && h.magic == QPACK_MAGIC ? 0x80808080u : 0;
+        uint32_t pad = w->bits == 8 ? flip : 0x88888888u;
         for (int l = 0; l < QPACK_TILE; l++) {
             int o = t * QPACK_TILE + l;
             if (o >= w->rows) {
@@ -135,9 +149,11 @@ const void *qgemm_pack(const qmat *w, void *buf) {
     return buf;
 }
 
-static const qpack *valid_pack(const qmat *w, const void *pack) {
+/* pack, if it is w's in the layout of isa's kernel (a weight prepared for
+ * another kernel, before a qgemm_set_isa, is packed again per call). */
+static const qpack *valid_pack(bct_isa isa, const qmat *w, const void *pack) {
     const qpack *p = pack;
-    if (!p || p->magic != QPACK_MAGIC || p->bits != w->bits || p->rows != w->rows || p->cols != w->cols ||
+    if (!p || p->magic != isa_magic(isa) || p->bits != w->bits || p->rows != w->rows || p->cols != w->cols ||
         p->block != w->block)
         return NULL;
     return p;
@@ -181,6 +197,7 @@ int qgemm_prepare(qmat *w, unsigned flags) {
 
 typedef struct gemm_task {
     bct_isa isa;
+    qk_fn kern;            /* the SIMD kernel */
     qk_job job;
     const qmat *w;
     int rows, chunk;       /* activation rows, rows per task */
@@ -188,10 +205,13 @@ typedef struct gemm_task {
     int ngroups;
 } gemm_task;
 
-static void run_kernel(bct_isa isa, const qk_job *j, int r0, int r1, int t0, int t1) {
-    if (isa == BCT_ISA_AVX512VNNI) qk_avx512(j, r0, r1, t0, t1);
-    else qk_avx2(j, r0, r1, t0, t1);
+static qk_fn isa_kernel(bct_isa isa) {
+    return isa == BCT_ISA_AMX ? qk_amx : isa == BCT_ISA_AVX512VNNI ? qk_avx512 : qk_avx2;
 }
+
+/* Whether isa's kernel reads the per-row data of qk_job (nc, nq, xq):
+ * only those that bias the weight codes. */
+static int isa_preps(bct_isa isa) { return isa == BCT_ISA_AVX2 || isa == BCT_ISA_AVX512VNNI; }
 
 static void run_prep(bct_isa isa, const qk_job *j, int r0, int r1) {
     if (isa == BCT_ISA_AVX512VNNI) qk_prep_avx512(j, r0, r1);
@@ -231,51 +251,61 @@ static void gemm_task_fn(void *ctx, int task, int worker) {
         scalar_rows(g->w, g->job.x, g->job.bias, g->job.y, g->job.ldy, r0, r1);
         return;
     }
-    run_kernel(g->isa, &g->job, r0, r1, t0, t1);
+    g->kern(&g->job, r0, r1, t0, t1);
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 void qgemm_run(const qmat *w, const void *pack, const qmat *x, const float *bias, float *y, int ldy,
                bct_pool *pool) {
+    qgemm_run_kern(qgemm_isa(), NULL, w, pack, x, bias, y, ldy, pool);
+}
+
+void qgemm_run_kern(bct_isa isa, qk_fn kern, const qmat *w, const void *pack, const qmat *x, const float *bias,
+                    float *y, int ldy, bct_pool *pool) {
     assert(w->cols == x->cols && w->block == x->block && x->bits == 8);
     if (x->rows <= 0 || w->rows <= 0) return;
-    bct_isa isa = qgemm_isa();
     int threads = bct_pool_threads(pool);
     void *tmp = NULL;
     const qpack *p = NULL;
-    if (isa_packs(isa) && !(p = valid_pack(w, pack))) {
-        if ((tmp = alloc64(pack_header(w).total))) p = qgemm_pack(w, tmp);
+    if (isa_packs(isa) && !(p = valid_pack(isa, w, pack))) {
+        if ((tmp = alloc64(pack_header(isa, w).total))) p = qgemm_pack_isa(isa, w, tmp);
         else isa = BCT_ISA_SCALAR; /* out of memory: the reference needs none */
     }
-    gemm_task g = {.isa = isa, .job = {p, w->scales, x, bias, y, ldy, NULL, NULL, NULL, NULL}, .w = w, .rows = x->rows};
+    gemm_task g = {.isa = isa, .kern = kern ? kern : isa_kernel(isa),
+                   .job = {p, w->scales, x, bias, y, ldy, NULL, NULL, NULL, NULL}, .w = w, .rows = x->rows};
     if (isa == BCT_ISA_SCALAR) {
         g.tiles = g.group = g.ngroups = 1;
         g.chunk = threads > 1 ? ceil_div(x->rows, 4 * threads) : x->rows;
     } else {
         /* Row chunks whose codes stay in L2 (~256 KB), and groups of tiles
          * whose packed weights do too (~512 KB); then at least ~4 tasks
-         * per thread when there is enough work for it. */
+         * per thread when there is enough work for it.  Chunks and groups
+         * are whole kernel tiles: 4 rows x 3 tiles (AVX2, AVX-512), 32 rows
+         * (two A tiles) x 2 tiles (AMX; rows may be split to 16). */
+        const int amx = isa == BCT_ISA_AMX;
+        const int rt = amx ? 32 : 4, rt_min = amx ? 16 : 4, ct = amx ? 2 : 3;
         g.tiles = p->tiles;
         g.chunk = (int)(((size_t)1 << 18) / (size_t)x->cols);
-        g.chunk = g.chunk < 16 ? 16 : g.chunk > 256 ? 256 : g.chunk / 4 * 4;
+        g.chunk = g.chunk < 16 ? 16 : g.chunk > 256 ? 256 : g.chunk / rt * rt;
+        if (g.chunk < rt) g.chunk = rt;
         int max_group = (int)(((size_t)1 << 19) / p->tile_bytes);
-        max_group = max_group < 3 ? 3 : max_group / 3 * 3;
+        max_group = max_group < ct ? ct : max_group / ct * ct;
         int chunks = ceil_div(x->rows, g.chunk);
         int want = threads > 1 ? ceil_div(4 * threads, chunks) : 1; /* groups wanted */
         g.group = ceil_div(g.tiles, want);
-        if (g.group > 3) g.group = ceil_div(g.group, 3) * 3;
+        if (g.group > ct) g.group = ceil_div(g.group, ct) * ct;
         if (g.group > max_group) g.group = max_group;
         if (g.group < 1) g.group = 1;
         if (threads > 1 && chunks * ceil_div(g.tiles, g.group) < 2 * threads && x->rows > 8) {
             /* Few wide tiles and few rows: split rows finer instead. */
-            g.chunk = ceil_div(ceil_div(x->rows, 2 * threads), 4) * 4;
+            g.chunk = ceil_div(ceil_div(x->rows, 2 * threads), rt_min) * rt_min;
         }
     }
     g.ngroups = ceil_div(g.tiles, g.group);
     int ntasks = ceil_div(x->rows, g.chunk) * g.ngroups;
     void *prep = NULL;
-    if (isa != BCT_ISA_SCALAR) {
+    if (isa_preps(isa)) {
         /* Block sums of the activations etc., once per GEMM (rows in
          * multiples of 4, the kernels' row tiles). */
         if (!(prep = alloc_prep(&g.job))) {
@@ -299,7 +329,11 @@ void qgemm(const qmat *w, const qmat *x, const float *bias, float *y, int ldy) {
 }
 
 int qgemm_block_dots(bct_isa isa, const qmat *w, const qmat *x, int32_t *out) {
-    if (!bct_isa_supported(isa)) return BCT_EUNSUPPORTED;
+    return qgemm_block_dots_kern(isa, NULL, w, x, out);
+}
+
+int qgemm_block_dots_kern(bct_isa isa, qk_fn kern, const qmat *w, const qmat *x, int32_t *out) {
+    if (!kern && !bct_isa_supported(isa)) return BCT_EUNSUPPORTED;
     int nb = w->cols / w->block;
     if (!isa_packs(isa)) {
         for (int r = 0; r < x->rows; r++)
@@ -309,14 +343,14 @@ int qgemm_block_dots(bct_isa isa, const qmat *w, const qmat *x, int32_t *out) {
                         block_dot(w, o, b, (const int8_t *)qmat_row_codes(x, r) + (size_t)b * w->block);
         return BCT_OK;
     }
-    void *buf = alloc64(pack_header(w).total), *prep = NULL;
-    qk_job j = {buf ? qgemm_pack(w, buf) : NULL, w->scales, x, NULL, NULL, 0, out, NULL, NULL, NULL};
-    if (!buf || !(prep = alloc_prep(&j))) {
+    void *buf = alloc64(pack_header(isa, w).total), *prep = NULL;
+    qk_job j = {buf ? qgemm_pack_isa(isa, w, buf) : NULL, w->scales, x, NULL, NULL, 0, out, NULL, NULL, NULL};
+    if (!buf || (isa_preps(isa) && !(prep = alloc_prep(&j)))) {
         free(buf);
         return BCT_ENOMEM;
     }
-    run_prep(isa, &j, 0, x->rows);
-    run_kernel(isa, &j, 0, x->rows, 0, ((const qpack *)buf)->tiles);
+    if (isa_preps(isa)) run_prep(isa, &j, 0, x->rows);
+    (kern ? kern : isa_kernel(isa))(&j, 0, x->rows, 0, ((const qpack *)buf)->tiles);
     free(prep);
     free(buf);
     return BCT_OK;
@@ -327,6 +361,7 @@ int qgemm_block_dots(bct_isa isa, const qmat *w, const qmat *x, int32_t *out) {
 
 static void quantize_rows(bct_isa isa, qmat *m, const float *x, int ld, int r0, int r1) {
     switch (isa) {
+    case BCT_ISA_AMX: /* AMX machines have AVX-512 (bct_isa_supported checks it) */
     case BCT_ISA_AVX512VNNI: qact_avx512(m, x, ld, r0, r1); break;
     case BCT_ISA_AVX2: qact_avx2(m, x, ld, r0, r1); break;
     default: qact_scalar(m, x, ld, r0, r1); break;

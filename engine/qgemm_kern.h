@@ -1,5 +1,6 @@
 /* qgemm_kern.h - what qgemm.c shares with the per-ISA kernel files
- * (qgemm_avx2.c, qgemm_avx512.c); not for other modules.
+ * (qgemm_avx2.c, qgemm_avx512.c, qgemm_amx.c) and the kernel tests; not for
+ * other modules.
  *
  * Packed weight layout "QPK1" (made once by qgemm_prepare, or per call for
  * unprepared matrices such as attention operands), read by the AVX2 and
@@ -30,6 +31,29 @@
  *   [tile][nb][16] (qk_scales_transpose), so the packed copy adds nothing
  *   but the codes to memory.
  *
+ * Packed weight layout "QPA1" (AMX-INT8, qgemm_amx.c): the QPK1 tiles and
+ * record order, except that q8 codes are stored as they are (signed, no
+ * 0x80 bias: TDPBSSD multiplies signed by signed, so no bias correction):
+ *
+ *   bits 8: tile t, k-quad kq: 64 bytes, byte 4l + j = w[16t + l][4kq + j].
+ *           That is the B operand of TDPBSSD in its "VNNI" shape: for a
+ *           K-step of kstep columns starting at column k0 (a multiple of
+ *           kstep), the kstep / 4 records from kq = k0 / 4 on are one B tile
+ *           of kstep / 4 rows x 64 bytes (16 outputs x 4 codes), stride 64,
+ *           contiguous at byte 16 * k0 of the tile:
+ *             B[k4][4n + j] = w[16t + n][k0 + 4 k4 + j]
+ *           and with the A tile = activation rows x the same kstep columns
+ *           (loaded straight from x, stride x->cols), C[m][n] += the dot of
+ *           activation row m and output 16t + n over those columns.
+ *   bits 4: QPK1's records unchanged (ggml Q4_0 nibble order, biased by 8).
+ *           The kernel widens the records of a K-chunk of two tiles (at
+ *           most 32 KB, or one block if a block is larger) into the bits-8
+ *           form above, nibble - 8 as int8, in a buffer of its own, then
+ *           loads B tiles from there: record (g, j4) gives k-quads 8g + j4
+ *           (low nibbles) and 8g + 4 + j4 (high nibbles).  The weight is
+ *           never widened as a whole.
+ *   padding rows of the last tile: zero codes (q8 0x00, q4 0x88).
+ *
  * The float rescale is done in the scalar reference's order,
  *   acc = bias;  acc += (d_w * d_x) * (float)dot  for b = 0, 1, ...
  * with separate multiplies and adds (kernel files are compiled with
@@ -43,9 +67,15 @@
 
 #include "qmat.h"
 
-#define QPACK_MAGIC 0x314B5051u /* "QPK1" */
+#include "cpu_features.h"
+
+struct bct_pool;
+
+#define QPACK_MAGIC 0x314B5051u /* "QPK1": AVX2, AVX-512 */
+#define QPACK_AMX_MAGIC 0x31415051u /* "QPA1": AMX */
 #define QPACK_TILE 16
 #define QPACK_HEADER 64 /* codes start here (64-byte aligned) */
+#define QPACK_RECORD 64 /* bytes of one k-quad record: 16 lanes x 4 bytes */
 
 typedef struct qpack {
     uint32_t magic;
@@ -53,6 +83,25 @@ typedef struct qpack {
     size_t tile_bytes; /* code bytes per tile: 16 * cols (q8) or 8 * cols (q4) */
     size_t total;      /* bytes of the whole pack */
 } qpack;
+
+_Static_assert(sizeof(qpack) <= QPACK_HEADER, "the pack header fits before the codes");
+_Static_assert(QPACK_RECORD == QPACK_TILE * 4, "a record is 4 codes of each of a tile's 16 rows");
+_Static_assert(QPACK_RECORD == 64, "a record is one row of an AMX B tile (64 bytes at most)");
+
+/* AMX tile configuration, palette 1 (what LDTILECFG reads): 8 tiles of at
+ * most 16 rows x 64 bytes; unused tiles have rows = colsb = 0. */
+typedef struct qamx_cfg {
+    uint8_t palette;    /* 1 */
+    uint8_t start_row;  /* 0 (for restarting an interrupted load/store) */
+    uint8_t reserved[14];
+    uint16_t colsb[16]; /* bytes per row of tile 0 .. 15 (8 .. 15: 0) */
+    uint8_t rows[16];
+} qamx_cfg;
+
+_Static_assert(sizeof(qamx_cfg) == 64, "LDTILECFG reads 64 bytes");
+#define QAMX_TILES 8
+#define QAMX_ROWS 16
+#define QAMX_COLSB 64
 
 static inline const uint8_t *qpack_codes(const qpack *p, int t) {
     return (const uint8_t *)p + QPACK_HEADER + (size_t)t * p->tile_bytes;
@@ -95,8 +144,12 @@ typedef struct qk_job {
 } qk_job;
 
 /* Rows [r0, r1) of x against output tiles [t0, t1); r0 a multiple of 4. */
+typedef void (*qk_fn)(const qk_job *j, int r0, int r1, int t0, int t1);
 void qk_avx2(const qk_job *j, int r0, int r1, int t0, int t1);
 void qk_avx512(const qk_job *j, int r0, int r1, int t0, int t1);
+/* AMX (pack QPA1, any r0; nc, nq, xq unused): configures the calling
+ * thread's tiles, and releases them before returning. */
+void qk_amx(const qk_job *j, int r0, int r1, int t0, int t1);
 /* Fills nc (and nq, xq) of rows [r0, r1), r0 a multiple of 4. */
 void qk_prep_avx2(const qk_job *j, int r0, int r1);
 void qk_prep_avx512(const qk_job *j, int r0, int r1);
@@ -107,5 +160,16 @@ static inline size_t qk_prep_len(const qmat *x) { return (size_t)(x->rows + 3) /
 void qact_scalar(qmat *m, const float *x, int ld, int r0, int r1);
 void qact_avx2(qmat *m, const float *x, int ld, int r0, int r1);
 void qact_avx512(qmat *m, const float *x, int ld, int r0, int r1);
+
+/* Tests of a kernel this CPU cannot run (the AMX kernel's emulated build,
+ * tests/unit/test_amx_emu.c): qgemm_pack_bytes / qgemm_pack /
+ * qgemm_run / qgemm_block_dots for `isa` rather than the active one, with
+ * `kern` (when not NULL) in place of isa's kernel.  With kern NULL, isa
+ * must be supported. */
+size_t qgemm_pack_bytes_isa(bct_isa isa, const qmat *w);
+const void *qgemm_pack_isa(bct_isa isa, const qmat *w, void *buf);
+void qgemm_run_kern(bct_isa isa, qk_fn kern, const qmat *w, const void *pack, const qmat *x, const float *bias,
+                    float *y, int ldy, struct bct_pool *pool);
+int qgemm_block_dots_kern(bct_isa isa, qk_fn kern, const qmat *w, const qmat *x, int32_t *out);
 
 #endif

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 #include "bert_forward.h"
 #include "bert_model.h"
@@ -525,13 +528,31 @@ START_TEST(isa_names_and_detection) {
     ck_assert_int_eq(bct_isa_parse("sse9"), -1);
     ck_assert(bct_isa_supported(BCT_ISA_SCALAR));
     ck_assert(bct_isa_supported(bct_isa_best()));
-    ck_assert(!bct_isa_supported(BCT_ISA_AMX));
-    ck_assert_int_eq(qgemm_set_isa(BCT_ISA_AMX), BCT_EUNSUPPORTED);
     const cpu_features *f = cpu_features_get();
     printf("cpu: %s (%s); best kernel %s; active %s\n", f->brand, f->vendor, bct_isa_name(bct_isa_best()),
            bct_isa_name(qgemm_isa()));
+    /* AMX: CPU flags, tile state in XCR0, the process's permission, and the
+     * AVX-512 level its kernel also uses; all consistent with cpu_features. */
+    const unsigned long long tiles = 3ull << 17; /* XCR0 XTILECFG, XTILEDATA */
+    ck_assert_int_eq(f->amx_ok, f->amx_tile && f->amx_int8 && (f->xcr0 & tiles) == tiles);
+    if (!f->amx_ok) ck_assert(!f->amx_perm); /* asked for only when it can work */
+    int amx = f->amx_ok && f->amx_perm && bct_isa_supported(BCT_ISA_AVX512VNNI);
+    ck_assert_int_eq(bct_isa_supported(BCT_ISA_AMX), amx);
+    printf("amx: cpu flags %d/%d, xcr0 tiles %d, permission %d -> %s\n", f->amx_tile, f->amx_int8,
+           (f->xcr0 & tiles) == tiles, f->amx_perm, amx ? "supported" : "not supported");
+#if defined(__linux__) && defined(__x86_64__)
+    if (f->amx_perm) { /* the kernel agrees: tile data is permitted to this process */
+        unsigned long long perm = 0;
+        ck_assert_int_eq(syscall(SYS_arch_prctl, 0x1022 /* ARCH_GET_XCOMP_PERM */, &perm), 0);
+        ck_assert(perm & (1ull << 18));
+    }
+#endif
+    bct_isa saved = qgemm_isa();
+    ck_assert_int_eq(qgemm_set_isa(BCT_ISA_AMX), amx ? BCT_OK : BCT_EUNSUPPORTED);
+    ck_assert_int_eq(qgemm_set_isa(saved), BCT_OK);
     /* An ISA implies the ones below it. */
     if (bct_isa_supported(BCT_ISA_AVX512VNNI)) ck_assert(f->avx2);
+    if (amx) ck_assert(bct_isa_supported(BCT_ISA_AVX512VNNI));
 }
 END_TEST
 
