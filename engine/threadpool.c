@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "threadpool.h"
 
 #include <pthread.h>
@@ -104,6 +105,11 @@ static void *helper(void *arg) {
 }
 
 int bct_cpu_count(void) {
+    /* The CPUs this process may run on (taskset, cpusets of containers),
+     * as nproc counts them: more threads than that only time-share and
+     * spin against each other. */
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }

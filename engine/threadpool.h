@@ -29,7 +29,7 @@ typedef struct bct_pool bct_pool;
  * may index per-worker scratch memory. */
 typedef void (*bct_pool_fn)(void *ctx, int task, int worker);
 
-/* threads <= 0: one per online CPU.  Returns NULL when out of memory or
+/* threads <= 0: bct_cpu_count().  Returns NULL when out of memory or
  * when threads cannot be created. */
 bct_pool *bct_pool_create(int threads);
 void bct_pool_free(bct_pool *p);
@@ -41,7 +41,8 @@ int bct_pool_threads(const bct_pool *p);
  * (then everything runs on the caller, in order). */
 void bct_pool_run(bct_pool *p, int ntasks, bct_pool_fn fn, void *ctx);
 
-/* Online CPUs (at least 1). */
+/* CPUs this process may run on (its affinity mask, else the online ones;
+ * at least 1). */
 int bct_cpu_count(void);
 
 #endif

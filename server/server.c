@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* pipe2 */
 #include "server.h"
+#include "threadpool.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -230,11 +231,10 @@ static void drain(srv_lifecycle *life, batcher *bat, srv_http *http, const srv_c
 
 int srv_run(const srv_config *cfg, const char *port_file) {
     srv_log lg = {.level = cfg->log_level, .fd = STDERR_FILENO};
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int ncpu = bct_cpu_count();
     int rc = 1, threads = cfg->threads, intra = cfg->intra_op_threads;
-    if (ncpu < 1) ncpu = 1;
     if (threads <= 0) threads = (int)ncpu;
-    if (intra <= 0) intra = threads < ncpu ? (int)(ncpu / threads) : 1;
+    if (intra <= 0) intra = threads < ncpu ? ncpu / threads : 1;
     srv_metrics *metrics = NULL;
     srv_registry *reg = NULL;
     access_log *alog = NULL;
