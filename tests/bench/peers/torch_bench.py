@@ -53,6 +53,12 @@ class Bert(nn.Module):
         return self.classifier(torch.tanh(self.pooler(x[:, 0])))
 
 
+def add_shape_args(ap):
+    """The model-shape options (default bert-base); ort_export.py builds the same Bert from them."""
+    for k, v in (("layers", 12), ("hidden", 768), ("heads", 12), ("intermediate", 3072), ("vocab", 30522)):
+        ap.add_argument("--" + k, type=int, default=v)
+
+
 def bench(model, batch, seq, runs, vocab):
     ids = torch.randint(1000, vocab, (batch, seq))
     mask = torch.ones(batch, seq, dtype=torch.long)
@@ -72,8 +78,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
-    for k, v in (("layers", 12), ("hidden", 768), ("heads", 12), ("intermediate", 3072), ("vocab", 30522)):
-        ap.add_argument("--" + k, type=int, default=v)
+    add_shape_args(ap)
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--seqs", default="16,64,128")
     a = ap.parse_args()
