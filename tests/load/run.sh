@@ -107,8 +107,12 @@ run_wrk() {
 }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status"; }
-# metric NAME: a counter's value from /metrics.
-metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+# batch_totals: "count sum" of the batch size histogram, from one scrape
+# (two scrapes could straddle a batch).
+batch_totals() {
+    curl -s "$URL/metrics" | awk '$1 == "bct_batch_size_count" { n = $2 } $1 == "bct_batch_size_sum" { s = $2 }
+                                  END { print n, s }'
+}
 
 if [ "$SOAK" = 1 ]; then
     start_server
@@ -156,9 +160,9 @@ rows=()
 for c in 1 8 64; do
     echo "concurrency $c..."
     cpu0=$(server_cpu_s)
-    n0=$(metric bct_batch_size_count); s0=$(metric bct_batch_size_sum)
+    read -r n0 s0 <<< "$(batch_totals)"
     r=$(run_wrk "$c" "$DURATION")
-    n1=$(metric bct_batch_size_count); s1=$(metric bct_batch_size_sum)
+    read -r n1 s1 <<< "$(batch_totals)"
     cpu1=$(server_cpu_s)
     cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$(field "$r" requests)" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')
     batch=$(awk -v a="$s1" -v b="$s0" -v m="$n1" -v k="$n0" 'BEGIN { printf "%.1f", (m > k) ? (a - b) / (m - k) : 0 }')
