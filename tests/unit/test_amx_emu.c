@@ -19,16 +19,10 @@
 #include "qgemm_amx_emu.h"
 #include "qgemm_kern.h"
 #include "qmat.h"
+#define QF_SEED 4242
+#include "qgemm_fixtures.h"
 #include "test_util.h"
 #include "threadpool.h"
-
-static unsigned rng = 4242;
-static unsigned urand(void) {
-    rng = rng * 1664525u + 1013904223u;
-    return rng >> 8;
-}
-static int irand(int lo, int hi) { return lo + (int)(urand() % (unsigned)(hi - lo + 1)); }
-static float frand(void) { return (float)urand() / (float)(1u << 24) * 2.0f - 1.0f; }
 
 /* ------------------------------------------------------------------ */
 /* the emulation                                                       */
@@ -120,55 +114,6 @@ END_TEST
 
 /* ------------------------------------------------------------------ */
 /* the kernel                                                          */
-
-enum { EDGE_RANDOM, EDGE_MIN, EDGE_MAX, EDGE_MIXED, EDGE_ZERO_X, EDGE_COUNT };
-
-/* Weight codes (q8: [-127, 127]; q4: [-8, 7]), activation codes
- * ([-127, 127]) by pattern, and positive scales. */
-static void fill(qmat *w, qmat *x, int edge) {
-    int lo = w->bits == 8 ? -127 : -8, hi = w->bits == 8 ? 127 : 7;
-    int8_t *codes = malloc((size_t)w->cols);
-    ck_assert_ptr_nonnull(codes);
-    for (int r = 0; r < w->rows; r++) {
-        for (int i = 0; i < w->cols; i++) {
-            int v = irand(lo, hi);
-            if (edge == EDGE_MIN) v = lo;
-            else if (edge == EDGE_MAX) v = hi;
-            else if (edge == EDGE_MIXED) v = (i + r) % 3 == 0 ? lo : (i + r) % 3 == 1 ? hi : 0;
-            codes[i] = (int8_t)v;
-        }
-        qmat_pack_row(w, r, codes);
-    }
-    for (int r = 0; r < x->rows; r++) {
-        int8_t *q = (int8_t *)x->codes + (size_t)r * x->cols;
-        for (int i = 0; i < x->cols; i++) {
-            int v = irand(-127, 127);
-            if (edge == EDGE_MIN) v = -127;
-            else if (edge == EDGE_MAX) v = 127;
-            else if (edge == EDGE_MIXED) v = (i * 7 + r) % 2 ? 127 : -127;
-            else if (edge == EDGE_ZERO_X) v = 0;
-            q[i] = (int8_t)v;
-        }
-    }
-    int nbw = w->rows * (w->cols / w->block), nbx = x->rows * (x->cols / x->block);
-    for (int i = 0; i < nbw; i++) w->scales[i] = 0.001f + 0.01f * (float)(urand() % 1000) / 1000.0f;
-    for (int i = 0; i < nbx; i++) x->scales[i] = 0.002f + 0.02f * (float)(urand() % 1000) / 1000.0f;
-    free(codes);
-}
-
-/* Exact block dots from the definition, in int64. */
-static void reference_dots(const qmat *w, const qmat *x, int32_t *out) {
-    int nb = w->cols / w->block;
-    for (int r = 0; r < x->rows; r++)
-        for (int o = 0; o < w->rows; o++)
-            for (int b = 0; b < nb; b++) {
-                int64_t s = 0;
-                for (int i = b * w->block; i < (b + 1) * w->block; i++)
-                    s += (int64_t)qmat_code(w, qmat_row_codes(w, o), i) *
-                         ((const int8_t *)x->codes)[(size_t)r * x->cols + i];
-                out[((size_t)r * w->rows + o) * nb + b] = (int32_t)s;
-            }
-}
 
 /* TDPBSSD executed by the emulation on this thread so far; and the tiles
  * must be released after every kernel call. */
