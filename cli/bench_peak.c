@@ -51,6 +51,7 @@ double bench_measure_ghz(bct_pool *pool) {
 #if defined(__x86_64__)
 #define DPZ(i) "vpdpbusd %%zmm30, %%zmm31, %%zmm" #i "\n\t"
 #define MBY(i) "vpmaddubsw %%ymm14, %%ymm15, %%ymm" #i "\n\t"
+#define DPY(i) "%{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm" #i "\n\t"
 
 __attribute__((target("avx512f,avx512vnni"))) static void vnni_loop(long n) {
     __asm__ volatile("vpxord %%zmm30, %%zmm30, %%zmm30\n\tvpxord %%zmm31, %%zmm31, %%zmm31" ::: "memory");
@@ -63,6 +64,13 @@ __attribute__((target("avx2"))) static void maddubs_loop(long n) {
     __asm__ volatile("vpxor %%ymm14, %%ymm14, %%ymm14\n\tvpxor %%ymm15, %%ymm15, %%ymm15" ::: "memory");
     for (long i = 0; i < n; i++)
         __asm__ volatile(R12(MBY)::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                         "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", "memory");
+}
+
+__attribute__((target("avx2"))) static void vnni256_loop(long n) {
+    __asm__ volatile("vpxor %%ymm14, %%ymm14, %%ymm14\n\tvpxor %%ymm15, %%ymm15, %%ymm15" ::: "memory");
+    for (long i = 0; i < n; i++)
+        __asm__ volatile(R12(DPY)::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
                          "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", "memory");
 }
 
@@ -117,6 +125,9 @@ void bench_peak_for(bct_isa isa, int threads, double ghz, bench_peak *p) {
     if (isa == BCT_ISA_AVX512VNNI) {
         p->macs_per_instr = 64;
         p->ipc_measured = measure_ipc(vnni_loop);
+    } else if (isa == BCT_ISA_AVXVNNI) {
+        p->macs_per_instr = 32;
+        p->ipc_measured = measure_ipc(vnni256_loop);
     } else if (isa == BCT_ISA_AVX2) {
         p->macs_per_instr = 32;
         p->ipc_measured = measure_ipc(maddubs_loop);

@@ -9,11 +9,12 @@
  *               core (1024 MACs/cycle), the throughput Intel's optimization
  *               reference manual gives for TDPB[SU]D on Sapphire Rapids
  *   avx512vnni: vpdpbusd zmm = 64 MACs (16 lanes x 4 u8*s8 products)
+ *   avxvnni:    vpdpbusd ymm (VEX) = 32 MACs (8 lanes x 4)
  *   avx2:       vpmaddubsw ymm = 32 MACs (16 int16 pairs); an upper bound,
  *               since each also needs a vpmaddwd on the same ports
  *   scalar:     1 MAC per imul (not measured: reported as 1/cycle)
  *
- * Instructions per cycle (AVX2, AVX-512): measured by a loop of 12 independent
+ * Instructions per cycle (AVX2, AVX-VNNI, AVX-512): measured by a loop of 12 independent
  * accumulators (enough to cover the latency), rounded to the nearest 0.5:
  * the architectural throughput.  Clock: measured with a chain of dependent
  * integer adds (1 cycle each) running on every thread at once, so it is

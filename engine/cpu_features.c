@@ -113,6 +113,7 @@ int bct_isa_supported(bct_isa isa) {
     switch (isa) {
     case BCT_ISA_SCALAR: return 1;
     case BCT_ISA_AVX2: return f->avx2;
+    case BCT_ISA_AVXVNNI: return f->avx2 && f->avxvnni;
     case BCT_ISA_AVX512VNNI: return f->avx512f && f->avx512bw && f->avx512dq && f->avx512vl && f->avx512vnni;
     case BCT_ISA_AMX: return f->amx_ok && f->amx_perm && bct_isa_supported(BCT_ISA_AVX512VNNI);
     default: return 0;
@@ -125,7 +126,7 @@ bct_isa bct_isa_best(void) {
     return BCT_ISA_SCALAR;
 }
 
-static const char *const names[BCT_ISA_COUNT] = {"scalar", "avx2", "avx512vnni", "amx"};
+static const char *const names[BCT_ISA_COUNT] = {"scalar", "avx2", "avxvnni", "avx512vnni", "amx"};
 
 const char *bct_isa_name(bct_isa isa) {
     return (unsigned)isa < BCT_ISA_COUNT ? names[isa] : "?";

@@ -22,6 +22,7 @@
 typedef enum bct_isa {
     BCT_ISA_SCALAR,     /* portable C, the reference */
     BCT_ISA_AVX2,       /* AVX2: vpmaddubsw / vpmaddwd */
+    BCT_ISA_AVXVNNI,    /* AVX2 + AVX-VNNI: vpdpbusd on 256-bit vectors (VEX; CPUs without AVX-512) */
     BCT_ISA_AVX512VNNI, /* AVX-512 F/BW/DQ/VL + VNNI: vpdpbusd on 512-bit vectors */
     BCT_ISA_AMX,        /* AMX-INT8 tiles: tdpbssd on 16 x 64-byte tiles (+ AVX-512 for the rescale) */
     BCT_ISA_COUNT
@@ -51,7 +52,7 @@ int bct_isa_supported(bct_isa isa);
 /* The best supported ISA. */
 bct_isa bct_isa_best(void);
 
-/* "scalar", "avx2", "avx512vnni", "amx". */
+/* "scalar", "avx2", "avxvnni", "avx512vnni", "amx". */
 const char *bct_isa_name(bct_isa isa);
 /* Parses a name above (case-insensitive); -1 when unknown. */
 int bct_isa_parse(const char *name);

@@ -66,7 +66,7 @@ static void choose_isa(void) {
     if (env && *env) {
         int want = bct_isa_parse(env);
         if (want < 0)
-            fprintf(stderr, "bct: warning: BCT_ISA=%s is not one of scalar, avx2, avx512vnni, amx; using %s\n",
+            fprintf(stderr, "bct: warning: BCT_ISA=%s is not one of scalar, avx2, avxvnni, avx512vnni, amx; using %s\n",
                     env, bct_isa_name(best));
         else if (!bct_isa_supported((bct_isa)want))
             fprintf(stderr, "bct: warning: BCT_ISA=%s: %s; using %s\n", env,
@@ -93,7 +93,7 @@ int qgemm_set_isa(bct_isa isa) {
 }
 
 static int isa_packs(bct_isa isa) {
-    return isa == BCT_ISA_AVX2 || isa == BCT_ISA_AVX512VNNI || isa == BCT_ISA_AMX;
+    return isa != BCT_ISA_SCALAR;
 }
 
 /* The pack layout an ISA's kernel reads (qgemm_kern.h). */
@@ -206,15 +206,21 @@ typedef struct gemm_task {
 } gemm_task;
 
 static qk_fn isa_kernel(bct_isa isa) {
-    return isa == BCT_ISA_AMX ? qk_amx : isa == BCT_ISA_AVX512VNNI ? qk_avx512 : qk_avx2;
+    switch (isa) {
+    case BCT_ISA_AMX: return qk_amx;
+    case BCT_ISA_AVX512VNNI: return qk_avx512;
+    case BCT_ISA_AVXVNNI: return qk_avxvnni;
+    default: return qk_avx2;
+    }
 }
 
 /* Whether isa's kernel reads the per-row data of qk_job (nc, nq, xq):
  * only those that bias the weight codes. */
-static int isa_preps(bct_isa isa) { return isa == BCT_ISA_AVX2 || isa == BCT_ISA_AVX512VNNI; }
+static int isa_preps(bct_isa isa) { return isa != BCT_ISA_SCALAR && isa != BCT_ISA_AMX; }
 
 static void run_prep(bct_isa isa, const qk_job *j, int r0, int r1) {
     if (isa == BCT_ISA_AVX512VNNI) qk_prep_avx512(j, r0, r1);
+    else if (isa == BCT_ISA_AVXVNNI) qk_prep_avxvnni(j, r0, r1);
     else qk_prep_avx2(j, r0, r1);
 }
 
@@ -363,6 +369,7 @@ static void quantize_rows(bct_isa isa, qmat *m, const float *x, int ld, int r0, 
     switch (isa) {
     case BCT_ISA_AMX: /* AMX machines have AVX-512 (bct_isa_supported checks it) */
     case BCT_ISA_AVX512VNNI: qact_avx512(m, x, ld, r0, r1); break;
+    case BCT_ISA_AVXVNNI:
     case BCT_ISA_AVX2: qact_avx2(m, x, ld, r0, r1); break;
     default: qact_scalar(m, x, ld, r0, r1); break;
     }

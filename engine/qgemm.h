@@ -12,20 +12,21 @@
  * Kernels (chosen at run time, see cpu_features.h):
  *   scalar      the reference below
  *   avx2        vpmaddubsw + vpmaddwd (sign trick for q8; biased nibbles for q4)
+ *   avxvnni     vpdpbusd on 256-bit vectors (AVX-VNNI), biased-unsigned weights
  *   avx512vnni  vpdpbusd on 512-bit vectors, biased-unsigned weights
  *   amx         AMX-INT8 tdpbssd (signed x signed) on 16-row tiles, one
  *               block (or 64-column step of it) per K-step, each block's
  *               int32 tile rescaled with AVX-512
  * int4 weights are unpacked inside the kernels (never a dequantized copy).
  * The best supported kernel is used; the environment variable
- * BCT_ISA=scalar|avx2|avx512vnni|amx overrides it (read once, at first
+ * BCT_ISA=scalar|avx2|avxvnni|avx512vnni|amx overrides it (read once, at first
  * use).  Asking for an ISA this CPU/OS lacks (for amx: the CPU flags, the
  * tile state in XCR0 and, on Linux, the process's tile permission, see
  * cpu_features.h) prints a warning on stderr and uses the best supported
  * one.
  *
  * SIMD kernels read weights pre-packed in their layout (qgemm_kern.h:
- * QPK1 for avx2 and avx512vnni, QPA1 for amx): qgemm_prepare() packs a
+ * QPK1 for avx2, avxvnni and avx512vnni, QPA1 for amx): qgemm_prepare() packs a
  * weight once (the .bct loader does it); matrices made at run time, and
  * weights packed for another kernel than the active one, are packed per
  * call.  Activation codes must be in

@@ -1,7 +1,9 @@
-/* qgemm_avx2.c - AVX2 kernels (no VNNI): int8 block GEMM with vpmaddubsw /
- * vpmaddwd, and activation quantization.  Compiled for baseline x86-64;
- * functions carry target attributes and run only when qgemm.c has checked
- * the CPU.  Layout and rounding contract: qgemm_kern.h.
+/* qgemm_avx2.c - AVX2 kernels: int8 block GEMM with vpmaddubsw / vpmaddwd
+ * (avx2) or with the VEX vpdpbusd of AVX-VNNI (avxvnni: CPUs that have it
+ * without AVX-512, e.g. Intel's hybrid client cores and Sierra Forest),
+ * and activation quantization.  Compiled for baseline x86-64; functions
+ * carry target attributes and run only when qgemm.c has checked the CPU.
+ * Layout and rounding contract: qgemm_kern.h.
  *
  * vpmaddubsw multiplies unsigned by signed bytes and adds pairs into
  * int16 with saturation, so the operands must keep pair sums in range:
@@ -12,6 +14,10 @@
  *   q4: the biased nibbles (0..15) times x: pairs <= 2 * 15 * 127 = 3810,
  *       so the 8 products of one 32-column group add up in int16 (<= 30480)
  *       before one vpmaddwd; the bias is removed with -8 * sum(x).
+ * vpdpbusd adds the 4 products of a lane straight into int32, so the
+ * avxvnni kernel multiplies the packed codes as they are (u8 = q + 128 or
+ * the nibble q + 8) and removes the bias with -128 * sum(x) or -8 * sum(x),
+ * like the AVX-512 kernel.
  * A 16-row tile is two 8-lane halves (bytes 0-31 and 32-63 of each
  * 64-byte record).
  */
@@ -28,11 +34,12 @@
 #define INLINE static inline __attribute__((always_inline))
 
 enum { RMAX = 4, CMAX = 2 };
-/* Row and tile steps per weight width (register budget: 16 ymm). */
+/* Row and tile steps per weight width (register budget: 16 ymm; vpmaddubsw
+ * needs int16 partial sums for q4, vpdpbusd does not). */
 #define RSTEP8 4
-#define CSTEP8 1
 #define RSTEP4 2
-#define CSTEP4 1
+#define RSTEP_VNNI 4
+#define CSTEP 1
 
 TARGET INLINE __m256i bcast4(const int8_t *p) {
     int32_t v;
@@ -40,8 +47,18 @@ TARGET INLINE __m256i bcast4(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
+/* acc + the 4 products u8 x s8 of each 32-bit lane: vpdpbusd in its VEX
+ * form.  Inline asm, because the intrinsic needs the avxvnni target, which
+ * tile() (shared with the plain AVX2 kernel) must not have. */
+TARGET INLINE __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8) {
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u8), "x"(s8));
+    return acc;
+}
+
+/* One R x C tile over all blocks.  bits, R, C, raw and vnni are constants
+ * after inlining into the instances below. */
 TARGET INLINE void tile(const qk_job *j, int r, int t, const int32_t *nc, const float *sc, int sg,
-                        const int bits, const int R, const int C, const int raw) {
+                        const int bits, const int R, const int C, const int raw, const int vnni) {
     const qpack *p = j->p;
     const qmat *x = j->x;
     const int blk = p->block, nb = p->cols / blk, K = p->cols, H = 2 * C;
@@ -85,21 +102,45 @@ TARGET INLINE void tile(const qk_job *j, int r, int t, const int32_t *nc, const 
                 __m256i w[2 * CMAX], aw[2 * CMAX];
 #pragma GCC unroll 8
                 for (int h = 0; h < H; h++) {
-                    w[h] = _mm256_xor_si256(
-                        _mm256_load_si256((const __m256i *)(wc[h >> 1] + wo + (size_t)kq * 64 + (h & 1) * 32)),
-                        flip);
-                    aw[h] = _mm256_abs_epi8(w[h]);
+                    w[h] = _mm256_load_si256((const __m256i *)(wc[h >> 1] + wo + (size_t)kq * 64 + (h & 1) * 32));
+                    if (!vnni) {
+                        w[h] = _mm256_xor_si256(w[h], flip);
+                        aw[h] = _mm256_abs_epi8(w[h]);
+                    }
                 }
 #pragma GCC unroll 8
                 for (int i = 0; i < R; i++) {
                     __m256i xb = bcast4(xr[i] + xo + 4 * kq);
 #pragma GCC unroll 8
                     for (int h = 0; h < H; h++) {
+                        if (vnni) {
+                            acc[i][h] = dpbusd(acc[i][h], w[h], xb);
+                            continue;
+                        }
                         __m256i m = _mm256_maddubs_epi16(aw[h], _mm256_sign_epi8(xb, w[h]));
                         acc[i][h] = _mm256_add_epi32(acc[i][h], _mm256_madd_epi16(m, ones16));
                     }
                 }
             }
+        } else if (vnni) {
+            const size_t wo = (size_t)b * blk * 8;
+            for (int g = 0; g < blk / 32; g++)
+#pragma GCC unroll 4
+                for (int j4 = 0; j4 < 4; j4++) {
+                    const int xg = xo + g * 32 + j4 * 4;
+#pragma GCC unroll 8
+                    for (int h = 0; h < H; h++) {
+                        __m256i v = _mm256_load_si256(
+                            (const __m256i *)(wc[h >> 1] + wo + (size_t)(g * 4 + j4) * 64 + (h & 1) * 32));
+                        __m256i lo = _mm256_and_si256(v, low4);
+                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+#pragma GCC unroll 8
+                        for (int i = 0; i < R; i++) {
+                            acc[i][h] = dpbusd(acc[i][h], lo, bcast4(xr[i] + xg));
+                            acc[i][h] = dpbusd(acc[i][h], hi, bcast4(xr[i] + xg + 16));
+                        }
+                    }
+                }
         } else {
             const size_t wo = (size_t)b * blk * 8;
             for (int g = 0; g < blk / 32; g++) {
@@ -167,23 +208,24 @@ TARGET INLINE void tile(const qk_job *j, int r, int t, const int32_t *nc, const 
 
 typedef void (*tile_fn)(const qk_job *j, int r, int t, const int32_t *nc, const float *sc, int sg);
 
-#define INST(bits, R, C, raw)                                                                    \
-    TARGET static void tile_##bits##_##R##_##C##_##raw(const qk_job *j, int r, int t,            \
-                                                       const int32_t *nc, const float *sc, int sg) { \
-        tile(j, r, t, nc, sc, sg, bits, R, C, raw);                                              \
+#define INST(v, bits, R, C, raw)                                                                 \
+    TARGET static void tile_##v##_##bits##_##R##_##C##_##raw(const qk_job *j, int r, int t,     \
+                                                            const int32_t *nc, const float *sc, int sg) { \
+        tile(j, r, t, nc, sc, sg, bits, R, C, raw, v);                                           \
     }
-#define INST_C(bits, R, raw) INST(bits, R, 1, raw) INST(bits, R, 2, raw)
-#define INST_RC(bits, raw) INST_C(bits, 1, raw) INST_C(bits, 2, raw) INST_C(bits, 3, raw) INST_C(bits, 4, raw)
-INST_RC(8, 0)
-INST_RC(4, 0)
-INST_RC(8, 1)
-INST_RC(4, 1)
+#define INST_C(v, bits, R, raw) INST(v, bits, R, 1, raw) INST(v, bits, R, 2, raw)
+#define INST_RC(v, bits, raw)                                                                    \
+    INST_C(v, bits, 1, raw) INST_C(v, bits, 2, raw) INST_C(v, bits, 3, raw) INST_C(v, bits, 4, raw)
+#define INST_ALL(v) INST_RC(v, 8, 0) INST_RC(v, 4, 0) INST_RC(v, 8, 1) INST_RC(v, 4, 1)
+INST_ALL(0)
+INST_ALL(1)
 
-#define ROW(bits, R, raw) {tile_##bits##_##R##_1_##raw, tile_##bits##_##R##_2_##raw}
-#define TABLE(bits, raw) {ROW(bits, 1, raw), ROW(bits, 2, raw), ROW(bits, 3, raw), ROW(bits, 4, raw)}
-static const tile_fn tiles[2][2][RMAX][CMAX] = {
-    {TABLE(8, 0), TABLE(4, 0)},
-    {TABLE(8, 1), TABLE(4, 1)},
+#define ROW(v, bits, R, raw) {tile_##v##_##bits##_##R##_1_##raw, tile_##v##_##bits##_##R##_2_##raw}
+#define TABLE(v, bits, raw) {ROW(v, bits, 1, raw), ROW(v, bits, 2, raw), ROW(v, bits, 3, raw), ROW(v, bits, 4, raw)}
+/* [vnni][raw][q4][R - 1][C - 1] */
+static const tile_fn tiles[2][2][2][RMAX][CMAX] = {
+    {{TABLE(0, 8, 0), TABLE(0, 4, 0)}, {TABLE(0, 8, 1), TABLE(0, 4, 1)}},
+    {{TABLE(1, 8, 0), TABLE(1, 4, 0)}, {TABLE(1, 8, 1), TABLE(1, 4, 1)}},
 };
 
 /* -off * (sum of each block of a row): vpmaddubsw against ones, then
@@ -202,19 +244,24 @@ TARGET static void neg_block_sums(const int8_t *x, int nb, int blk, int off, int
     }
 }
 
-TARGET void qk_prep_avx2(const qk_job *j, int r0, int r1) {
+/* off: the bias of the codes the kernel multiplies (0 for avx2's q8, whose
+ * sign trick multiplies signed codes). */
+TARGET static void prep(const qk_job *j, int r0, int r1, int off) {
     const qmat *x = j->x;
-    const int blk = x->block, nb = x->cols / blk, off = j->p->bits == 4 ? 8 : 0;
+    const int blk = x->block, nb = x->cols / blk;
     for (int r = r0; r < r1; r++) {
         if (off) neg_block_sums((const int8_t *)x->codes + (size_t)r * x->cols, nb, blk, off, j->nc + (size_t)r * nb);
-        else memset(j->nc + (size_t)r * nb, 0, (size_t)nb * sizeof(int32_t)); /* q8: signed products, no bias */
+        else memset(j->nc + (size_t)r * nb, 0, (size_t)nb * sizeof(int32_t));
     }
 }
 
-TARGET void qk_avx2(const qk_job *j, int r0, int r1, int t0, int t1) {
+TARGET void qk_prep_avx2(const qk_job *j, int r0, int r1) { prep(j, r0, r1, j->p->bits == 4 ? 8 : 0); }
+TARGET void qk_prep_avxvnni(const qk_job *j, int r0, int r1) { prep(j, r0, r1, j->p->bits == 4 ? 8 : 128); }
+
+TARGET static void run(const qk_job *j, int r0, int r1, int t0, int t1, int vnni) {
     const qpack *p = j->p;
     const int blk = p->block, nb = p->cols / blk, q4 = p->bits == 4;
-    const int rstep = q4 ? RSTEP4 : RSTEP8, cstep = q4 ? CSTEP4 : CSTEP8;
+    const int rstep = vnni ? RSTEP_VNNI : q4 ? RSTEP4 : RSTEP8, cstep = CSTEP;
     float scl[QK_SCALES_MAX] __attribute__((aligned(64)));
     int gs = QK_SCALES_MAX / (QPACK_TILE * nb);
     if (gs < 1) gs = 1;
@@ -222,7 +269,7 @@ TARGET void qk_avx2(const qk_job *j, int r0, int r1, int t0, int t1) {
     if ((size_t)gs * QPACK_TILE * nb > QK_SCALES_MAX && posix_memalign((void **)&sc, 64, (size_t)QPACK_TILE * nb * sizeof(float)))
         sc = NULL;
     if (!sc) abort();
-    const tile_fn(*tab)[CMAX] = tiles[j->raw != NULL][q4];
+    const tile_fn(*tab)[CMAX] = tiles[vnni][j->raw != NULL][q4];
     (void)blk;
     for (int tg = t0; tg < t1; tg += gs) {
         int tg1 = tg + gs < t1 ? tg + gs : t1;
@@ -237,6 +284,9 @@ TARGET void qk_avx2(const qk_job *j, int r0, int r1, int t0, int t1) {
     }
     if (sc != scl) free(sc);
 }
+
+TARGET void qk_avx2(const qk_job *j, int r0, int r1, int t0, int t1) { run(j, r0, r1, t0, t1, 0); }
+TARGET void qk_avxvnni(const qk_job *j, int r0, int r1, int t0, int t1) { run(j, r0, r1, t0, t1, 1); }
 
 /* ------------------------------------------------------------------ */
 /* activation quantization                                             */
@@ -283,5 +333,8 @@ TARGET void qact_avx2(qmat *m, const float *x, int ld, int r0, int r1) {
 
 #else
 void qk_avx2(const qk_job *j, int r0, int r1, int t0, int t1) { abort(); }
+void qk_avxvnni(const qk_job *j, int r0, int r1, int t0, int t1) { abort(); }
+void qk_prep_avx2(const qk_job *j, int r0, int r1) { abort(); }
+void qk_prep_avxvnni(const qk_job *j, int r0, int r1) { abort(); }
 void qact_avx2(qmat *m, const float *x, int ld, int r0, int r1) { abort(); }
 #endif

@@ -1,10 +1,10 @@
 /* qgemm_kern.h - what qgemm.c shares with the per-ISA kernel files
- * (qgemm_avx2.c, qgemm_avx512.c, qgemm_amx.c) and the kernel tests; not for
+ * (qgemm_avx2.c: avx2 and avxvnni, qgemm_avx512.c, qgemm_amx.c) and the kernel tests; not for
  * other modules.
  *
  * Packed weight layout "QPK1" (made once by qgemm_prepare, or per call for
- * unprepared matrices such as attention operands), read by the AVX2 and
- * AVX-512 kernels alike:
+ * unprepared matrices such as attention operands), read by the AVX2,
+ * AVX-VNNI and AVX-512 kernels alike:
  *
  *   Output rows (weight rows) are grouped in tiles of 16; the last tile is
  *   padded with zero codes.  A tile's codes are one contiguous stream, in
@@ -146,12 +146,14 @@ typedef struct qk_job {
 /* Rows [r0, r1) of x against output tiles [t0, t1); r0 a multiple of 4. */
 typedef void (*qk_fn)(const qk_job *j, int r0, int r1, int t0, int t1);
 void qk_avx2(const qk_job *j, int r0, int r1, int t0, int t1);
+void qk_avxvnni(const qk_job *j, int r0, int r1, int t0, int t1);
 void qk_avx512(const qk_job *j, int r0, int r1, int t0, int t1);
 /* AMX (pack QPA1, any r0; nc, nq, xq unused): configures the calling
  * thread's tiles, and releases them before returning. */
 void qk_amx(const qk_job *j, int r0, int r1, int t0, int t1);
 /* Fills nc (and nq, xq) of rows [r0, r1), r0 a multiple of 4. */
 void qk_prep_avx2(const qk_job *j, int r0, int r1);
+void qk_prep_avxvnni(const qk_job *j, int r0, int r1);
 void qk_prep_avx512(const qk_job *j, int r0, int r1);
 /* int32s of each of nc, nq (and floats of xq) for x. */
 static inline size_t qk_prep_len(const qmat *x) { return (size_t)(x->rows + 3) / 4 * 4 * (size_t)(x->cols / x->block); }

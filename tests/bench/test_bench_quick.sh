@@ -30,7 +30,7 @@ check_contains "table header" "sentences/s" "$out"
 check_eq "one table row" 1 "$(echo "$out" | grep -c '^int8 ')"
 
 # Every ISA the CPU has gives a run; an ISA it lacks falls back with a warning.
-for isa in scalar avx2 avx512vnni amx; do
+for isa in scalar avx2 avxvnni avx512vnni amx; do
     err=$(BCT_ISA=$isa "$BCT" bench --quick --modes int8 --batch 1 --seq 8 --runs 1 --no-gemm 2>&1 > /dev/null) ||
         fail "BCT_ISA=$isa"
     case "$err" in *"warning: BCT_ISA=$isa"*) echo "note: $isa not available here (fallback warned)" ;; esac

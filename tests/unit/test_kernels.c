@@ -26,7 +26,7 @@
 #include "test_util.h"
 #include "threadpool.h"
 
-static const bct_isa simd_isas[] = {BCT_ISA_AVX2, BCT_ISA_AVX512VNNI, BCT_ISA_AMX};
+static const bct_isa simd_isas[] = {BCT_ISA_AVX2, BCT_ISA_AVXVNNI, BCT_ISA_AVX512VNNI, BCT_ISA_AMX};
 
 /* ISAs to compare against the scalar reference on this machine. */
 static int available(bct_isa isa) {
@@ -469,6 +469,7 @@ END_TEST
 START_TEST(isa_names_and_detection) {
     for (int i = 0; i < BCT_ISA_COUNT; i++) ck_assert_int_eq(bct_isa_parse(bct_isa_name((bct_isa)i)), i);
     ck_assert_int_eq(bct_isa_parse("AVX2"), BCT_ISA_AVX2);
+    ck_assert_int_eq(bct_isa_parse("AvxVnni"), BCT_ISA_AVXVNNI);
     ck_assert_int_eq(bct_isa_parse("sse9"), -1);
     ck_assert(bct_isa_supported(BCT_ISA_SCALAR));
     ck_assert(bct_isa_supported(bct_isa_best()));
@@ -494,7 +495,8 @@ START_TEST(isa_names_and_detection) {
     bct_isa saved = qgemm_isa();
     ck_assert_int_eq(qgemm_set_isa(BCT_ISA_AMX), amx ? BCT_OK : BCT_EUNSUPPORTED);
     ck_assert_int_eq(qgemm_set_isa(saved), BCT_OK);
-    /* An ISA implies the ones below it. */
+    ck_assert_int_eq(bct_isa_supported(BCT_ISA_AVXVNNI), f->avx2 && f->avxvnni);
+    /* An ISA implies the ones below it (but AVX-512 CPUs need not have AVX-VNNI). */
     if (bct_isa_supported(BCT_ISA_AVX512VNNI)) ck_assert(f->avx2);
     if (amx) ck_assert(bct_isa_supported(BCT_ISA_AVX512VNNI));
 }
