@@ -122,29 +122,10 @@ TARGET INLINE void tile(const qk_job *j, int r, int t, const int32_t *nc, const 
                     }
                 }
             }
-        } else if (vnni) {
-            const size_t wo = (size_t)b * blk * 8;
-            for (int g = 0; g < blk / 32; g++)
-#pragma GCC unroll 4
-                for (int j4 = 0; j4 < 4; j4++) {
-                    const int xg = xo + g * 32 + j4 * 4;
-#pragma GCC unroll 8
-                    for (int h = 0; h < H; h++) {
-                        __m256i v = _mm256_load_si256(
-                            (const __m256i *)(wc[h >> 1] + wo + (size_t)(g * 4 + j4) * 64 + (h & 1) * 32));
-                        __m256i lo = _mm256_and_si256(v, low4);
-                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-#pragma GCC unroll 8
-                        for (int i = 0; i < R; i++) {
-                            acc[i][h] = dpbusd(acc[i][h], lo, bcast4(xr[i] + xg));
-                            acc[i][h] = dpbusd(acc[i][h], hi, bcast4(xr[i] + xg + 16));
-                        }
-                    }
-                }
         } else {
             const size_t wo = (size_t)b * blk * 8;
             for (int g = 0; g < blk / 32; g++) {
-                __m256i s[RMAX][2 * CMAX];
+                __m256i s[RMAX][2 * CMAX]; /* avx2: the group's int16 sums */
 #pragma GCC unroll 8
                 for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
@@ -160,11 +141,17 @@ TARGET INLINE void tile(const qk_job *j, int r, int t, const int32_t *nc, const 
                         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
 #pragma GCC unroll 8
                         for (int i = 0; i < R; i++) {
-                            s[i][h] = _mm256_add_epi16(s[i][h], _mm256_maddubs_epi16(lo, bcast4(xr[i] + xg)));
-                            s[i][h] = _mm256_add_epi16(s[i][h], _mm256_maddubs_epi16(hi, bcast4(xr[i] + xg + 16)));
+                            __m256i x0 = bcast4(xr[i] + xg), x1 = bcast4(xr[i] + xg + 16);
+                            if (vnni) {
+                                acc[i][h] = dpbusd(dpbusd(acc[i][h], lo, x0), hi, x1);
+                            } else {
+                                s[i][h] = _mm256_add_epi16(s[i][h], _mm256_maddubs_epi16(lo, x0));
+                                s[i][h] = _mm256_add_epi16(s[i][h], _mm256_maddubs_epi16(hi, x1));
+                            }
                         }
                     }
                 }
+                if (vnni) continue;
 #pragma GCC unroll 8
                 for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
