@@ -97,11 +97,8 @@ TARGET INLINE __mmask16 lane_mask(int valid) {
     Q4_LOAD(PF, WO, "zmm14", "zmm18", "w2")                                                     \
     ROWS4(ROW4_MEM, XLO, "zmm12", "zmm13", "zmm14")                                             \
     ROWS4(ROW4_MEM, XHI, "zmm16", "zmm17", "zmm18")
-#define ACC_INIT                                                                                 \
-    "vpbroadcastd (%[nc]), %%zmm0\n\t"                                                          \
-    "vpbroadcastd (%[nc],%[ncs]), %%zmm3\n\t"                                                   \
-    "vpbroadcastd (%[nc],%[ncs],2), %%zmm6\n\t"                                                 \
-    "vpbroadcastd (%[nc3]), %%zmm9\n\t"                                                         \
+/* Each row's start value (in zmm0, 3, 6, 9) to its other two tiles. */
+#define ACC_SPREAD                                                                               \
     "vmovdqa64 %%zmm0, %%zmm1\n\t"                                                              \
     "vmovdqa64 %%zmm0, %%zmm2\n\t"                                                              \
     "vmovdqa64 %%zmm3, %%zmm4\n\t"                                                              \
@@ -110,6 +107,12 @@ TARGET INLINE __mmask16 lane_mask(int valid) {
     "vmovdqa64 %%zmm6, %%zmm8\n\t"                                                              \
     "vmovdqa64 %%zmm9, %%zmm10\n\t"                                                             \
     "vmovdqa64 %%zmm9, %%zmm11\n\t"
+#define ACC_INIT                                                                                 \
+    "vpbroadcastd (%[nc]), %%zmm0\n\t"                                                          \
+    "vpbroadcastd (%[nc],%[ncs]), %%zmm3\n\t"                                                   \
+    "vpbroadcastd (%[nc],%[ncs],2), %%zmm6\n\t"                                                 \
+    "vpbroadcastd (%[nc3]), %%zmm9\n\t"                                                         \
+    ACC_SPREAD
 #define ACC_STORE                                                                                \
     "vmovdqa64 %%zmm0, 0(%[out])\n\t"                                                           \
     "vmovdqa64 %%zmm1, 64(%[out])\n\t"                                                          \
@@ -136,14 +139,7 @@ TARGET INLINE __mmask16 lane_mask(int valid) {
     "vpbroadcastd 4(%[nc]), %%zmm3\n\t"                                                         \
     "vpbroadcastd 8(%[nc]), %%zmm6\n\t"                                                         \
     "vpbroadcastd 12(%[nc]), %%zmm9\n\t"                                                        \
-    "vmovdqa64 %%zmm0, %%zmm1\n\t"                                                              \
-    "vmovdqa64 %%zmm0, %%zmm2\n\t"                                                              \
-    "vmovdqa64 %%zmm3, %%zmm4\n\t"                                                              \
-    "vmovdqa64 %%zmm3, %%zmm5\n\t"                                                              \
-    "vmovdqa64 %%zmm6, %%zmm7\n\t"                                                              \
-    "vmovdqa64 %%zmm6, %%zmm8\n\t"                                                              \
-    "vmovdqa64 %%zmm9, %%zmm10\n\t"                                                             \
-    "vmovdqa64 %%zmm9, %%zmm11\n\t"
+    ACC_SPREAD
 #define EPI_ONE(w, a, f)                                                                         \
     "vmulps %%zmm15, %%" w ", %%zmm16\n\t"                                                      \
     "vcvtdq2ps %%" a ", %%" a "\n\t"                                                            \
