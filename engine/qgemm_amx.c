@@ -197,13 +197,10 @@ TARGET static void rows_x_panel(const qk_job *j, const panel *pn, int r, const i
             if (C > 1) T_STORE(TC11, acc[1][1], (long)sizeof(acc[0][0][0]));
         }
         if (raw) { /* tests: the block dots */
-            const int W = j->p->rows;
             for (int i = 0; i < R; i++)
                 for (int c = 0; c < C; c++)
                     for (int k = 0; k < m[i]; k++)
-                        for (int l = 0; l < 16 && (pn->t + c) * 16 + l < W; l++)
-                            j->raw[((size_t)(r + 16 * i + k) * W + (size_t)(pn->t + c) * 16 + l) * nb + b] =
-                                acc[i][c][k][l];
+                        qk_raw_store(j, r + 16 * i + k, (pn->t + c) * 16, 16, b, acc[i][c][k]);
             continue;
         }
         /* f += (w.d * x.d) * (float)dot, 16 outputs per vector. */

@@ -160,16 +160,11 @@ TARGET INLINE void tile(const qk_job *j, int r, int t, const int32_t *nc, const 
             }
         }
         if (raw) {
-            const int W = p->rows;
-#pragma GCC unroll 8
             for (int i = 0; i < R; i++)
-#pragma GCC unroll 8
                 for (int h = 0; h < H; h++) {
                     int32_t tmp[8];
                     _mm256_storeu_si256((__m256i *)tmp, acc[i][h]);
-                    int o0 = (t + (h >> 1)) * 16 + (h & 1) * 8;
-                    for (int l = 0; l < 8 && o0 + l < W; l++)
-                        j->raw[((size_t)(r + i) * W + (size_t)o0 + l) * nb + b] = tmp[l];
+                    qk_raw_store(j, r + i, (t + (h >> 1)) * 16 + (h & 1) * 8, 8, b, tmp);
                 }
             continue;
         }

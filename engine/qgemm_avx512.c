@@ -366,15 +366,11 @@ TARGET INLINE void tile(const qk_job *j, int r, int t, const int32_t *nc, const 
             }
         }
         if (raw) {
-            const int W = p->rows;
-#pragma GCC unroll 8
             for (int i = 0; i < R; i++)
-#pragma GCC unroll 8
                 for (int c = 0; c < C; c++) {
                     int32_t tmp[16];
                     _mm512_storeu_si512(tmp, acc[i][c]);
-                    for (int l = 0; l < 16 && (t + c) * 16 + l < W; l++)
-                        j->raw[((size_t)(r + i) * W + (size_t)(t + c) * 16 + l) * nb + b] = tmp[l];
+                    qk_raw_store(j, r + i, (t + c) * 16, 16, b, tmp);
                 }
             continue;
         }

@@ -143,6 +143,13 @@ typedef struct qk_job {
     float *xq;   /* the activation scales, likewise [row / 4][nb][4] */
 } qk_job;
 
+/* Raw mode (tests): block b's dots of activation row r with outputs
+ * o0 .. o0 + n - 1 (those that exist; the rest are padding lanes). */
+static inline void qk_raw_store(const qk_job *j, int r, int o0, int n, int b, const int32_t *dots) {
+    const int W = j->p->rows, nb = j->p->cols / j->p->block;
+    for (int l = 0; l < n && o0 + l < W; l++) j->raw[((size_t)r * W + (size_t)o0 + l) * nb + b] = dots[l];
+}
+
 /* Rows [r0, r1) of x against output tiles [t0, t1); r0 a multiple of 4. */
 typedef void (*qk_fn)(const qk_job *j, int r0, int r1, int t0, int t1);
 void qk_avx2(const qk_job *j, int r0, int r1, int t0, int t1);
