@@ -26,30 +26,44 @@ static void dyadic(double ratio, int mbits, uint64_t *M, int *R) {
 
 /* ------------------------------------------------------------------ */
 
-float iop_quantize_row(const float *x, int n, int bits, int32_t *q) {
-    if (bits < 2) bits = 2;
-    if (bits > 24) bits = 24;
-    const int32_t qmax = (int32_t)((1L << (bits - 1)) - 1);
-    float amax = 0.0f;
-    for (int i = 0; i < n; i++) {
+/* iop_quantize_row as setup + ranges (intops_priv.h), shared with the
+ * SIMD versions. */
+float iop__absmax_range(const float *x, int i0, int n, float amax) {
+    for (int i = i0; i < n; i++) {
         float a = fabsf(x[i]);
         if (a > amax) amax = a;
     }
-    if (amax == 0.0f) {
-        for (int i = 0; i < n; i++) q[i] = 0;
-        return 1.0f;
-    }
-    float scale = (float)((double)amax / qmax);
+    return amax;
+}
+
+float iop__quant_setup(float amax, int bits, iop__quant_k *k) {
+    if (bits < 2) bits = 2;
+    if (bits > 24) bits = 24;
+    k->qmax = (int32_t)((1L << (bits - 1)) - 1);
+    k->inv = 0; /* all-zero row: every code round(+-0 * 0) = 0 */
+    if (amax == 0.0f) return 1.0f;
+    float scale = (float)((double)amax / k->qmax);
     if (scale < FLT_MIN) scale = FLT_MIN; /* denormal rows: keep 1/scale finite */
     /* Divide in double by the returned (float) scale, so that the round
      * trip bound |x - q*scale| <= scale/2 holds for that exact scale. */
-    const double inv = 1.0 / (double)scale;
-    for (int i = 0; i < n; i++) {
-        double v = round((double)x[i] * inv);
+    k->inv = 1.0 / (double)scale;
+    return scale;
+}
+
+void iop__quant_range(const iop__quant_k *k, const float *x, int i0, int n, int32_t *q) {
+    const int32_t qmax = k->qmax;
+    for (int i = i0; i < n; i++) {
+        double v = round((double)x[i] * k->inv);
         if (v > qmax) v = qmax; /* only reachable by ~1 ulp at x = +-amax */
         if (v < -qmax) v = -qmax;
         q[i] = (int32_t)v;
     }
+}
+
+float iop_quantize_row(const float *x, int n, int bits, int32_t *q) {
+    iop__quant_k k;
+    float scale = iop__quant_setup(iop__absmax_range(x, 0, n, 0.0f), bits, &k);
+    iop__quant_range(&k, x, 0, n, q);
     return scale;
 }
 

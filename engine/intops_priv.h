@@ -1,5 +1,6 @@
-/* intops_priv.h - what intops.c (the scalar reference) shares with
- * intops_simd.c (AVX-512); not for other modules.
+/* intops_priv.h - what intops.c (the scalar reference) shares with the
+ * SIMD versions (intops_avx2.c: AVX2, intops_simd.c: AVX-512 and the
+ * dispatch); not for other modules.
  *
  * Each integer op is split into its per-call constants (a *_setup
  * function) and per-element loops over a range [i0, n).  The scalar op is
@@ -15,9 +16,22 @@
 #include <stdint.h>
 
 #include "intops.h"
+#include "intops_simd.h"
 
 /* Number of significant bits of v (0 for v == 0). */
 static inline int iop__bitlen64(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
+
+/* iop_quantize_row: max |x| over [i0, n) and amax; the scale for that
+ * max (bits clamped as documented; an all-zero row gets scale 1 and
+ * inv = 0, so its codes are 0); the codes over [i0, n). */
+typedef struct iop__quant_k {
+    double inv; /* 1 / scale */
+    int32_t qmax;
+} iop__quant_k;
+
+float iop__absmax_range(const float *x, int i0, int n, float amax);
+float iop__quant_setup(float amax, int bits, iop__quant_k *k);
+void iop__quant_range(const iop__quant_k *k, const float *x, int i0, int n, int32_t *q);
 
 /* i-GELU (intops.c explains the erf domain and the bounds). */
 #define IOP__GELU_C_BITS 28
@@ -77,6 +91,26 @@ uint64_t iop__ln_var_range(const int32_t *x, int n, const iop__ln_k *k, int i0, 
 int iop__ln_finish(iop__ln_k *k, uint64_t var, double ev);
 /* y over [i0, n). */
 void iop__ln_out_range(const iop_ln_params *p, const int32_t *x, const iop__ln_k *k, int i0, float *y);
+
+/* One ISA's row kernels.  The fused steps of iops (intops_simd.h) are the
+ * same sequence of kernels on every ISA: iop__*_step (intops_simd.c), to
+ * which each ISA's iops entries bind its table. */
+typedef struct iop__kernels {
+    float (*quantize_row)(const float *x, int n, int bits, int32_t *q);
+    void (*gelu)(const int32_t *q, int n, float scale, int32_t *out, float *out_scale);
+    void (*softmax)(const int32_t *x, int n, float scale, int32_t *p, int out_bits);
+    void (*layernorm_scaled)(const iop_ln_params *p, const int32_t *x, float scale, float *y);
+    void (*dequant)(const int32_t *q, int n, float scale, float *y); /* y = (float)q * scale */
+    void (*add)(float *x, const float *r, int n);                   /* x += r */
+} iop__kernels;
+
+void iop__gelu_step(const iop__kernels *k, float *x, int n, int bits, int32_t *ibuf);
+void iop__softmax_step(const iop__kernels *k, float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf);
+void iop__layernorm_step(const iop__kernels *k, const iop_ln_params *p, float *x, const float *res, int bits,
+                         int32_t *ibuf);
+
+/* The AVX2 set (intops_avx2.c; x86-64 only). */
+extern const iops iop__avx2_ops;
 
 /* round(v / 2^s), half away from zero, for s in [0, 62]. */
 static inline int64_t iop__rshift_round(int64_t v, int s) {

@@ -1,4 +1,5 @@
-/* intops_simd.c - AVX-512 integer non-linear ops, bit-identical to intops.c.
+/* intops_simd.c - AVX-512 integer non-linear ops, bit-identical to intops.c,
+ * and the fused steps of every ISA (iops_for).
  *
  * The per-call constants (dyadic multipliers, shifts, clip points) and
  * the scalar tails come from intops.c's own functions (intops_priv.h);
@@ -8,38 +9,57 @@
  * fit 32 bits (they do, see the bounds in intops.c) and vpmullq otherwise;
  * rounding shifts act on magnitudes as rshift_round does; the double
  * rounding of iop_quantize_row is trunc + "away from zero when the (exact)
- * fraction is >= 1/2", i.e. round().
+ * fraction is >= 1/2", i.e. round().  The AVX2 versions (intops_avx2.c)
+ * follow the same scheme.
  */
 #include "intops_simd.h"
 #include "intops_priv.h"
 
-#include <float.h>
-#include <math.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ */
-/* scalar fused steps (what bert_forward.c did inline)                 */
+/* fused steps (what bert_forward.c did inline), from one ISA's kernels */
+
+void iop__gelu_step(const iop__kernels *k, float *x, int n, int bits, int32_t *ibuf) {
+    int32_t *in = ibuf, *out = ibuf + n;
+    float out_scale, s = k->quantize_row(x, n, bits, in);
+    k->gelu(in, n, s, out, &out_scale);
+    k->dequant(out, n, out_scale, x);
+}
+
+void iop__softmax_step(const iop__kernels *k, float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf) {
+    int32_t *in = ibuf, *p = ibuf + n;
+    float qs = k->quantize_row(s, n, bits, in);
+    k->softmax(in, n, qs * scale, p, out_bits);
+    k->dequant(p, n, 1.0f / (float)(1 << out_bits), s);
+}
+
+void iop__layernorm_step(const iop__kernels *k, const iop_ln_params *p, float *x, const float *res, int bits,
+                         int32_t *ibuf) {
+    if (res) k->add(x, res, p->n);
+    float s = k->quantize_row(x, p->n, bits, ibuf);
+    k->layernorm_scaled(p, ibuf, s, x);
+}
+
+static void dequant_scalar(const int32_t *q, int n, float scale, float *y) {
+    for (int i = 0; i < n; i++) y[i] = (float)q[i] * scale;
+}
+
+static void add_scalar(float *x, const float *r, int n) {
+    for (int i = 0; i < n; i++) x[i] += r[i];
+}
+
+static const iop__kernels scalar_kernels = {iop_quantize_row,     iop_gelu,       iop_softmax,
+                                            iop_layernorm_scaled, dequant_scalar, add_scalar};
 
 static void gelu_block_scalar(float *x, int n, int bits, int32_t *ibuf) {
-    int32_t *in = ibuf, *out = ibuf + n;
-    float out_scale, s = iop_quantize_row(x, n, bits, in);
-    iop_gelu(in, n, s, out, &out_scale);
-    for (int i = 0; i < n; i++) x[i] = (float)out[i] * out_scale;
+    iop__gelu_step(&scalar_kernels, x, n, bits, ibuf);
 }
-
 static void softmax_row_scalar(float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf) {
-    int32_t *in = ibuf, *p = ibuf + n;
-    float qs = iop_quantize_row(s, n, bits, in);
-    iop_softmax(in, n, qs * scale, p, out_bits);
-    for (int j = 0; j < n; j++) s[j] = (float)p[j] * (1.0f / (float)(1 << out_bits));
+    iop__softmax_step(&scalar_kernels, s, n, scale, bits, out_bits, ibuf);
 }
-
 static void layernorm_scalar(const iop_ln_params *p, float *x, const float *res, int bits, int32_t *ibuf) {
-    int n = p->n;
-    if (res)
-        for (int i = 0; i < n; i++) x[i] += res[i];
-    float s = iop_quantize_row(x, n, bits, ibuf);
-    iop_layernorm_scaled(p, ibuf, s, x);
+    iop__layernorm_step(&scalar_kernels, p, x, res, bits, ibuf);
 }
 
 static void transpose_scalar(const float *src, int lds, int rows, int cols, float *dst, int ldd) {
@@ -78,36 +98,18 @@ TARGET INLINE __m512i rshift_round_epi64(__m512i v, int s) {
 }
 
 TARGET float iop_quantize_row_avx512(const float *x, int n, int bits, int32_t *q) {
-    if (bits < 2) bits = 2;
-    if (bits > 24) bits = 24;
-    const int32_t qmax = (int32_t)((1L << (bits - 1)) - 1);
     int i = 0;
     __m512 mx = _mm512_setzero_ps();
     for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), mx);
-    float amax = _mm512_reduce_max_ps(mx);
-    for (; i < n; i++) {
-        float a = fabsf(x[i]);
-        if (a > amax) amax = a;
-    }
-    if (amax == 0.0f) {
-        memset(q, 0, (size_t)n * sizeof(int32_t));
-        return 1.0f;
-    }
-    float scale = (float)((double)amax / qmax);
-    if (scale < FLT_MIN) scale = FLT_MIN;
-    const double inv = 1.0 / (double)scale;
-    const __m512d vinv = _mm512_set1_pd(inv), hi = _mm512_set1_pd(qmax), lo = _mm512_set1_pd(-qmax);
+    iop__quant_k k;
+    float scale = iop__quant_setup(iop__absmax_range(x, i, n, _mm512_reduce_max_ps(mx)), bits, &k);
+    const __m512d vinv = _mm512_set1_pd(k.inv), hi = _mm512_set1_pd(k.qmax), lo = _mm512_set1_pd(-k.qmax);
     for (i = 0; i + 8 <= n; i += 8) {
         __m512d v = round_away_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), vinv));
         v = _mm512_max_pd(_mm512_min_pd(v, hi), lo);
         _mm256_storeu_si256((__m256i *)(q + i), _mm512_cvttpd_epi32(v));
     }
-    for (; i < n; i++) {
-        double v = round((double)x[i] * inv);
-        if (v > qmax) v = qmax;
-        if (v < -qmax) v = -qmax;
-        q[i] = (int32_t)v;
-    }
+    iop__quant_range(&k, x, i, n, q);
     return scale;
 }
 
@@ -240,38 +242,31 @@ TARGET void iop_layernorm_scaled_avx512(const iop_ln_params *p, const int32_t *x
 
 /* fused steps */
 
-TARGET static void gelu_block_avx512(float *x, int n, int bits, int32_t *ibuf) {
-    int32_t *in = ibuf, *out = ibuf + n;
-    float out_scale, s = iop_quantize_row_avx512(x, n, bits, in);
-    iop_gelu_avx512(in, n, s, out, &out_scale);
+TARGET static void dequant_avx512(const int32_t *q, int n, float scale, float *y) {
     int i = 0;
-    const __m512 vs = _mm512_set1_ps(out_scale);
+    const __m512 vs = _mm512_set1_ps(scale);
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(out + i)), vs));
-    for (; i < n; i++) x[i] = (float)out[i] * out_scale;
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(q + i)), vs));
+    for (; i < n; i++) y[i] = (float)q[i] * scale;
 }
 
-TARGET static void softmax_row_avx512(float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf) {
-    int32_t *in = ibuf, *p = ibuf + n;
-    float qs = iop_quantize_row_avx512(s, n, bits, in);
-    iop_softmax_avx512(in, n, qs * scale, p, out_bits);
-    const float k = 1.0f / (float)(1 << out_bits);
-    int j = 0;
-    const __m512 vk = _mm512_set1_ps(k);
-    for (; j + 16 <= n; j += 16)
-        _mm512_storeu_ps(s + j, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(p + j)), vk));
-    for (; j < n; j++) s[j] = (float)p[j] * k;
+TARGET static void add_avx512(float *x, const float *r, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_add_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(r + i)));
+    for (; i < n; i++) x[i] += r[i];
 }
 
-TARGET static void layernorm_avx512(const iop_ln_params *p, float *x, const float *res, int bits, int32_t *ibuf) {
-    int n = p->n, i = 0;
-    if (res) {
-        for (; i + 16 <= n; i += 16)
-            _mm512_storeu_ps(x + i, _mm512_add_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(res + i)));
-        for (; i < n; i++) x[i] += res[i];
-    }
-    float s = iop_quantize_row_avx512(x, n, bits, ibuf);
-    iop_layernorm_scaled_avx512(p, ibuf, s, x);
+static const iop__kernels avx512_kernels = {iop_quantize_row_avx512, iop_gelu_avx512, iop_softmax_avx512,
+                                            iop_layernorm_scaled_avx512, dequant_avx512, add_avx512};
+
+static void gelu_block_avx512(float *x, int n, int bits, int32_t *ibuf) {
+    iop__gelu_step(&avx512_kernels, x, n, bits, ibuf);
+}
+static void softmax_row_avx512(float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf) {
+    iop__softmax_step(&avx512_kernels, s, n, scale, bits, out_bits, ibuf);
+}
+static void layernorm_avx512(const iop_ln_params *p, float *x, const float *res, int bits, int32_t *ibuf) {
+    iop__layernorm_step(&avx512_kernels, p, x, res, bits, ibuf);
 }
 
 /* Columns gathered 16 rows at a time. */
@@ -290,8 +285,11 @@ TARGET static void transpose_avx512(const float *src, int lds, int rows, int col
 static const iops avx512_ops = {gelu_block_avx512, softmax_row_avx512, layernorm_avx512, transpose_avx512};
 
 const iops *iops_for(bct_isa isa) {
-    /* AMX machines have AVX-512 too (bct_isa_supported requires it). */
-    return (isa == BCT_ISA_AVX512VNNI || isa == BCT_ISA_AMX) && bct_isa_supported(isa) ? &avx512_ops : &scalar_ops;
+    if (isa == BCT_ISA_SCALAR || !bct_isa_supported(isa)) return &scalar_ops;
+    /* AMX machines have AVX-512 too (bct_isa_supported requires it); the
+     * other levels (avx2, avxvnni) are AVX2-based. */
+    if (isa == BCT_ISA_AVX512VNNI || isa == BCT_ISA_AMX) return &avx512_ops;
+    return bct_isa_supported(BCT_ISA_AVX2) ? &iop__avx2_ops : &scalar_ops;
 }
 
 #else

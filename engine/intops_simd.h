@@ -1,10 +1,13 @@
-/* intops_simd.h - AVX-512 versions of the integer non-linear ops of
- * intops.h, bit-identical to them (same per-call constants, same integer
+/* intops_simd.h - AVX2 and AVX-512 versions of the integer non-linear ops
+ * of intops.h, bit-identical to them (same per-call constants, same integer
  * arithmetic lane by lane; tests/unit/test_kernels.c checks it).
  *
- * They need AVX-512 F/BW/DQ/VL, i.e. run only when the GEMM kernel level
- * is avx512vnni (qgemm_isa()); iops_for() picks the right set.  Inputs
- * follow intops.h (x finite for quantize_row).
+ * The _avx2 functions (intops_avx2.c) need AVX2, the _avx512 ones
+ * (intops_simd.c) AVX-512 F/BW/DQ/VL.  iops_for() picks the set for the
+ * GEMM kernel level (qgemm_isa()): avx512vnni and amx get AVX-512, avx2
+ * and avxvnni (AVX2-based) get AVX2, scalar or a level this CPU lacks gets
+ * the scalar reference.  Inputs follow intops.h (x finite for
+ * quantize_row).
  */
 #ifndef BCT_INTOPS_SIMD_H
 #define BCT_INTOPS_SIMD_H
@@ -14,12 +17,17 @@
 #include "cpu_features.h"
 #include "intops.h"
 
+float iop_quantize_row_avx2(const float *x, int n, int bits, int32_t *q);
+void iop_gelu_avx2(const int32_t *q, int n, float scale, int32_t *out, float *out_scale);
+void iop_softmax_avx2(const int32_t *x, int n, float scale, int32_t *p, int out_bits);
+void iop_layernorm_scaled_avx2(const iop_ln_params *p, const int32_t *x, float scale, float *y);
+
 float iop_quantize_row_avx512(const float *x, int n, int bits, int32_t *q);
 void iop_gelu_avx512(const int32_t *q, int n, float scale, int32_t *out, float *out_scale);
 void iop_softmax_avx512(const int32_t *x, int n, float scale, int32_t *p, int out_bits);
 void iop_layernorm_scaled_avx512(const iop_ln_params *p, const int32_t *x, float scale, float *y);
 
-/* Fused steps of the engine, scalar or AVX-512 by `isa`:
+/* Fused steps of the engine, scalar, AVX2 or AVX-512 by `isa` (as above):
  *   gelu_block:  x[0..n) = i-GELU of x quantized to `bits` codes, back in float
  *   softmax_row: s[0..n) = i-softmax(s * scale) as probabilities, out_bits
  *   layernorm:   x[0..n) = integer LayerNorm of (x + res) (res may be NULL)
