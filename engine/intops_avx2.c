@@ -86,21 +86,18 @@ TARGET INLINE float hmax_ps(__m256 v) {
 }
 
 TARGET INLINE int32_t hmax_epi32(__m256i v) {
-    int32_t t[8];
-    _mm256_storeu_si256((__m256i *)t, v);
-    int32_t m = t[0];
-    for (int i = 1; i < 8; i++)
-        if (t[i] > m) m = t[i];
-    return m;
+    __m128i m = _mm_max_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4E));
+    m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0xB1));
+    return _mm_cvtsi128_si32(m);
 }
 
+/* Lanes in [0, 2^63): the signed compare orders them. */
 TARGET INLINE uint64_t hmax_epu64(__m256i v) {
-    uint64_t t[4];
-    _mm256_storeu_si256((__m256i *)t, v);
-    uint64_t m = t[0];
-    for (int i = 1; i < 4; i++)
-        if (t[i] > m) m = t[i];
-    return m;
+    __m128i a = _mm256_castsi256_si128(v), b = _mm256_extracti128_si256(v, 1);
+    __m128i m = _mm_blendv_epi8(a, b, _mm_cmpgt_epi64(b, a));
+    uint64_t lo = (uint64_t)_mm_cvtsi128_si64(m), hi = (uint64_t)_mm_extract_epi64(m, 1);
+    return lo > hi ? lo : hi;
 }
 
 TARGET INLINE uint64_t hsum_epi64(__m256i v) {
