@@ -32,17 +32,6 @@ b_version() {
         '[.models[] | select(.name == $n) | .version | tostring] | first // "-"'
 }
 b_has() { [ "$(b_version "$1")" = "$2" ]; }
-# within S DESCRIPTION COMMAND...: COMMAND succeeds within S seconds.
-within() {
-    local s=$1 what=$2 end
-    shift 2
-    end=$(($(date +%s%N) + s * 1000000000))
-    until "$@"; do
-        [ "$(date +%s%N)" -lt "$end" ] || fail "not within $s s: $what"
-        sleep 0.05
-    done
-    pass=$((pass + 1))
-}
 
 # ---- a model published on the admin replica is served by B ----
 upload "$NAME" "$TINY"

@@ -36,3 +36,15 @@ wait_until() {
         sleep 0.05
     done
 }
+# within S DESCRIPTION COMMAND...: COMMAND succeeds within S seconds (a
+# check: counts as one passed).
+within() {
+    local s=$1 what=$2 end
+    shift 2
+    end=$(($(date +%s%N) + s * 1000000000))
+    until "$@"; do
+        [ "$(date +%s%N)" -lt "$end" ] || fail "not within $s s: $what"
+        sleep 0.05
+    done
+    pass=$((pass + 1))
+}

@@ -336,17 +336,6 @@ serves_model() {
     [ "$(curl -s --max-time 10 "http://127.0.0.1:$3/models" |
         jq -r --arg n "$1" '.models[] | select(.name == $n) | .version')" = "$2" ]
 }
-# within_s S DESCRIPTION COMMAND...: COMMAND succeeds within S seconds.
-within_s() {
-    local s=$1 what=$2 end
-    shift 2
-    end=$(($(date +%s%N) + s * 1000000000))
-    until "$@"; do
-        [ "$(date +%s%N)" -lt "$end" ] || fail "$what: not within $s s"
-        sleep 0.05
-    done
-    pass=$((pass + 1))
-}
 admin_upload_served_by_all_replicas() {
     local tiny=$SHARED/models/sst2-bert-tiny-scratch name=uploaded-sst2 id n state code body
     if [ ! -d "$tiny" ]; then
@@ -369,7 +358,7 @@ admin_upload_served_by_all_replicas() {
     check_eq "I: the job ran on the admin replica" 1 \
         "$(grep -c '"method":"POST","path":"/admin/compress","status":202' "$WORK/admin.access")"
     for n in admin r1 r2; do
-        within_s 5 "I: replica $n serves $name" serves_model "$name" 1 "${PORT[$n]}"
+        within 5 "I: replica $n serves $name" serves_model "$name" 1 "${PORT[$n]}"
     done
     body=$(jq -cn --arg m "$name" '{inputs: "a charming and often affecting journey", model: $m}')
     for n in r1 r2; do
@@ -384,7 +373,7 @@ admin_upload_served_by_all_replicas() {
     "$BCT" admin upload --server "$LB" --token "$ADMIN_TOKEN" --name "$name" --preset w4a8 "$tiny" \
         > "$WORK/up2.txt" 2>&1 || fail "I: bct admin upload through nginx: $(cat "$WORK/up2.txt")"
     for n in admin r1 r2; do
-        within_s 5 "I: replica $n serves version 2" serves_model "$name" 2 "${PORT[$n]}"
+        within 5 "I: replica $n serves version 2" serves_model "$name" 2 "${PORT[$n]}"
     done
     kill -TERM "${PID[r1]}"
     wait "${PID[r1]}"
