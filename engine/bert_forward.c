@@ -217,7 +217,7 @@ static void layer_norm_rows(const rows_job *j, int r0, int r1, int32_t *ibuf) {
     for (int r = r0; r < r1; r++) {
         float *v = j->x + (size_t)r * n;
         if (mode->int_layernorm && nm->ints) {
-            j->f->ops->layernorm(nm->ints, v, j->res ? j->res + (size_t)r * n : NULL, mode->nl_bits, ibuf);
+            iops_layernorm(j->f->ops, nm->ints, v, j->res ? j->res + (size_t)r * n : NULL, mode->nl_bits, ibuf);
             continue;
         }
         if (j->res)
@@ -254,7 +254,7 @@ static void activation_rows(const rows_job *j, int r0, int r1, int32_t *ibuf) {
     size_t total = (size_t)(r1 - r0) * j->n;
     if (j->act == BERT_ACT_GELU && mode->int_gelu) {
         for (size_t off = 0; off < total; off += (size_t)block)
-            j->f->ops->gelu_block(x + off, block, mode->nl_bits, ibuf);
+            iops_gelu_block(j->f->ops, x + off, block, mode->nl_bits, ibuf);
         return;
     }
     switch (j->act) {
@@ -293,7 +293,7 @@ static void softmax_row(const fwd *f, int32_t *ibuf, float *s, int n, float scal
     const bert_mode *mode = f->mode;
     if (mode->int_softmax) {
         enum { OUT_BITS = 16 };
-        f->ops->softmax_row(s, n, scale, mode->nl_bits, OUT_BITS, ibuf);
+        iops_softmax_row(f->ops, s, n, scale, mode->nl_bits, OUT_BITS, ibuf);
         return;
     }
     float mx = s[0] * scale, sum = 0;

@@ -307,19 +307,6 @@ TARGET static void add_avx2(float *x, const float *r, int n) {
     for (; i < n; i++) x[i] += r[i];
 }
 
-static const iop__kernels avx2_kernels = {iop_quantize_row_avx2, iop_gelu_avx2, iop_softmax_avx2,
-                                          iop_layernorm_scaled_avx2, dequant_avx2, add_avx2};
-
-static void gelu_block_avx2(float *x, int n, int bits, int32_t *ibuf) {
-    iop__gelu_step(&avx2_kernels, x, n, bits, ibuf);
-}
-static void softmax_row_avx2(float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf) {
-    iop__softmax_step(&avx2_kernels, s, n, scale, bits, out_bits, ibuf);
-}
-static void layernorm_avx2(const iop_ln_params *p, float *x, const float *res, int bits, int32_t *ibuf) {
-    iop__layernorm_step(&avx2_kernels, p, x, res, bits, ibuf);
-}
-
 /* Columns gathered 8 rows at a time. */
 TARGET static void transpose_avx2(const float *src, int lds, int rows, int cols, float *dst, int ldd) {
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(lds));
@@ -332,7 +319,8 @@ TARGET static void transpose_avx2(const float *src, int lds, int rows, int cols,
     }
 }
 
-const iops iop__avx2_ops = {gelu_block_avx2, softmax_row_avx2, layernorm_avx2, transpose_avx2};
+const iops iop__avx2_ops = {iop_quantize_row_avx2, iop_gelu_avx2, iop_softmax_avx2, iop_layernorm_scaled_avx2,
+                            dequant_avx2,          add_avx2,      transpose_avx2};
 
 #else
 /* Not x86-64: the scalar ops (iops_for never picks AVX2 here). */

@@ -92,23 +92,6 @@ int iop__ln_finish(iop__ln_k *k, uint64_t var, double ev);
 /* y over [i0, n). */
 void iop__ln_out_range(const iop_ln_params *p, const int32_t *x, const iop__ln_k *k, int i0, float *y);
 
-/* One ISA's row kernels.  The fused steps of iops (intops_simd.h) are the
- * same sequence of kernels on every ISA: iop__*_step (intops_simd.c), to
- * which each ISA's iops entries bind its table. */
-typedef struct iop__kernels {
-    float (*quantize_row)(const float *x, int n, int bits, int32_t *q);
-    void (*gelu)(const int32_t *q, int n, float scale, int32_t *out, float *out_scale);
-    void (*softmax)(const int32_t *x, int n, float scale, int32_t *p, int out_bits);
-    void (*layernorm_scaled)(const iop_ln_params *p, const int32_t *x, float scale, float *y);
-    void (*dequant)(const int32_t *q, int n, float scale, float *y); /* y = (float)q * scale */
-    void (*add)(float *x, const float *r, int n);                   /* x += r */
-} iop__kernels;
-
-void iop__gelu_step(const iop__kernels *k, float *x, int n, int bits, int32_t *ibuf);
-void iop__softmax_step(const iop__kernels *k, float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf);
-void iop__layernorm_step(const iop__kernels *k, const iop_ln_params *p, float *x, const float *res, int bits,
-                         int32_t *ibuf);
-
 /* The AVX2 set (intops_avx2.c; x86-64 only). */
 extern const iops iop__avx2_ops;
 

@@ -20,25 +20,24 @@
 /* ------------------------------------------------------------------ */
 /* fused steps (what bert_forward.c did inline), from one ISA's kernels */
 
-void iop__gelu_step(const iop__kernels *k, float *x, int n, int bits, int32_t *ibuf) {
+void iops_gelu_block(const iops *o, float *x, int n, int bits, int32_t *ibuf) {
     int32_t *in = ibuf, *out = ibuf + n;
-    float out_scale, s = k->quantize_row(x, n, bits, in);
-    k->gelu(in, n, s, out, &out_scale);
-    k->dequant(out, n, out_scale, x);
+    float out_scale, s = o->quantize_row(x, n, bits, in);
+    o->gelu(in, n, s, out, &out_scale);
+    o->dequant(out, n, out_scale, x);
 }
 
-void iop__softmax_step(const iop__kernels *k, float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf) {
+void iops_softmax_row(const iops *o, float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf) {
     int32_t *in = ibuf, *p = ibuf + n;
-    float qs = k->quantize_row(s, n, bits, in);
-    k->softmax(in, n, qs * scale, p, out_bits);
-    k->dequant(p, n, 1.0f / (float)(1 << out_bits), s);
+    float qs = o->quantize_row(s, n, bits, in);
+    o->softmax(in, n, qs * scale, p, out_bits);
+    o->dequant(p, n, 1.0f / (float)(1 << out_bits), s);
 }
 
-void iop__layernorm_step(const iop__kernels *k, const iop_ln_params *p, float *x, const float *res, int bits,
-                         int32_t *ibuf) {
-    if (res) k->add(x, res, p->n);
-    float s = k->quantize_row(x, p->n, bits, ibuf);
-    k->layernorm_scaled(p, ibuf, s, x);
+void iops_layernorm(const iops *o, const iop_ln_params *p, float *x, const float *res, int bits, int32_t *ibuf) {
+    if (res) o->add(x, res, p->n);
+    float s = o->quantize_row(x, p->n, bits, ibuf);
+    o->layernorm_scaled(p, ibuf, s, x);
 }
 
 static void dequant_scalar(const int32_t *q, int n, float scale, float *y) {
@@ -49,19 +48,6 @@ static void add_scalar(float *x, const float *r, int n) {
     for (int i = 0; i < n; i++) x[i] += r[i];
 }
 
-static const iop__kernels scalar_kernels = {iop_quantize_row,     iop_gelu,       iop_softmax,
-                                            iop_layernorm_scaled, dequant_scalar, add_scalar};
-
-static void gelu_block_scalar(float *x, int n, int bits, int32_t *ibuf) {
-    iop__gelu_step(&scalar_kernels, x, n, bits, ibuf);
-}
-static void softmax_row_scalar(float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf) {
-    iop__softmax_step(&scalar_kernels, s, n, scale, bits, out_bits, ibuf);
-}
-static void layernorm_scalar(const iop_ln_params *p, float *x, const float *res, int bits, int32_t *ibuf) {
-    iop__layernorm_step(&scalar_kernels, p, x, res, bits, ibuf);
-}
-
 static void transpose_scalar(const float *src, int lds, int rows, int cols, float *dst, int ldd) {
     for (int c = 0; c < cols; c++) {
         float *d = dst + (size_t)c * ldd;
@@ -70,7 +56,8 @@ static void transpose_scalar(const float *src, int lds, int rows, int cols, floa
     }
 }
 
-static const iops scalar_ops = {gelu_block_scalar, softmax_row_scalar, layernorm_scalar, transpose_scalar};
+static const iops scalar_ops = {iop_quantize_row,     iop_gelu,       iop_softmax,     iop_layernorm_scaled,
+                                dequant_scalar,       add_scalar,     transpose_scalar};
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -240,7 +227,7 @@ TARGET void iop_layernorm_scaled_avx512(const iop_ln_params *p, const int32_t *x
     iop__ln_out_range(p, x, &k, i, y);
 }
 
-/* fused steps */
+/* the float helpers of the fused steps */
 
 TARGET static void dequant_avx512(const int32_t *q, int n, float scale, float *y) {
     int i = 0;
@@ -256,19 +243,6 @@ TARGET static void add_avx512(float *x, const float *r, int n) {
     for (; i < n; i++) x[i] += r[i];
 }
 
-static const iop__kernels avx512_kernels = {iop_quantize_row_avx512, iop_gelu_avx512, iop_softmax_avx512,
-                                            iop_layernorm_scaled_avx512, dequant_avx512, add_avx512};
-
-static void gelu_block_avx512(float *x, int n, int bits, int32_t *ibuf) {
-    iop__gelu_step(&avx512_kernels, x, n, bits, ibuf);
-}
-static void softmax_row_avx512(float *s, int n, float scale, int bits, int out_bits, int32_t *ibuf) {
-    iop__softmax_step(&avx512_kernels, s, n, scale, bits, out_bits, ibuf);
-}
-static void layernorm_avx512(const iop_ln_params *p, float *x, const float *res, int bits, int32_t *ibuf) {
-    iop__layernorm_step(&avx512_kernels, p, x, res, bits, ibuf);
-}
-
 /* Columns gathered 16 rows at a time. */
 TARGET static void transpose_avx512(const float *src, int lds, int rows, int cols, float *dst, int ldd) {
     const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -282,7 +256,8 @@ TARGET static void transpose_avx512(const float *src, int lds, int rows, int col
     }
 }
 
-static const iops avx512_ops = {gelu_block_avx512, softmax_row_avx512, layernorm_avx512, transpose_avx512};
+static const iops avx512_ops = {iop_quantize_row_avx512, iop_gelu_avx512, iop_softmax_avx512, iop_layernorm_scaled_avx512,
+                                dequant_avx512,          add_avx512,      transpose_avx512};
 
 const iops *iops_for(bct_isa isa) {
     if (isa == BCT_ISA_SCALAR || !bct_isa_supported(isa)) return &scalar_ops;

@@ -243,24 +243,11 @@ static void random_codes(int32_t *q, int n, int32_t mag) {
     }
 }
 
-/* The SIMD integer ops of one ISA. */
-typedef struct intops_isa {
-    bct_isa isa;
-    float (*quantize_row)(const float *x, int n, int bits, int32_t *q);
-    void (*gelu)(const int32_t *q, int n, float scale, int32_t *out, float *out_scale);
-    void (*softmax)(const int32_t *x, int n, float scale, int32_t *p, int out_bits);
-    void (*layernorm_scaled)(const iop_ln_params *p, const int32_t *x, float scale, float *y);
-} intops_isa;
-
-static const intops_isa intops_isas[] = {
-    {BCT_ISA_AVX2, iop_quantize_row_avx2, iop_gelu_avx2, iop_softmax_avx2, iop_layernorm_scaled_avx2},
-    {BCT_ISA_AVX512VNNI, iop_quantize_row_avx512, iop_gelu_avx512, iop_softmax_avx512, iop_layernorm_scaled_avx512},
-};
-
 /* Every case of one ISA against the scalar ops; returns the number of
  * (length, magnitude, bits) cases. */
-static int intops_check(const intops_isa *o) {
-    const char *name = bct_isa_name(o->isa);
+static int intops_check(bct_isa isa) {
+    const char *name = bct_isa_name(isa);
+    const iops *o = iops_for(isa);
     enum { N = 3100 };
     static float x[N], ya[N], yb[N];
     static int32_t qa[N], qb[N], pa[N], pb[N];
@@ -383,7 +370,7 @@ static int intops_check(const intops_isa *o) {
         iop_ln_free(&p);
     }
     /* The fused steps and the V^T transpose, through the dispatch table. */
-    const iops *sc = iops_for(BCT_ISA_SCALAR), *vx = iops_for(o->isa);
+    const iops *sc = iops_for(BCT_ISA_SCALAR), *vx = o;
     ck_assert_ptr_ne(sc, vx);
     for (int rows = 1; rows <= 40; rows += 13) {
         static float src[40 * 70], da[70 * 48], db[70 * 48];
@@ -397,12 +384,12 @@ static int intops_check(const intops_isa *o) {
     }
     for (int n = 32; n <= 512; n *= 4) { /* ibuf (qa, qb) holds 2 n */
         for (int i = 0; i < n; i++) ya[i] = yb[i] = frand() * 4.0f;
-        sc->gelu_block(ya, n, 16, qa);
-        vx->gelu_block(yb, n, 16, qb);
+        iops_gelu_block(sc, ya, n, 16, qa);
+        iops_gelu_block(vx, yb, n, 16, qb);
         ck_assert_msg(memcmp(ya, yb, (size_t)n * sizeof(float)) == 0, "%s gelu_block n %d", name, n);
         for (int i = 0; i < n; i++) ya[i] = yb[i] = frand() * 9.0f;
-        sc->softmax_row(ya, n, 0.125f, 16, 16, qa);
-        vx->softmax_row(yb, n, 0.125f, 16, 16, qb);
+        iops_softmax_row(sc, ya, n, 0.125f, 16, 16, qa);
+        iops_softmax_row(vx, yb, n, 0.125f, 16, 16, qb);
         ck_assert_msg(memcmp(ya, yb, (size_t)n * sizeof(float)) == 0, "%s softmax_row n %d", name, n);
     }
     /* LayerNorm step with and without the residual, in place. */
@@ -420,8 +407,8 @@ static int intops_check(const intops_isa *o) {
         ck_assert_int_eq(iop_ln_init(&p, g, b, n, 1e-12f), BCT_OK);
         for (int withres = 0; withres < 2; withres++) {
             for (int i = 0; i < n; i++) ya[i] = yb[i] = frand() * 5.0f;
-            sc->layernorm(&p, ya, withres ? res : NULL, 16, qa);
-            vx->layernorm(&p, yb, withres ? res : NULL, 16, qb);
+            iops_layernorm(sc, &p, ya, withres ? res : NULL, 16, qa);
+            iops_layernorm(vx, &p, yb, withres ? res : NULL, 16, qb);
             ck_assert_msg(memcmp(ya, yb, (size_t)n * sizeof(float)) == 0, "%s layernorm step n %d res %d", name, n,
                           withres);
         }
@@ -434,11 +421,12 @@ static int intops_check(const intops_isa *o) {
 }
 
 START_TEST(intops_simd_bit_identical) {
-    for (size_t k = 0; k < sizeof(intops_isas) / sizeof(intops_isas[0]); k++) {
-        if (!available(intops_isas[k].isa)) continue;
-        int cases = intops_check(&intops_isas[k]);
-        printf("integer ops %s: %d (length, magnitude, bits) cases bit-identical\n", bct_isa_name(intops_isas[k].isa),
-               cases);
+    /* The ISAs with a set of their own (iops_for). */
+    static const bct_isa sets[] = {BCT_ISA_AVX2, BCT_ISA_AVX512VNNI};
+    for (size_t k = 0; k < sizeof(sets) / sizeof(sets[0]); k++) {
+        if (!available(sets[k])) continue;
+        int cases = intops_check(sets[k]);
+        printf("integer ops %s: %d (length, magnitude, bits) cases bit-identical\n", bct_isa_name(sets[k]), cases);
     }
     /* Levels without their own set use the one they build on. */
     if (available(BCT_ISA_AVXVNNI)) ck_assert_ptr_eq(iops_for(BCT_ISA_AVXVNNI), iops_for(BCT_ISA_AVX2));
