@@ -21,10 +21,10 @@
  *
  * Memory: a batch runs in groups of whole sequences of at most
  * BERT_FORWARD_GROUP_TOKENS tokens (one longer sequence forms a group of
- * its own), so scratch memory stays bounded (~3 MB for bert-base) however
+ * its own), so scratch memory stays bounded (~6 MB for bert-base) however
  * large the batch.  Sequences are independent: the logits are the same.
- * Smaller groups re-read the weights more often: 256 tokens would run
- * bert-base int8 ~8% faster at batch 32 x 128 tokens for ~2.5 MB more
+ * Smaller groups re-read the weights more often: 128 tokens run bert-base
+ * int8 ~5-9% slower at batch 32 x 128 tokens for ~2.8 MB less
  * (docs/performance.md).
  */
 #ifndef BCT_BERT_FORWARD_H
@@ -44,7 +44,7 @@ typedef struct bert_seq {
 /* Per-thread scratch memory; grows to the largest batch seen. */
 typedef struct bert_ws bert_ws;
 
-#define BERT_FORWARD_GROUP_TOKENS 128
+#define BERT_FORWARD_GROUP_TOKENS 256
 
 struct bct_pool;
 

@@ -8,6 +8,7 @@
 
 #include "bct_file.h"
 #include "bert_model_priv.h"
+#include "mapped_file.h"
 #include "qcodec.h"
 #include "qgemm.h"
 
@@ -90,6 +91,8 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
             return bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
         q->codes = wide;
         qcodec_unpack_codes(bits, codes, q);
+        /* Only the widened copy is read from now on. */
+        mapped_file_drop_pages(codes, qcodec_codes_bytes(bits, s->rows, s->cols));
     }
     if (s->role == BERT_ROLE_WEIGHT && !m->mode.act_int8) {
         if (dequantize_owned(st, q, s->f) != BCT_OK)

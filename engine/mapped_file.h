@@ -25,4 +25,11 @@ int mapped_file_open(const char *path, mapped_file *out, bct_error *err);
 /* Unmaps and zeroes m; a zeroed mapped_file is a no-op. */
 void mapped_file_close(mapped_file *m);
 
+/* Asks the kernel to reclaim the whole pages inside [p, p + n) of a
+ * mapping whose contents now live elsewhere (packed or widened copies).
+ * MADV_PAGEOUT never loses data: clean file pages are dropped (and read
+ * back from the file if touched again); anonymous memory would only be
+ * swapped out.  Kernels without it: a no-op. */
+void mapped_file_drop_pages(const void *p, size_t n);
+
 #endif

@@ -6,9 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "mapped_file.h"
 #include "qgemm_kern.h"
 #include "status.h"
 #include "threadpool.h"
@@ -164,23 +163,6 @@ static void *alloc64(size_t n) {
     return posix_memalign(&p, 64, n ? n : 64) == 0 ? p : NULL;
 }
 
-/* Asks the kernel to reclaim the whole pages inside [p, p + n).
- * MADV_PAGEOUT never loses data: clean file pages are dropped (and read
- * back from the file if touched again), anonymous memory would only be
- * swapped out.  Older kernels without it: no-op. */
-static void drop_pages(const void *p, size_t n) {
-#ifdef MADV_PAGEOUT
-    long ps = sysconf(_SC_PAGESIZE);
-    if (ps <= 0) return;
-    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
-    uintptr_t e = ((uintptr_t)p + n) & ~((uintptr_t)ps - 1);
-    if (e > a) (void)madvise((void *)a, e - a, MADV_PAGEOUT);
-#else
-    (void)p;
-    (void)n;
-#endif
-}
-
 int qgemm_prepare(qmat *w, unsigned flags) {
     size_t n = qgemm_pack_bytes(w);
     if (!n) return BCT_OK;
@@ -188,7 +170,7 @@ int qgemm_prepare(qmat *w, unsigned flags) {
     if (!buf) return BCT_ENOMEM;
     qgemm_pack(w, buf);
     w->pack = buf;
-    if (flags & QGEMM_DROP_SOURCE) drop_pages(w->codes, qmat_row_bytes(w->bits, w->cols) * (size_t)w->rows);
+    if (flags & QGEMM_DROP_SOURCE) mapped_file_drop_pages(w->codes, qmat_row_bytes(w->bits, w->cols) * (size_t)w->rows);
     return BCT_OK;
 }
 
