@@ -448,6 +448,21 @@ TARGET void qk_prep_avx512(const qk_job *j, int r0, int r1) {
     }
 }
 
+/* qk_scales_transpose with one gather per (tile, block): the 16 scales of
+ * a tile's rows for a block are nb floats apart in ws. */
+TARGET static void scales_transpose(const float *ws, int rows, int nb, int t0, int t1, int b0, int b1, float *out) {
+    const int g = t1 - t0;
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(nb));
+    for (int t = t0; t < t1; t++) {
+        __mmask16 m = lane_mask(rows - t * QPACK_TILE);
+        const float *src = ws + (size_t)t * QPACK_TILE * nb;
+        for (int b = b0; b < b1; b++)
+            _mm512_store_ps(out + ((size_t)(b - b0) * g + (size_t)(t - t0)) * QPACK_TILE,
+                            _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, src + b, 4));
+    }
+}
+
 TARGET void qk_avx512(const qk_job *j, int r0, int r1, int t0, int t1) {
     const qpack *p = j->p;
     const int blk = p->block, nb = p->cols / blk;
@@ -476,7 +491,7 @@ TARGET void qk_avx512(const qk_job *j, int r0, int r1, int t0, int t1) {
         int C = t1 - t < CMAX ? t1 - t : CMAX;
         for (int b0 = 0; b0 < nb; b0 += nbc) {
             int b1 = b0 + nbc < nb ? b0 + nbc : nb;
-            qk_scales_transpose(j->wscales, p->rows, nb, t, t + C, b0, b1, sc);
+            scales_transpose(j->wscales, p->rows, nb, t, t + C, b0, b1, sc);
             for (int r = r0; r < r1; r += RMAX) {
                 int R = r1 - r < RMAX ? r1 - r : RMAX;
                 if (r + RMAX < r1) /* the next row tile's codes, from L2 */
