@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qgemm.h"
+
 #define MAX_BUCKETS 20
 
 static const double dur_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -186,6 +188,8 @@ void metrics_render(srv_metrics *m, const metrics_gauges *g, sbuf *o) {
     sbuf_printf(o, "bct_workers %d\n", g->workers);
     header(o, "ready", "gauge", "1 when serving, 0 while loading or draining.");
     sbuf_printf(o, "bct_ready %d\n", g->ready);
+    header(o, "kernel_info", "gauge", "The int8 GEMM kernel level in use (cpuid's best, or BCT_ISA).");
+    sbuf_printf(o, "bct_kernel_info{isa=\"%s\"} 1\n", bct_isa_name(qgemm_isa()));
     header(o, "model_info", "gauge", "One series per loaded model.");
     for (int i = 0; i < g->n_models; i++) {
         sbuf_puts(o, "bct_model_info{model=\"");

@@ -22,6 +22,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
+#include "qgemm.h"
 #include "model_store.h"
 #include "registry.h"
 #include "store_watch.h"
@@ -307,8 +308,10 @@ int srv_run(const srv_config *cfg, const char *port_file) {
         goto out;
     }
     srv_logf(&lg, SRV_LOG_INFO,
-             "listening on %s:%d (%d workers x %d engine threads, batches of up to %d inputs / %d tokens)",
-             cfg->host, http_port(http), threads, intra, cfg->max_batch_size, cfg->max_batch_tokens);
+             "listening on %s:%d (%d workers x %d engine threads, batches of up to %d inputs / %d tokens, "
+             "int8 kernels %s)",
+             cfg->host, http_port(http), threads, intra, cfg->max_batch_size, cfg->max_batch_tokens,
+             bct_isa_name(qgemm_isa()));
     if (port_file && write_port_file(port_file, http_port(http), &lg) != 0) goto out;
 
     int sig = load_models(reg, cfg, &lg);

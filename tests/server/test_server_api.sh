@@ -64,6 +64,10 @@ req GET /metrics
 check_eq "/metrics status" 200 "$STATUS"
 check_contains "/metrics content type" "text/plain; version=0.0.4" "$(header Content-Type)"
 check_contains "/metrics model info" 'bct_model_info{model="mrpc-bert-mini-scratch",format="fp32",default="false"} 1' "$BODY"
+# The int8 kernel level: one known name, the one the startup log gives.
+isa=$(echo "$BODY" | sed -n 's/^bct_kernel_info{isa="\([a-z0-9]*\)"} 1$/\1/p')
+case "$isa" in scalar | avx2 | avxvnni | avx512vnni | amx) pass=$((pass + 1)) ;; *) fail "/metrics kernel level: [$isa]" ;; esac
+check_contains "startup log names the kernel level" "int8 kernels $isa)" "$(cat "$WORK/server.log")"
 inputs0=$(metric bct_inputs_total)
 tokens0=$(metric bct_tokens_total)
 classify0=$(metric bct_http_requests_total '{route="/classify",code="200"}')
