@@ -242,17 +242,17 @@ TARGET void qk_prep_avxvnni(const qk_job *j, int r0, int r1) { prep(j, r0, r1, j
 
 TARGET static void run(const qk_job *j, int r0, int r1, int t0, int t1, int vnni) {
     const qpack *p = j->p;
-    const int blk = p->block, nb = p->cols / blk, q4 = p->bits == 4;
+    const int nb = p->cols / p->block, q4 = p->bits == 4;
     const int rstep = vnni ? RSTEP_VNNI : q4 ? RSTEP4 : RSTEP8, cstep = CSTEP;
     float scl[QK_SCALES_MAX] __attribute__((aligned(64)));
     int gs = QK_SCALES_MAX / (QPACK_TILE * nb);
     if (gs < 1) gs = 1;
     float *sc = scl;
-    if ((size_t)gs * QPACK_TILE * nb > QK_SCALES_MAX && posix_memalign((void **)&sc, 64, (size_t)QPACK_TILE * nb * sizeof(float)))
+    if ((size_t)gs * QPACK_TILE * nb > QK_SCALES_MAX &&
+        posix_memalign((void **)&sc, 64, (size_t)QPACK_TILE * nb * sizeof(float)))
         sc = NULL;
     if (!sc) abort();
     const tile_fn(*tab)[CMAX] = tiles[vnni][j->raw != NULL][q4];
-    (void)blk;
     for (int tg = t0; tg < t1; tg += gs) {
         int tg1 = tg + gs < t1 ? tg + gs : t1;
         qk_scales_transpose(j->wscales, p->rows, nb, tg, tg1, 0, nb, sc);
