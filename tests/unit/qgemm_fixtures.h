@@ -23,10 +23,14 @@ static inline unsigned urand(void) {
 static inline int irand(int lo, int hi) { return lo + (int)(urand() % (unsigned)(hi - lo + 1)); }
 static inline float frand(void) { return (float)urand() / (float)(1u << 24) * 2.0f - 1.0f; }
 
-enum { EDGE_RANDOM, EDGE_MIN, EDGE_MAX, EDGE_MIXED, EDGE_ZERO_X, EDGE_COUNT };
+enum { EDGE_RANDOM, EDGE_MIN, EDGE_MAX, EDGE_MIXED, EDGE_ZERO_X, EDGE_W128, EDGE_COUNT };
 
 /* Fills weight codes (bits 8: [-127, 127]; 4: [-8, 7]) and activation
- * codes ([-127, 127]) with a pattern, and positive scales. */
+ * codes ([-127, 127]) with a pattern, and positive scales.  EDGE_W128:
+ * 8-bit weights all -128, which the quantizer never writes (its codes are
+ * symmetric) but a .bct file can hold: every kernel must still be exact
+ * (the AVX2 sign trick's |w| = 128 keeps pair sums <= 2 x 128 x 127), with
+ * activations alternating -127 / 127. */
 static inline void fill(qmat *w, qmat *x, int edge) {
     int lo = w->bits == 8 ? -127 : -8, hi = w->bits == 8 ? 127 : 7;
     int8_t *codes = malloc((size_t)w->cols);
@@ -37,6 +41,7 @@ static inline void fill(qmat *w, qmat *x, int edge) {
             if (edge == EDGE_MIN) v = lo;
             else if (edge == EDGE_MAX) v = hi;
             else if (edge == EDGE_MIXED) v = (i + r) % 3 == 0 ? lo : (i + r) % 3 == 1 ? hi : 0;
+            else if (edge == EDGE_W128) v = w->bits == 8 ? -128 : lo;
             codes[i] = (int8_t)v;
         }
         qmat_pack_row(w, r, codes);
@@ -47,7 +52,7 @@ static inline void fill(qmat *w, qmat *x, int edge) {
             int v = irand(-127, 127);
             if (edge == EDGE_MIN) v = -127;
             else if (edge == EDGE_MAX) v = 127;
-            else if (edge == EDGE_MIXED) v = (i * 7 + r) % 2 ? 127 : -127;
+            else if (edge == EDGE_MIXED || edge == EDGE_W128) v = (i * 7 + r) % 2 ? 127 : -127;
             else if (edge == EDGE_ZERO_X) v = 0;
             q[i] = (int8_t)v;
         }
