@@ -261,6 +261,23 @@ static int intops_check(bct_isa isa) {
         ck_assert(iop_quantize_row(x, 101, bits, qa) == 1.0f && o->quantize_row(x, 101, bits, qb) == 1.0f);
         ck_assert_msg(memcmp(qa, qb, 101 * sizeof(int32_t)) == 0, "%s quantize ties bits %d", name, bits);
     }
+    /* Near ties after scaling, where a fast float path must agree with the
+     * reference's double arithmetic (or fall back to it): x = (k + 1/2)
+     * scale moved by 0-3 ulps either way, for random scales. */
+    for (int rep = 0; rep < 400; rep++) {
+        int bits = rep % 3 == 2 ? 12 : rep % 2 ? 16 : 8, n = 1000, qmax = (1 << (bits - 1)) - 1;
+        float amax = 1e-3f + 100.0f * (float)(urand() % 100000) / 100000.0f;
+        x[0] = amax;
+        for (int i = 1; i < n; i++) {
+            float v = ((float)irand(-qmax, qmax - 1) + 0.5f) * (amax / (float)qmax);
+            for (int u = irand(0, 3), dir = irand(0, 1); u > 0; u--) v = nextafterf(v, dir ? INFINITY : -INFINITY);
+            x[i] = fabsf(v) > amax ? amax : v;
+        }
+        float sa = iop_quantize_row(x, n, bits, qa), sb = o->quantize_row(x, n, bits, qb);
+        ck_assert(memcmp(&sa, &sb, sizeof(float)) == 0);
+        ck_assert_msg(memcmp(qa, qb, (size_t)n * sizeof(int32_t)) == 0, "%s quantize near ties bits %d rep %d", name,
+                      bits, rep);
+    }
     for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++)
         for (size_t mi = 0; mi < sizeof(mags) / sizeof(mags[0]); mi++)
             for (int bits = 8; bits <= 24; bits += 8) {
