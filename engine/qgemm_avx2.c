@@ -217,8 +217,10 @@ TARGET static void neg_block_sums(const int8_t *x, int nb, int blk, int off, int
     for (int b = 0; b < nb; b++) {
         const int8_t *xb = x + (size_t)b * blk;
         __m256i acc = _mm256_setzero_si256();
-        for (int i = 0; i < blk; i += 32)
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_loadu_si256((const __m256i *)(xb + i))), ones16));
+        for (int i = 0; i < blk; i += 32) {
+            __m256i pairs = _mm256_maddubs_epi16(ones8, _mm256_loadu_si256((const __m256i *)(xb + i)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones16));
+        }
         __m128i v = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
         v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4E));
         v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0xB1));
