@@ -50,6 +50,16 @@ TARGET INLINE __mmask16 lane_mask(int valid) {
 }
 
 
+/* The 64-byte record at byte off of each of C tiles' code streams, with a
+ * software prefetch PREFETCH bytes ahead when pf. */
+TARGET INLINE void load_records(const uint8_t *const *wc, size_t off, const int C, int pf, __m512i *out) {
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) {
+        out[c] = _mm512_load_si512(wc[c] + off);
+        if (pf) _mm_prefetch((const char *)(wc[c] + off + PREFETCH), _MM_HINT_T0);
+    }
+}
+
 /* Inline asm of the 4 x 3 micro-kernel.  Fixed registers: accumulators
  * zmm0-11 (row i, tile c in zmm(3i+c)), weights zmm12-14, high nibbles
  * zmm16-18, the broadcast zmm15, float accumulators zmm19-30.  Two forms
@@ -325,11 +335,7 @@ TARGET INLINE void tile(const qk_job *j, int r, int t, const int32_t *nc, const 
 #pragma GCC unroll 4
                 for (int kq = 0; kq < blk / 4; kq++) {
                     __m512i w[CMAX];
-#pragma GCC unroll 8
-                    for (int c = 0; c < C; c++) {
-                        w[c] = _mm512_load_si512(wc[c] + wo + (size_t)kq * 64);
-                        if (pf) _mm_prefetch((const char *)(wc[c] + wo + (size_t)kq * 64 + PREFETCH), _MM_HINT_T0);
-                    }
+                    load_records(wc, wo + (size_t)kq * 64, C, pf, w);
 #pragma GCC unroll 8
                     for (int i = 0; i < R; i++) {
                         __m512i xb = bcast4(xr[i] + xo + 4 * kq);
@@ -342,11 +348,7 @@ TARGET INLINE void tile(const qk_job *j, int r, int t, const int32_t *nc, const 
                 for (int q = 0; q < blk / 8; q++) { /* q = 4 * group + j4 */
                     const int xg = xo + (q >> 2) * 32 + (q & 3) * 4;
                     __m512i v[CMAX];
-#pragma GCC unroll 8
-                    for (int c = 0; c < C; c++) {
-                        v[c] = _mm512_load_si512(wc[c] + wo + (size_t)q * 64);
-                        if (pf) _mm_prefetch((const char *)(wc[c] + wo + (size_t)q * 64 + PREFETCH), _MM_HINT_T0);
-                    }
+                    load_records(wc, wo + (size_t)q * 64, C, pf, v);
 #pragma GCC unroll 8
                     for (int i = 0; i < R; i++) {
                         __m512i xb = bcast4(xr[i] + xg);
