@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "bert_model.h"
+#include "model/bert_model.h"
 
 /* splitmix64: fast, deterministic, good enough for weights. */
 static uint64_t next(uint64_t *s) {

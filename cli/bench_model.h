@@ -11,7 +11,7 @@
 #ifndef BCT_BENCH_MODEL_H
 #define BCT_BENCH_MODEL_H
 
-#include "status.h"
+#include "util/status.h"
 
 typedef struct bench_shape {
     int layers, hidden, heads, intermediate, vocab;

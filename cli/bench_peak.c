@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "threadpool.h"
+#include "kernels/threadpool.h"
 
 static double now(void) {
     struct timespec ts;

@@ -23,7 +23,7 @@
 #ifndef BCT_BENCH_PEAK_H
 #define BCT_BENCH_PEAK_H
 
-#include "cpu_features.h"
+#include "kernels/cpu_features.h"
 
 struct bct_pool;
 

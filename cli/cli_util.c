@@ -11,8 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bert_forward.h"
-#include "threadpool.h"
+#include "model/bert_forward.h"
+#include "kernels/threadpool.h"
 
 bert_model *cli_load_model(const char *path, int max_len, const bert_mode *mode) {
     bct_error err = {{0}};

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "bert_model.h"
+#include "model/bert_model.h"
 
 /* Exit codes of every subcommand. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };

@@ -19,13 +19,13 @@
 
 #include "bench_model.h"
 #include "bench_peak.h"
-#include "bert_forward.h"
+#include "model/bert_forward.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "compress.h"
-#include "cpu_features.h"
-#include "qgemm.h"
-#include "threadpool.h"
+#include "kernels/cpu_features.h"
+#include "kernels/qgemm.h"
+#include "kernels/threadpool.h"
 
 static const char *usage_text =
     "usage: bct bench [options]\n"

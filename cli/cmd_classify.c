@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bert_forward.h"
+#include "model/bert_forward.h"
 #include "cli_util.h"
 #include "commands.h"
-#include "threadpool.h"
+#include "kernels/threadpool.h"
 
 static const char *usage_text =
     "usage: bct classify --model DIR [options] TEXT [TEXT_PAIR]\n"

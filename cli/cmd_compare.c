@@ -8,7 +8,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "threadpool.h"
+#include "kernels/threadpool.h"
 #include "glue_eval.h"
 
 static const char *usage_text =

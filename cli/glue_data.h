@@ -10,8 +10,8 @@
 #ifndef BCT_GLUE_DATA_H
 #define BCT_GLUE_DATA_H
 
-#include "bert_config.h"
-#include "status.h"
+#include "model/bert_config.h"
+#include "util/status.h"
 
 typedef enum glue_task { GLUE_SST2, GLUE_MRPC, GLUE_RTE } glue_task;
 

@@ -5,7 +5,7 @@
 
 #include <getopt.h>
 
-#include "bert_model.h"
+#include "model/bert_model.h"
 #include "cli_util.h"
 #include "glue_data.h"
 

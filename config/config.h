@@ -18,7 +18,7 @@
 
 #include <stdio.h>
 
-#include "status.h"
+#include "util/status.h"
 
 enum { CFG_LOG_DEBUG, CFG_LOG_INFO, CFG_LOG_WARN, CFG_LOG_ERROR };
 

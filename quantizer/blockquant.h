@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qcodec.h"
-#include "status.h"
+#include "formats/qcodec.h"
+#include "util/status.h"
 
 typedef struct bq_spec {
     int bits;  /* 2, 3, 4, 8; or 32 = keep fp32 */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bert_forward.h"
+#include "model/bert_forward.h"
 
 enum { CALIB_BATCH = 16 };
 

@@ -12,8 +12,8 @@
 #ifndef BCT_CALIBRATE_H
 #define BCT_CALIBRATE_H
 
-#include "bert_model.h"
-#include "status.h"
+#include "model/bert_model.h"
+#include "util/status.h"
 
 typedef struct calib_stats {
     int n_slots;

@@ -9,10 +9,10 @@
 #include <time.h>
 #include <zlib.h>
 
-#include "bct_file.h"
-#include "bert_model.h"
+#include "formats/bct_file.h"
+#include "model/bert_model.h"
 #include "calibrate.h"
-#include "qcodec.h"
+#include "formats/qcodec.h"
 
 #define BCT_TOOL_VERSION "bct 0.1"
 /* Non-linear ops take 16-bit block codes: int8 would do for GELU's

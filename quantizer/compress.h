@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 
 #include "blockquant.h"
-#include "status.h"
+#include "util/status.h"
 
 struct cJSON;
 

@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "status.h"
+#include "util/status.h"
 
 typedef struct access_log access_log;
 

@@ -15,7 +15,7 @@
 
 #include "errors.h"
 #include "model_probe.h"
-#include "qcodec.h"
+#include "formats/qcodec.h"
 
 enum { ST_QUEUED, ST_RUNNING, ST_SUCCEEDED, ST_FAILED };
 static const char *const state_names[] = {"queued", "running", "succeeded", "failed"};

@@ -7,7 +7,7 @@
 
 #include "admin_auth.h"
 #include "errors.h"
-#include "qcodec.h"
+#include "formats/qcodec.h"
 #include "sbuf.h"
 #include "upload.h"
 

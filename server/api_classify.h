@@ -23,7 +23,7 @@
 
 #include <stddef.h>
 
-#include "bert_config.h"
+#include "model/bert_config.h"
 #include "errors.h"
 #include "job.h"
 #include "sbuf.h"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qgemm.h"
+#include "kernels/qgemm.h"
 
 #define MAX_BUCKETS 20
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bert_forward.h"
+#include "model/bert_forward.h"
 
 int model_probe(const bert_model *m, bct_error *err) {
     static const char a[] = "a short check of the model", b[] = "before it serves";

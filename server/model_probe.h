@@ -9,8 +9,8 @@
 #ifndef BCT_MODEL_PROBE_H
 #define BCT_MODEL_PROBE_H
 
-#include "bert_model.h"
-#include "status.h"
+#include "model/bert_model.h"
+#include "util/status.h"
 
 int model_probe(const bert_model *m, bct_error *err);
 

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bct_file.h"
+#include "formats/bct_file.h"
 
 #define PATH_LEN 4096
 

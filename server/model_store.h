@@ -36,7 +36,7 @@
 
 #include "log.h"
 #include "registry.h"
-#include "status.h"
+#include "util/status.h"
 
 #define STORE_NAME_MAX 64
 #define STORE_TRASH_DELAY_S 600

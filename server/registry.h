@@ -15,8 +15,8 @@
 
 #include <stdatomic.h>
 
-#include "bert_model.h"
-#include "status.h"
+#include "model/bert_model.h"
+#include "util/status.h"
 
 /* Identity of a file on disk: tells a replaced file from the one loaded. */
 typedef struct srv_file_id {

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE /* pipe2 */
 #include "server.h"
-#include "threadpool.h"
+#include "kernels/threadpool.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -22,7 +22,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
-#include "qgemm.h"
+#include "kernels/qgemm.h"
 #include "model_store.h"
 #include "registry.h"
 #include "store_watch.h"

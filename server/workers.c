@@ -1,6 +1,6 @@
 #include "workers.h"
 
-#include "threadpool.h"
+#include "kernels/threadpool.h"
 
 #include <pthread.h>
 #include <stdlib.h>

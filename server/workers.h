@@ -11,7 +11,7 @@
 #ifndef BCT_WORKERS_H
 #define BCT_WORKERS_H
 
-#include "bert_forward.h"
+#include "model/bert_forward.h"
 
 typedef struct srv_task srv_task;
 struct srv_task {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "qmat.h"
+#include "kernels/qmat.h"
 
 #ifndef QF_SEED
 #define QF_SEED 777

@@ -14,15 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu_features.h"
-#include "qgemm.h"
-#include "qgemm_amx_emu.h"
-#include "qgemm_kern.h"
-#include "qmat.h"
+#include "kernels/cpu_features.h"
+#include "kernels/qgemm.h"
+#include "kernels/qgemm_amx_emu.h"
+#include "kernels/qgemm_kern.h"
+#include "kernels/qmat.h"
 #define QF_SEED 4242
 #include "qgemm_fixtures.h"
 #include "test_util.h"
-#include "threadpool.h"
+#include "kernels/threadpool.h"
 
 /* ------------------------------------------------------------------ */
 /* the emulation                                                       */

@@ -14,8 +14,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "bct_file.h"
-#include "le.h"
+#include "formats/bct_file.h"
+#include "util/le.h"
 #include "test_util.h"
 
 TEST_READER(bct_reader, bctf_file, bctf_open_buffer, bctf_open, bctf_close);

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bert_config.h"
-#include "bert_forward.h"
-#include "bert_model.h"
+#include "model/bert_config.h"
+#include "model/bert_forward.h"
+#include "model/bert_model.h"
 #include "test_util.h"
 
 #define BASE                                                                                   \

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bert_forward.h"
-#include "bert_model.h"
+#include "model/bert_forward.h"
+#include "model/bert_model.h"
 #include "glue_data.h"
 #include "test_util.h"
 

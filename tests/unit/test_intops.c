@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "intops.h"
-#include "status.h"
+#include "kernels/intops.h"
+#include "util/status.h"
 #include "test_util.h"
 
 /* ---- deterministic random numbers ---- */

@@ -14,17 +14,17 @@
 #include <sys/syscall.h>
 #endif
 
-#include "bert_forward.h"
-#include "bert_model.h"
+#include "model/bert_forward.h"
+#include "model/bert_model.h"
 #include "compress.h"
-#include "cpu_features.h"
-#include "intops.h"
-#include "intops_simd.h"
-#include "qgemm.h"
-#include "qmat.h"
+#include "kernels/cpu_features.h"
+#include "kernels/intops.h"
+#include "kernels/intops_simd.h"
+#include "kernels/qgemm.h"
+#include "kernels/qmat.h"
 #include "qgemm_fixtures.h"
 #include "test_util.h"
-#include "threadpool.h"
+#include "kernels/threadpool.h"
 
 static const bct_isa simd_isas[] = {BCT_ISA_AVX2, BCT_ISA_AVXVNNI, BCT_ISA_AVX512VNNI, BCT_ISA_AMX};
 

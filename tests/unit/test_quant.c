@@ -8,15 +8,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bct_file.h"
-#include "bert_forward.h"
-#include "bert_model.h"
+#include "formats/bct_file.h"
+#include "model/bert_forward.h"
+#include "model/bert_model.h"
 #include "blockquant.h"
 #include "compress.h"
-#include "half.h"
-#include "qcodec.h"
-#include "qgemm.h"
-#include "qmat.h"
+#include "util/half.h"
+#include "formats/qcodec.h"
+#include "kernels/qgemm.h"
+#include "kernels/qmat.h"
 #include "test_util.h"
 
 static unsigned rng = 12345;

@@ -9,8 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "le.h"
-#include "safetensors.h"
+#include "util/le.h"
+#include "formats/safetensors.h"
 #include "test_util.h"
 
 TEST_READER(st_reader, st_file, st_open_buffer, st_open, st_close);

@@ -14,9 +14,9 @@
 #include <utf8proc.h>
 
 #include "test_util.h"
-#include "tokenizer.h"
-#include "utf8.h"
-#include "vocab.h"
+#include "tokenizer/tokenizer.h"
+#include "util/utf8.h"
+#include "tokenizer/vocab.h"
 
 #define REF_VOCAB "models/sst2-bert-tiny-scratch/vocab.txt"
 #define DEV_MAX_LEN 128

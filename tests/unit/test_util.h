@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "status.h"
+#include "util/status.h"
 
 /* Path under ../shared, or NULL if the shared folder is absent. */
 const char *test_shared_path(const char *rel);

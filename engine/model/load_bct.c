@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bct_file.h"
+#include "formats/bct_file.h"
 #include "bert_model_priv.h"
-#include "mapped_file.h"
-#include "qcodec.h"
-#include "qgemm.h"
+#include "util/mapped_file.h"
+#include "formats/qcodec.h"
+#include "kernels/qgemm.h"
 
 #define VOCAB_MAX_BYTES (64u << 20)
 
@@ -160,6 +160,8 @@ static void mode_from_meta(bert_mode *mode, const cJSON *q) {
     if (get_int(q, "nl_bits", &bits) == BCT_OK && bits >= 8 && bits <= 24) mode->nl_bits = bits;
 }
 
+static void release_bf(struct bert_storage *s) { bctf_close(s->bf); }
+
 int bert_model_load_bct_mode(const char *path, const bert_mode *mode, bert_model **out,
                              bct_error *err) {
     int rc;
@@ -167,6 +169,7 @@ int bert_model_load_bct_mode(const char *path, const bert_mode *mode, bert_model
     bert_model *m = bert_model_alloc();
     if (!m) return bct_fail(err, BCT_ENOMEM, "out of memory");
     if ((rc = bctf_open(path, &m->storage->bf, err)) != BCT_OK) goto fail;
+    m->storage->release = release_bf;
     const cJSON *meta = bctf_meta(m->storage->bf);
     const cJSON *tok = field(meta, "tokenizer"), *quant = field(meta, "quantization");
     const cJSON *entries = field(meta, "tensors"), *prov = field(meta, "provenance");

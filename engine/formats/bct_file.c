@@ -14,12 +14,12 @@
 #define _GNU_SOURCE /* mkostemp */
 #include "bct_file.h"
 
-#include "extent.h"
-#include "json_util.h"
-#include "le.h"
-#include "mapped_file.h"
-#include "name_index.h"
-#include "utf8.h"
+#include "util/extent.h"
+#include "util/json_util.h"
+#include "util/le.h"
+#include "util/mapped_file.h"
+#include "util/name_index.h"
+#include "util/utf8.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,16 +1,20 @@
 /* bert_model_priv.h - what the model loaders (load_hf.c, load_bct.c) share
- * with bert_model.c; not for other modules. */
+ * with bert_model.c; not for other modules.  bert_model.c knows no file
+ * format: a loader that maps a file leaves a release hook in the storage. */
 #ifndef BCT_BERT_MODEL_PRIV_H
 #define BCT_BERT_MODEL_PRIV_H
 
 #include "bert_model.h"
 
-struct bct_file;
+struct st_file;
+struct bctf_file;
 
 /* What the model owns besides the bert_model struct itself. */
 struct bert_storage {
     struct st_file *st;   /* checkpoint mapping, or NULL */
     struct bctf_file *bf; /* .bct mapping, or NULL */
+    /* Closes st / bf: set by the loader that opened them. */
+    void (*release)(struct bert_storage *s);
     void **owned;         /* malloc'd buffers (converted tensors, scales) */
     int n_owned, cap_owned;
     qmat **qmats;         /* quantized matrices (their codes may be owned) */

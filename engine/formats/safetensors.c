@@ -10,12 +10,12 @@
  */
 #include "safetensors.h"
 
-#include "extent.h"
-#include "half.h"
-#include "json_util.h"
-#include "le.h"
-#include "mapped_file.h"
-#include "name_index.h"
+#include "util/extent.h"
+#include "util/half.h"
+#include "util/json_util.h"
+#include "util/le.h"
+#include "util/mapped_file.h"
+#include "util/name_index.h"
 
 #include <inttypes.h>
 #include <stdio.h>

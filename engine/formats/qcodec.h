@@ -23,8 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qmat.h"
-#include "status.h"
+#include "kernels/qmat.h"
+#include "util/status.h"
 
 typedef enum qscale_enc { QSCALE_F16 = 0, QSCALE_LOG8 = 1 } qscale_enc;
 

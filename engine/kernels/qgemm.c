@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mapped_file.h"
+#include "util/mapped_file.h"
 #include "qgemm_kern.h"
-#include "status.h"
+#include "util/status.h"
 #include "threadpool.h"
 
 int32_t qdot_q8q8_scalar(const int8_t *w, const int8_t *x, int n) {

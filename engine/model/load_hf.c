@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 
 #include "bert_model_priv.h"
-#include "safetensors.h"
+#include "formats/safetensors.h"
 
 /* Finds `name` under the naming variants real checkpoints use: with or
  * without the "bert." prefix, LayerNorm weight/bias or gamma/beta. */
@@ -98,6 +98,8 @@ static long long file_size(const char *path) {
     return stat(path, &st) == 0 ? (long long)st.st_size : 0;
 }
 
+static void release_st(struct bert_storage *s) { st_close(s->st); }
+
 int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err) {
     char path[4096];
     int rc;
@@ -119,6 +121,7 @@ int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err) {
     if (rc != BCT_OK) goto fail;
     snprintf(path, sizeof(path), "%s/model.safetensors", dir);
     if ((rc = st_open(path, &m->storage->st, err)) != BCT_OK) goto fail;
+    m->storage->release = release_st;
     if ((rc = bind_all(m, err)) != BCT_OK) goto fail;
     snprintf(m->format, sizeof(m->format), "fp32");
     static const char *const files[] = {"config.json", "vocab.txt", "model.safetensors"};

@@ -9,10 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "bct_file.h"
 #include "bert_model_priv.h"
-#include "intops.h"
-#include "safetensors.h"
+#include "kernels/intops.h"
 
 void *bert_alloc64(size_t bytes) {
     void *p = NULL;
@@ -167,27 +165,6 @@ void bert_mode_apply(bert_mode *m, const bert_mode *over) {
     if (over->nl_bits > 0) m->nl_bits = over->nl_bits;
 }
 
-int bert_model_load_mode(const char *path, const bert_mode *mode, bert_model **out, bct_error *err) {
-    struct stat st;
-    *out = NULL;
-    if (stat(path, &st) != 0) return bct_fail(err, BCT_EIO, "%s: %s", path, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return bert_model_load_bct_mode(path, mode, out, err);
-    if (mode && mode->act_int8 > 0)
-        return bct_fail(err, BCT_EINVAL, "%s: int8 activations need a compressed .bct model", path);
-    int rc = bert_model_load_hf(path, out, err);
-    if (rc != BCT_OK || !mode) return rc;
-    bert_mode_apply(&(*out)->mode, mode);
-    if ((*out)->mode.int_layernorm && (rc = bert_model_init_int_norms(*out, err)) != BCT_OK) {
-        bert_model_free(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
-int bert_model_load(const char *path, bert_model **out, bct_error *err) {
-    return bert_model_load_mode(path, NULL, out, err);
-}
-
 void bert_model_free(bert_model *m) {
     if (!m) return;
     free_norm(&m->emb_norm);
@@ -201,8 +178,7 @@ void bert_model_free(bert_model *m) {
         for (int i = 0; i < s->n_qmats; i++) free(s->qmats[i]);
         free(s->owned);
         free(s->qmats);
-        if (s->st) st_close(s->st);
-        if (s->bf) bctf_close(s->bf);
+        if (s->release) s->release(s);
         free(s);
     }
     tok_free(m->tok);

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "intops.h"
-#include "intops_simd.h"
-#include "qgemm.h"
-#include "threadpool.h"
+#include "kernels/intops.h"
+#include "kernels/intops_simd.h"
+#include "kernels/qgemm.h"
+#include "kernels/threadpool.h"
 
 /* A qmat whose buffers grow to the largest shape requested. */
 typedef struct qscratch {

@@ -12,7 +12,7 @@
  */
 #include "tokenizer.h"
 
-#include "utf8.h"
+#include "util/utf8.h"
 
 #include <limits.h>
 #include <stdlib.h>

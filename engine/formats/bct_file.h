@@ -37,7 +37,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "status.h"
+#include "util/status.h"
 
 #define BCTF_MAGIC "BCTMODEL"
 #define BCTF_VERSION 1u

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "status.h"
+#include "util/status.h"
 #include "vocab.h"
 
 typedef struct tokenizer tokenizer;

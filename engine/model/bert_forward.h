@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 #include "bert_model.h"
-#include "status.h"
+#include "util/status.h"
 
 typedef struct bert_seq {
     const int32_t *ids;

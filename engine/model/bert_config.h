@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "status.h"
+#include "util/status.h"
 
 typedef enum bert_act {
     BERT_ACT_GELU,      /* exact: 0.5 x (1 + erf(x / sqrt 2)) ("gelu") */

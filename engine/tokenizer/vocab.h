@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "status.h"
+#include "util/status.h"
 
 typedef struct vocab vocab;
 

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "half.h"
+#include "util/half.h"
 
 int qcodec_bits_ok(int bits) { return bits == 8 || bits == 4 || bits == 3 || bits == 2; }
 int qcodec_mem_bits(int bits) { return bits == 8 ? 8 : 4; }

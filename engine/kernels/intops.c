@@ -7,7 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "status.h"
+#include "util/status.h"
 
 /* iop__rshift_round (intops_priv.h) works on magnitudes: right shifts of
  * negative numbers are implementation-defined. */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "qgemm_kern.h"
-#include "status.h"
+#include "util/status.h"
 
 int qmat_layout_ok(int bits, int block, int cols) {
     return (bits == 8 || bits == 4) && block >= QMAT_GROUP && block % QMAT_GROUP == 0 && cols > 0 &&

@@ -16,10 +16,10 @@
 #define BCT_BERT_MODEL_H
 
 #include "bert_config.h"
-#include "qmat.h"
-#include "status.h"
-#include "tokenizer.h"
-#include "vocab.h"
+#include "kernels/qmat.h"
+#include "util/status.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab.h"
 
 /* y = x W^T + b with W stored [out][in] row-major, as PyTorch's Linear.
  * Exactly one of w (fp32) and q (blockwise quantized) is set. */
