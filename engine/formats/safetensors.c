@@ -499,6 +499,31 @@ int st_open(const char *path, st_file **out, bct_error *err) {
     return BCT_OK;
 }
 
+int st_adopt(mapped_file *map, st_tensor *tensors, size_t count,
+             st_file **out, bct_error *err) {
+    *out = NULL;
+    st_file *f = calloc(1, sizeof(*f));
+    if (!f) {
+        for (size_t i = 0; i < count; i++) free((char *)tensors[i].name);
+        free(tensors);
+        if (map) mapped_file_close(map);
+        return bct_fail(err, BCT_ENOMEM, "out of memory");
+    }
+    f->tensors = tensors;
+    f->count = count;
+    if (map) {
+        f->map = *map;
+        memset(map, 0, sizeof(*map));
+    }
+    int rc = index_names(f, err);
+    if (rc != BCT_OK) {
+        st_close(f);
+        return rc;
+    }
+    *out = f;
+    return BCT_OK;
+}
+
 void st_close(st_file *f) {
     if (!f) return;
     mapped_file_close(&f->map);

@@ -48,6 +48,15 @@ int st_open(const char *path, st_file **out, bct_error *err);
 int st_open_buffer(const void *buf, size_t len, st_file **out, bct_error *err);
 void st_close(st_file *f);
 
+struct mapped_file;
+/* Wraps tensors another reader has already validated (torch_bin.h), so
+ * the model binders see one kind of file.  Takes ownership of the mapping
+ * (NULL: the data lives in a caller's buffer), of the array and of its
+ * malloc'd names, whatever it returns.  Rejects a name given twice;
+ * unlike st_open(), tensors may share bytes (views of one storage). */
+int st_adopt(struct mapped_file *map, st_tensor *tensors, size_t count,
+             st_file **out, bct_error *err);
+
 size_t st_count(const st_file *f);
 const st_tensor *st_at(const st_file *f, size_t i); /* header order */
 const st_tensor *st_find(const st_file *f, const char *name);
