@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bert_model_priv.h"
 #include "formats/safetensors.h"
+#include "formats/torch_bin.h"
 
 /* Finds `name` under the naming variants real checkpoints use: with or
  * without the "bert." prefix, LayerNorm weight/bias or gamma/beta. */
@@ -98,6 +100,23 @@ static long long file_size(const char *path) {
     return stat(path, &st) == 0 ? (long long)st.st_size : 0;
 }
 
+/* model.safetensors, else pytorch_model.bin when only that is there;
+ * *file names the one opened. */
+static int open_weights(const char *dir, st_file **st, const char **file, bct_error *err) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    if (access(path, F_OK) != 0) {
+        snprintf(path, sizeof(path), "%s/pytorch_model.bin", dir);
+        if (access(path, F_OK) == 0) {
+            *file = "pytorch_model.bin";
+            return torch_bin_open(path, st, err);
+        }
+        snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    }
+    *file = "model.safetensors";
+    return st_open(path, st, err);
+}
+
 static void release_st(struct bert_storage *s) { st_close(s->st); }
 
 int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err) {
@@ -119,12 +138,13 @@ int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err) {
     rc = bert_model_init_tokenizer(m, vocab_text, len, err);
     free(vocab_text);
     if (rc != BCT_OK) goto fail;
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    if ((rc = st_open(path, &m->storage->st, err)) != BCT_OK) goto fail;
+    const char *weights;
+    rc = open_weights(dir, &m->storage->st, &weights, err);
+    if (rc != BCT_OK) goto fail;
     m->storage->release = release_st;
     if ((rc = bind_all(m, err)) != BCT_OK) goto fail;
     snprintf(m->format, sizeof(m->format), "fp32");
-    static const char *const files[] = {"config.json", "vocab.txt", "model.safetensors"};
+    const char *const files[] = {"config.json", "vocab.txt", weights};
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         m->file_bytes += file_size(path);
