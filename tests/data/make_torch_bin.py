@@ -117,8 +117,9 @@ def save(sd, path, metadata=True, **kw):
 
 # ---------------------------------------------------------------- hand-built zips
 
-def zip_bytes(entries, method=0):
-    """A minimal zip writer: entries [(name, data)], stored (or deflated)."""
+def zip_bytes(entries, method=0, zip64=False):
+    """A minimal zip writer: entries [(name, data)], stored (or deflated);
+    zip64: sizes and offsets in ZIP64 extra fields and end records."""
     out, central = io.BytesIO(), io.BytesIO()
     for name, data in entries:
         n = name.encode()
@@ -130,13 +131,28 @@ def zip_bytes(entries, method=0):
         off = out.tell()
         out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0, crc,
                               len(payload), len(data), len(n), 0) + n + payload)
-        central.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0,
-                                  crc, len(payload), len(data), len(n), 0, 0, 0, 0, 0, off) + n)
+        if zip64:
+            x = struct.pack("<HHQQQ", 1, 24, len(data), len(payload), off)
+            central.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, method, 0, 0,
+                                      crc, 0xFFFFFFFF, 0xFFFFFFFF, len(n), len(x), 0, 0, 0, 0,
+                                      0xFFFFFFFF) + n + x)
+        else:
+            central.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0,
+                                      0, crc, len(payload), len(data), len(n), 0, 0, 0, 0, 0,
+                                      off) + n)
     cd = central.getvalue()
     cd_off = out.tell()
     out.write(cd)
-    out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
-                          len(cd), cd_off, 0))
+    if zip64:
+        z64 = out.tell()
+        out.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, len(entries),
+                              len(entries), len(cd), cd_off))
+        out.write(struct.pack("<IIQI", 0x07064B50, 0, z64, 1))
+        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,
+                              0xFFFFFFFF, 0))
+    else:
+        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
+                              len(cd), cd_off, 0))
     return out.getvalue()
 
 
@@ -155,12 +171,11 @@ def state_dict_pickle(size=(2, 3), stride=(3, 1), offset=0, numel=6, storage="Fl
             tup(size) + tup(stride) + b"\x89h\x00)Rtq\x03Ru.")
 
 
-def torch_zip(pkl, storages=(("0", 24),), prefix="archive", method=0):
+def torch_zip(pkl, storages=(("0", 24),), prefix="archive", method=0, zip64=False):
     ents = [(prefix + "/data.pkl", pkl)]
-    ents += [(prefix + "/data/" + k, bytes(range(n % 256)) * (n // 256) + bytes(n % 256))
-             for k, n in storages]
+    ents += [(prefix + "/data/" + k, bytes(i % 251 for i in range(n))) for k, n in storages]
     ents.append((prefix + "/version", b"3\n"))
-    return zip_bytes(ents, method)
+    return zip_bytes(ents, method, zip64)
 
 
 def bad_files():
@@ -245,6 +260,7 @@ def good_files():
         torch.save(sd, buf, pickle_protocol=proto)
         good["params_proto%d" % proto] = buf.getvalue()
     good["hand_built"] = torch_zip(state_dict_pickle())
+    good["zip64"] = torch_zip(state_dict_pickle(), prefix="pytorch_model", zip64=True)
     return good
 
 
