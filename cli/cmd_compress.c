@@ -56,7 +56,7 @@ static void print_report(const compress_report *r) {
         printf("%-58s %-6s %5d %6.3f %9.5f\n", t->name, fmt, t->bits == 32 ? 0 : t->block,
                t->bits_per_weight, t->rel_error);
     }
-    printf("input  %lld bytes (config.json + vocab.txt + model.safetensors)\n", r->input_bytes);
+    printf("input  %lld bytes (config.json + vocab.txt + weights)\n", r->input_bytes);
     printf("output %lld bytes\n", r->output_bytes);
     printf("ratio  %.3fx whole file, %.3fx weights only; %.2f s\n", r->ratio, r->weights_ratio,
            r->seconds);

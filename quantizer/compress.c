@@ -228,7 +228,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     cJSON_AddStringToObject(prov, "tool", BCT_TOOL_VERSION);
     cJSON_AddNumberToObject(prov, "created_unix", (double)time(NULL));
     cJSON *src = cJSON_AddObjectToObject(prov, "source");
-    static const char *const files[] = {"config.json", "vocab.txt", "model.safetensors"};
+    const char *const files[] = {"config.json", "vocab.txt", bert_hf_weights_file(hf_dir)};
     for (int i = 0; i < 3 && rc == BCT_OK; i++)
         rc = describe_source(hf_dir, files[i], src, &rep->input_bytes, err);
     if (rc != BCT_OK) goto done;

@@ -48,7 +48,7 @@ typedef struct compress_tensor {
 } compress_tensor;
 
 typedef struct compress_report {
-    long long input_bytes;  /* config.json + vocab.txt + model.safetensors */
+    long long input_bytes;  /* config.json + vocab.txt + the weights file */
     long long output_bytes; /* the .bct file */
     long long matrix_params, matrix_bytes;
     double ratio;           /* whole file */

@@ -111,6 +111,9 @@ void bert_slots(bert_model *m, bert_slot *slots);
 /* Loads a Hugging Face checkpoint directory, or a compressed .bct file. */
 int bert_model_load(const char *path, bert_model **out, bct_error *err);
 int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err);
+/* The weights file bert_model_load_hf reads in dir: model.safetensors, or
+ * pytorch_model.bin (torch_bin.h) when only that one exists. */
+const char *bert_hf_weights_file(const char *dir);
 int bert_model_load_bct(const char *path, bert_model **out, bct_error *err);
 /* As bert_model_load, but fields of `mode` that are >= 0 (nl_bits: > 0)
  * override what the file says, to measure each approximation alone.

@@ -100,21 +100,19 @@ static long long file_size(const char *path) {
     return stat(path, &st) == 0 ? (long long)st.st_size : 0;
 }
 
-/* model.safetensors, else pytorch_model.bin when only that is there;
- * *file names the one opened. */
-static int open_weights(const char *dir, st_file **st, const char **file, bct_error *err) {
+const char *bert_hf_weights_file(const char *dir) {
     char path[4096];
     snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    if (access(path, F_OK) != 0) {
-        snprintf(path, sizeof(path), "%s/pytorch_model.bin", dir);
-        if (access(path, F_OK) == 0) {
-            *file = "pytorch_model.bin";
-            return torch_bin_open(path, st, err);
-        }
-        snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    }
-    *file = "model.safetensors";
-    return st_open(path, st, err);
+    if (access(path, F_OK) == 0) return "model.safetensors";
+    snprintf(path, sizeof(path), "%s/pytorch_model.bin", dir);
+    return access(path, F_OK) == 0 ? "pytorch_model.bin" : "model.safetensors";
+}
+
+static int open_weights(const char *dir, st_file **st, const char **file, bct_error *err) {
+    char path[4096];
+    *file = bert_hf_weights_file(dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, *file);
+    return strcmp(*file, "pytorch_model.bin") ? st_open(path, st, err) : torch_bin_open(path, st, err);
 }
 
 static void release_st(struct bert_storage *s) { st_close(s->st); }
