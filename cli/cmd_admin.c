@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli_util.h"
+#include "model/bert_model.h"
 #include "commands.h"
 
 static const char *usage_text =
@@ -26,8 +27,9 @@ static const char *usage_text =
     "       bct admin delete [options] NAME\n"
     "\n"
     "Talks to a server's admin API (bct serve with admin_token set).\n"
-    "upload sends the checkpoint DIR (config.json, model.safetensors, vocab.txt)\n"
-    "to POST /admin/compress, then follows the compression job until it succeeds\n"
+    "upload sends the checkpoint DIR (config.json, model.safetensors or\n"
+    "pytorch_model.bin, vocab.txt) to POST /admin/compress, then follows the\n"
+    "compression job until it succeeds\n"
     "(exit 0) or fails (exit 1), with a progress bar on a terminal.\n"
     "\n"
     "  --server URL        the server (default $BCT_SERVER, else http://127.0.0.1:8080)\n"
@@ -313,7 +315,7 @@ int cmd_admin(int argc, char **argv) {
     if (!strcmp(sub, "upload")) {
         CURL *h = curl_easy_init();
         curl_mime *m = h ? curl_mime_init(h) : NULL;
-        if (!m || add_file(m, "config", args[0], "config.json") || add_file(m, "weights", args[0], "model.safetensors") ||
+        if (!m || add_file(m, "config", args[0], "config.json") || add_file(m, "weights", args[0], bert_hf_weights_file(args[0])) ||
             add_file(m, "vocab", args[0], "vocab.txt") || (calib && add_file(m, "calibration", NULL, calib))) {
             curl_mime_free(m);
             curl_easy_cleanup(h);

@@ -8,6 +8,7 @@
 #include "admin_auth.h"
 #include "errors.h"
 #include "formats/qcodec.h"
+#include "formats/torch_bin.h"
 #include "sbuf.h"
 #include "upload.h"
 
@@ -301,6 +302,22 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     return ADMIN_BODY;
 }
 
+/* The weights part is staged as model.safetensors whatever it holds; a
+ * PyTorch zip checkpoint is renamed pytorch_model.bin so that the loader
+ * reads it with the restricted reader (torch_bin.h).  -1 if that fails. */
+static int name_staged_weights(const char *dir) {
+    char from[4200], to[4200];
+    unsigned char head[4];
+    snprintf(from, sizeof(from), "%s/model.safetensors", dir);
+    FILE *f = fopen(from, "rb");
+    if (!f) return -1;
+    size_t n = fread(head, 1, sizeof(head), f);
+    fclose(f);
+    if (!torch_bin_sniff(head, n)) return 0;
+    snprintf(to, sizeof(to), "%s/pytorch_model.bin", dir);
+    return rename(from, to);
+}
+
 static int end_compress(admin_req *q, admin_reply *reply) {
     srv_admin *a = q->a;
     srv_err e;
@@ -318,8 +335,11 @@ static int end_compress(admin_req *q, admin_reply *reply) {
         if (upload_file_bytes(u, required[i]) < 0)
             return reply_error(reply, 422, ERR_VALIDATION,
                                "the upload has no \"%s\" file part (needed: config = config.json, "
-                               "weights = model.safetensors, vocab = vocab.txt)",
+                               "weights = model.safetensors or pytorch_model.bin, vocab = "
+                               "vocab.txt)",
                                required[i]);
+    if (name_staged_weights(upload_dir(u)) != 0)
+        return reply_error(reply, 500, ERR_INTERNAL, "cannot stage the uploaded weights");
     int kind = store_kind(a->d.store->dir, name);
     if (kind == STORE_CHECKPOINT || kind == STORE_OTHER)
         return reply_error(reply, 409, ERR_CONFLICT,

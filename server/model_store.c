@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* nftw's FTW_DEPTH / FTW_PHYS */
 #include "model_store.h"
+#include "model/bert_model.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -101,7 +102,7 @@ int store_file_id(const char *path, int checkpoint, srv_file_id *id) {
     struct stat st;
     memset(id, 0, sizeof(*id));
     if (checkpoint) {
-        if (path_fmt(buf, sizeof(buf), "%s/model.safetensors", path) != 0) return -1;
+        if (path_fmt(buf, sizeof(buf), "%s/%s", path, bert_hf_weights_file(path)) != 0) return -1;
         if (stat(buf, &st) != 0) {
             if (path_fmt(buf, sizeof(buf), "%s/config.json", path) != 0 || stat(buf, &st) != 0)
                 return -1;
