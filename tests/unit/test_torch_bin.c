@@ -188,6 +188,7 @@ START_TEST(test_byte_flips) {
             free(c);
         }
     }
+    free(img);
     ck_assert_int_gt(refused, 0);
     ck_assert_int_gt(opened, 0); /* e.g. flips inside tensor data */
 }
