@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/pickle.h"
 #include "formats/safetensors.h"
 #include "formats/torch_bin.h"
 #include "model/bert_forward.h"
@@ -269,6 +270,36 @@ START_TEST(test_half_weights) {
 }
 END_TEST
 
+/* The two limits no small fixture reaches: values created (each "Na"
+ * makes one) and container items (each "h\0a" appends the memoized list
+ * to itself without creating a value).  Built in memory: 2 and 12 MB. */
+/* head, then n copies of unit (lengths given: they hold NUL bytes), then
+ * STOP. */
+static uint8_t *repeat_pickle(const char *head, size_t hl, const char *unit, size_t ul, size_t n,
+                              size_t *len) {
+    *len = hl + n * ul + 1;
+    uint8_t *p = malloc(*len);
+    ck_assert_ptr_nonnull(p);
+    memcpy(p, head, hl);
+    for (size_t i = 0; i < n; i++) memcpy(p + hl + i * ul, unit, ul);
+    p[*len - 1] = '.';
+    return p;
+}
+
+START_TEST(test_value_limits) {
+    size_t len;
+    uint8_t *p = _i ? repeat_pickle("\x80\x02]q\0", 5, "h\0a", 3, (1u << 22) + 8, &len)
+                    : repeat_pickle("\x80\x02]", 3, "Na", 2, (1u << 20) + 8, &len);
+    pkl_state_dict sd;
+    bct_error err = {{0}};
+    ck_assert_int_eq(pkl_load_state_dict(p, len, &sd, &err), BCT_ERANGE);
+    ck_assert_msg(strstr(err.msg, _i ? "(limit PKL_MAX_SLOTS)" : "(limit PKL_MAX_OBJECTS)"), "%s",
+                  err.msg);
+    ck_assert_ptr_null(sd.tensors);
+    free(p);
+}
+END_TEST
+
 /* Missing files and directories are I/O errors naming the path. */
 START_TEST(test_io_errors) {
     test_expect_open_io_errors(&tb_reader, "/nonexistent/pytorch_model.bin");
@@ -298,6 +329,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_byte_flips, 0, 2);
     tcase_add_test(tc, test_fp32_bit_identical);
     tcase_add_loop_test(tc, test_half_weights, 0, 2);
+    tcase_add_loop_test(tc, test_value_limits, 0, 2);
     tcase_add_test(tc, test_io_errors);
     tcase_add_test(tc, test_sniff);
     suite_add_tcase(s, tc);
