@@ -70,7 +70,8 @@ static void zip_free(zip *z) {
 
 int torch_bin_sniff(const void *head, size_t n) {
     const uint8_t *p = head;
-    return n >= 4 && le_read32(p) == ZIP_LOCAL_SIG;
+    return (n >= 4 && le_read32(p) == ZIP_LOCAL_SIG) ||
+           (n >= sizeof(legacy_head) && !memcmp(p, legacy_head, sizeof(legacy_head)));
 }
 
 /* Finds the end-of-central-directory record: the last one whose comment

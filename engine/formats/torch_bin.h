@@ -36,8 +36,9 @@ int torch_bin_open(const char *path, st_file **out, bct_error *err);
 int torch_bin_open_buffer(const void *buf, size_t len, st_file **out,
                           bct_error *err);
 
-/* 1 when the n bytes at head start like a zip archive (a torch.save
- * checkpoint), 0 otherwise (e.g. a safetensors file). */
+/* 1 when the n bytes at head start like a torch.save checkpoint (a zip
+ * archive, or the legacy format, which torch_bin_open then names), 0
+ * otherwise (e.g. a safetensors file). */
 int torch_bin_sniff(const void *head, size_t n);
 
 #endif

@@ -65,6 +65,7 @@ stack_bomb|stack grows past
 storage_too_small|ends past the 6 elements of storage
 lying_size|run past the entries' area
 deflated|is compressed (method 8)
+legacy|pytorch_model.bin: this is a legacy (PyTorch < 1.6) checkpoint
 EOF
 
 # ---- a valid pytorch_model.bin: compressed and served ----

@@ -312,6 +312,9 @@ START_TEST(test_sniff) {
     ck_assert(torch_bin_sniff(img, len));
     ck_assert(!torch_bin_sniff(img, 3));
     free(img);
+    img = load("torch_bin/bad/legacy.bin", &len);
+    ck_assert(torch_bin_sniff(img, len));
+    free(img);
     img = load("torch_bin/st/model.safetensors", &len);
     ck_assert(!torch_bin_sniff(img, len));
     free(img);
