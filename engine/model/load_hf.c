@@ -100,32 +100,61 @@ static long long file_size(const char *path) {
 
 static void release_st(struct bert_storage *s) { st_close(s->st); }
 
+static int file_exists(const char *dir, const char *name) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+/* The tokenizer, from the first of: vocab.txt (BERT WordPiece),
+ * tokenizer.json, vocab.json + merges.txt (byte-level BPE).  *used gets the
+ * file names read, for the byte count. */
+static int load_tokenizer(bert_model *m, const char *dir, const char *used[2], bct_error *err) {
+    char path[4096];
+    size_t len, mlen = 0;
+    int kind = file_exists(dir, "vocab.txt") ? 0 : file_exists(dir, "tokenizer.json") ? 1
+               : file_exists(dir, "vocab.json") ? 2 : -1;
+    static const char *const first[] = {"vocab.txt", "tokenizer.json", "vocab.json"};
+    if (kind < 0)
+        return bct_fail(err, BCT_EIO, "%s: no vocab.txt, tokenizer.json or vocab.json + merges.txt", dir);
+    used[0] = first[kind];
+    used[1] = kind == 2 ? "merges.txt" : NULL;
+    snprintf(path, sizeof(path), "%s/%s", dir, first[kind]);
+    char *text = read_text(path, &len, err), *merges = NULL;
+    if (!text) return BCT_EIO;
+    if (kind == 2) {
+        snprintf(path, sizeof(path), "%s/merges.txt", dir);
+        if (!(merges = read_text(path, &mlen, err))) {
+            free(text);
+            return BCT_EIO;
+        }
+    }
+    int rc = kind == 0 ? bert_model_init_tokenizer(m, text, len, err)
+                       : bert_model_init_tokenizer_json(m, text, len, merges, mlen, kind == 1, err);
+    free(text);
+    free(merges);
+    return rc;
+}
+
 int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err) {
     char path[4096];
     int rc;
-    size_t len;
     *out = NULL;
     bert_model *m = bert_model_alloc();
     if (!m) return bct_fail(err, BCT_ENOMEM, "out of memory");
     snprintf(path, sizeof(path), "%s/config.json", dir);
     if ((rc = bert_config_load(path, &m->cfg, err)) != BCT_OK) goto fail;
     if ((rc = bert_model_init_layers(m, err)) != BCT_OK) goto fail;
-    snprintf(path, sizeof(path), "%s/vocab.txt", dir);
-    char *vocab_text = read_text(path, &len, err);
-    if (!vocab_text) {
-        rc = BCT_EIO;
-        goto fail;
-    }
-    rc = bert_model_init_tokenizer(m, vocab_text, len, err);
-    free(vocab_text);
-    if (rc != BCT_OK) goto fail;
+    const char *tok_files[2] = {NULL, NULL};
+    if ((rc = load_tokenizer(m, dir, tok_files, err)) != BCT_OK) goto fail;
     snprintf(path, sizeof(path), "%s/model.safetensors", dir);
     if ((rc = st_open(path, &m->storage->st, err)) != BCT_OK) goto fail;
     m->storage->release = release_st;
     if ((rc = bind_all(m, err)) != BCT_OK) goto fail;
     snprintf(m->format, sizeof(m->format), "fp32");
-    static const char *const files[] = {"config.json", "vocab.txt", "model.safetensors"};
-    for (int i = 0; i < 3; i++) {
+    const char *const files[] = {"config.json", tok_files[0], "model.safetensors", tok_files[1]};
+    for (int i = 0; i < 4 && files[i]; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         m->file_bytes += file_size(path);
     }
