@@ -212,6 +212,82 @@ static const char GPT2_REGEX[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?
 
 /* ----------------------------------------------------------- normalizer */
 
+/* Standard base64 (RFC 4648, '=' padding) of s into a malloc'd buffer. */
+static int base64_decode(const char *s, uint8_t **out, size_t *out_n) {
+    size_t n = strlen(s);
+    if (n % 4) return -1;
+    uint8_t *b = malloc(n / 4 * 3 + 1);
+    if (!b) return -2;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t v = 0;
+        int pad = 0;
+        for (int j = 0; j < 4; j++) {
+            char c = s[i + j];
+            int x = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                    : c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+            if (c == '=' && i + 4 == n && j >= 2 && (j == 3 || s[i + 3] == '=')) {
+                pad++;
+                x = 0;
+            } else if (x < 0 || pad) {
+                free(b);
+                return -1;
+            }
+            v = v << 6 | (uint32_t)x;
+        }
+        b[k++] = (uint8_t)(v >> 16);
+        if (pad < 2) b[k++] = (uint8_t)(v >> 8);
+        if (pad < 1) b[k++] = (uint8_t)v;
+    }
+    *out = b;
+    *out_n = k;
+    return 0;
+}
+
+/* precompiled_charsmap = u32 LE trie size, the darts-clone units (u32 LE),
+ * then the pool of NUL-terminated UTF-8 replacements.  Every leaf value
+ * (a unit with bit 31 set) must point at a terminated string in the pool,
+ * so lookups need no checks beyond the unit index. */
+static int read_charsmap(tj_norm *n, const char *b64, const char *what, bct_error *err) {
+    uint8_t *blob;
+    size_t len;
+    int r = base64_decode(b64, &blob, &len);
+    if (r == -2) return NOMEM(err);
+    if (r) return bct_fail(err, BCT_EFORMAT, "%s.precompiled_charsmap: not valid base64", what);
+    uint32_t trie = len >= 4 ? (uint32_t)blob[0] | (uint32_t)blob[1] << 8 | (uint32_t)blob[2] << 16 |
+                                   (uint32_t)blob[3] << 24
+                             : 0;
+    if (len <= 4 || trie == 0 || trie % 4 || trie > len - 4) {
+        free(blob);
+        return bct_fail(err, BCT_EFORMAT, "%s.precompiled_charsmap: bad trie size", what);
+    }
+    n->n_units = trie / 4;
+    n->pool_n = len - 4 - trie;
+    n->units = malloc(trie);
+    n->pool = malloc(n->pool_n + 1);
+    if (!n->units || !n->pool) {
+        free(blob);
+        return NOMEM(err);
+    }
+    for (size_t i = 0; i < n->n_units; i++) {
+        const uint8_t *p = blob + 4 + 4 * i;
+        n->units[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    }
+    memcpy(n->pool, blob + 4 + trie, n->pool_n);
+    free(blob);
+    for (size_t i = 0; i < n->n_units; i++) {
+        uint32_t u = n->units[i];
+        if (!(u >> 31)) continue;
+        size_t v = u & 0x7FFFFFFF;
+        if (v >= n->pool_n || !memchr(n->pool + v, 0, n->pool_n - v))
+            return bct_fail(err, BCT_EFORMAT, "%s.precompiled_charsmap: unit %zu points outside the strings", what, i);
+        size_t sl = strlen(n->pool + v);
+        if (utf8_find_invalid((const uint8_t *)n->pool + v, sl, 0, NULL) != sl)
+            return bct_fail(err, BCT_EFORMAT, "%s.precompiled_charsmap: replacement %zu is not valid UTF-8", what, v);
+    }
+    return BCT_OK;
+}
+
 static int add_norm(tjson *j, const cJSON *o, const char *what, bct_error *err);
 
 static int push_norm(tjson *j, tj_norm n, const char *what, bct_error *err) {
@@ -269,6 +345,11 @@ static int add_norm(tjson *j, const cJSON *o, const char *what, bct_error *err) 
         if (map && !cJSON_IsNull(map) && !cJSON_IsString(map))
             return bct_fail(err, BCT_EFORMAT, "%s.precompiled_charsmap: expected a base64 string", what);
         n.kind = TJN_PRECOMPILED;
+        if (cJSON_IsString(map) && *map->valuestring && (rc = read_charsmap(&n, map->valuestring, what, err))) {
+            free(n.units);
+            free(n.pool);
+            return rc;
+        }
     } else if (strcmp(type, "Replace") == 0 || strcmp(type, "Prepend") == 0) {
         int replace = type[0] == 'R', is_regex = 0;
         const char *pat = NULL, *content;
@@ -894,6 +975,8 @@ void tjson_free(tjson *j) {
     for (int i = 0; j->norm && i < j->n_norm; i++) {
         free(j->norm[i].pat);
         free(j->norm[i].rep);
+        free(j->norm[i].units);
+        free(j->norm[i].pool);
     }
     for (int i = 0; j->pre && i < j->n_pre; i++) free(j->pre[i].pat);
     free(j->norm);

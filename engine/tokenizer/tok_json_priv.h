@@ -55,7 +55,7 @@ enum tj_norm_kind {
     TJN_REPLACE,
     TJN_STRIP,
     TJN_PREPEND,
-    TJN_PRECOMPILED, /* applied as NFKC, see tok_pipeline.c */
+    TJN_PRECOMPILED, /* SentencePiece charsmap (NFKC when the file has none) */
 };
 
 typedef struct tj_norm {
@@ -64,6 +64,10 @@ typedef struct tj_norm {
     int left, right;                          /* Strip */
     int32_t *pat, *rep;                       /* Replace: pattern -> content; Prepend: rep */
     size_t pat_n, rep_n;
+    uint32_t *units;                          /* Precompiled: darts-clone double array */
+    size_t n_units;
+    char *pool;                               /* Precompiled: NUL-terminated replacements */
+    size_t pool_n;
 } tj_norm;
 
 enum tj_split_behavior { TJB_REMOVED, TJB_ISOLATED, TJB_MERGED_PREV, TJB_MERGED_NEXT, TJB_CONTIGUOUS };

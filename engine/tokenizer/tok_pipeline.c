@@ -7,9 +7,9 @@
  * per-character mapping, \w is letters, marks, Nd, Nl, Pc and the joiners.
  * Unicode data comes from utf8proc.
  *
- * Precompiled (SentencePiece charsmap) normalizers are applied as NFKC: the
- * charsmap of the usual nmt_nfkc spec is NFKC plus a few extra rules, so
- * texts with those characters may differ (docs, README).
+ * Precompiled (SentencePiece charsmap) normalizers run the charsmap's
+ * darts-clone trie with SentencePiece's longest-match rule (charsmap());
+ * one without a charsmap is applied as NFKC.
  */
 #include "tok_json_priv.h"
 #include "tokenizer.h"
@@ -151,6 +151,62 @@ static int unicode_nf(cpbuf *o, const int32_t *s, size_t n, utf8proc_option_t op
     return rc;
 }
 
+/* Longest rule of the darts-clone trie matching a prefix of k[0..n):
+ * returns its length (0: none) and *value, the replacement's pool offset.
+ * Unit fields as darts-clone packs them; indexes are bounds-checked. */
+static size_t trie_longest(const tj_norm *st, const uint8_t *k, size_t n, uint32_t *value) {
+    const uint32_t *u = st->units;
+    size_t nu = st->n_units, best = 0;
+#define OFFSET(x) (((x) >> 10) << (((x) & (1u << 9)) >> 6))
+    size_t pos = OFFSET(u[0]);
+    for (size_t i = 0; i < n; i++) {
+        pos ^= k[i];
+        if (pos >= nu) break;
+        uint32_t x = u[pos];
+        if ((x & 0x800000FFu) != k[i]) break;
+        pos ^= OFFSET(x);
+        if (pos >= nu) break;
+        if ((x >> 8) & 1) { /* has a leaf: the unit at pos holds the value */
+            best = i + 1;
+            *value = u[pos] & 0x7FFFFFFFu;
+        }
+    }
+#undef OFFSET
+    return best;
+}
+
+/* SentencePiece's normalizer: at each position the longest rule replaces
+ * its bytes; otherwise one character is copied.  (tokenizers tries whole
+ * grapheme clusters first; results differ only where a rule spans part of
+ * a cluster.) */
+static int charsmap(const tj_norm *st, const int32_t *s, size_t n, cpbuf *o) {
+    char *u;
+    size_t un;
+    if (utf8_of(s, n, &u, &un)) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < un && !rc;) {
+        uint32_t v = 0;
+        size_t len = trie_longest(st, (const uint8_t *)u + i, un - i, &v);
+        if (!len || (v >= st->pool_n)) {
+            utf8proc_int32_t c;
+            i += (size_t)utf8proc_iterate((const utf8proc_uint8_t *)u + i, (utf8proc_ssize_t)(un - i), &c);
+            rc = cp_push(o, c);
+            continue;
+        }
+        /* A rule may end inside a character: then it covers the whole one. */
+        i += len;
+        while (i < un && ((uint8_t)u[i] & 0xC0) == 0x80) i++;
+        const char *r = st->pool + v;
+        for (size_t p = 0, rl = strlen(r); p < rl && !rc;) {
+            utf8proc_int32_t c;
+            p += (size_t)utf8proc_iterate((const utf8proc_uint8_t *)r + p, (utf8proc_ssize_t)(rl - p), &c);
+            rc = cp_push(o, c);
+        }
+    }
+    free(u);
+    return rc;
+}
+
 static int norm_step(const tj_norm *st, const int32_t *s, size_t n, cpbuf *o) {
     switch (st->kind) {
     case TJN_BERT: {
@@ -182,8 +238,10 @@ static int norm_step(const tj_norm *st, const int32_t *s, size_t n, cpbuf *o) {
     }
     case TJN_NFC: return unicode_nf(o, s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     case TJN_NFD: return unicode_nf(o, s, n, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE);
-    case TJN_NFKC:
-    case TJN_PRECOMPILED: return unicode_nf(o, s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
+    case TJN_PRECOMPILED:
+        if (st->units) return charsmap(st, s, n, o);
+        return unicode_nf(o, s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
+    case TJN_NFKC: return unicode_nf(o, s, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
     case TJN_NFKD: return unicode_nf(o, s, n, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
     case TJN_LOWER:
         for (size_t i = 0; i < n; i++)

@@ -9,12 +9,14 @@ Standard library only: unicodedata for Unicode data (Python's Unicode 14).
     ids, type_ids = tok.encode("text", "pair or None", max_len)
     ids = tok.tokenize("text")              # model ids, no specials
 
-Precompiled (SentencePiece charsmap) normalizers are applied as NFKC, like
-bct.  Regex patterns are limited to what bct supports ("X{k,}" in Replace,
+Precompiled (SentencePiece charsmap) normalizers run the charsmap with
+SentencePiece's longest-match rule (NFKC when the file has no charsmap), as
+bct does.  Regex patterns are limited to what bct supports ("X{k,}" in Replace,
 the GPT-2 pattern in Split).
 """
+import base64
 import json
-import math
+import struct
 import unicodedata
 
 GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
@@ -84,6 +86,57 @@ class UnsupportedError(Exception):
 
 # ------------------------------------------------------------ normalizers
 
+class Charsmap:
+    """SentencePiece precompiled_charsmap: u32 LE trie size, a darts-clone
+    double array (u32 LE units), NUL-terminated replacement strings.
+    Normalizing takes, at each position, the longest rule matching the
+    UTF-8 bytes there, else copies one character (sentencepiece
+    normalizer.cc)."""
+
+    def __init__(self, blob):
+        (size,) = struct.unpack_from("<I", blob, 0)
+        if len(blob) <= 4 or size == 0 or size % 4 or size > len(blob) - 4:
+            raise ValueError("bad trie size")
+        self.units = struct.unpack_from("<%dI" % (size // 4), blob, 4)
+        self.pool = blob[4 + size:]
+
+    @staticmethod
+    def _offset(u):
+        return (u >> 10) << ((u & (1 << 9)) >> 6)
+
+    def longest(self, key):
+        u, best = self.units, (0, None)
+        pos = self._offset(u[0])
+        for i, b in enumerate(key):
+            pos ^= b
+            if pos >= len(u) or (u[pos] & 0x800000FF) != b:
+                break
+            x = u[pos]
+            pos ^= self._offset(x)
+            if pos >= len(u):
+                break
+            if (x >> 8) & 1:
+                best = (i + 1, u[pos] & 0x7FFFFFFF)
+        return best
+
+    def normalize(self, s):
+        data, out, i = s.encode("utf-8"), [], 0
+        while i < len(data):
+            n, v = self.longest(memoryview(data)[i:])
+            if not n:
+                j = i + 1
+                while j < len(data) and data[j] & 0xC0 == 0x80:
+                    j += 1
+                out.append(data[i:j])
+                i = j
+                continue
+            i += n
+            while i < len(data) and data[i] & 0xC0 == 0x80:
+                i += 1
+            out.append(self.pool[v:self.pool.index(b"\0", v)])
+        return b"".join(out).decode("utf-8")
+
+
 def run_regex_run(s, ch, k, rep):
     """Replace runs of >= k copies of ch."""
     out, i = [], 0
@@ -135,7 +188,10 @@ def make_normalizer(spec):
     if t in ("NFC", "NFD", "NFKC", "NFKD"):
         return lambda s: unicodedata.normalize(t, s)
     if t == "Precompiled":
-        return lambda s: unicodedata.normalize("NFKC", s)
+        if not spec.get("precompiled_charsmap"):
+            return lambda s: unicodedata.normalize("NFKC", s)
+        cm = Charsmap(base64.b64decode(spec["precompiled_charsmap"], validate=True))
+        return cm.normalize
     if t == "Lowercase":
         return lower
     if t == "StripAccents":

@@ -62,11 +62,25 @@ static void load_cases(void) {
     ck_assert_int_gt(n_cases, 100);
 }
 
-static tokenizer *load_json_tok(const char *name) {
+/* TOK_GOLDEN_DIR / TOK_GOLDEN_NAME: a fixture generated at test time
+ * (tests/cli/test_tokenizer_spm.sh) instead of the committed ones. */
+static const char *fixture_path(const char *name, const char *ext) {
+    static char path[2][4096];
+    static int k;
+    const char *dir = getenv("TOK_GOLDEN_DIR");
     char rel[128];
-    snprintf(rel, sizeof(rel), "tokenizers/%s.json", name);
+    snprintf(rel, sizeof(rel), "tokenizers/%s.%s", name, ext);
+    k ^= 1;
+    if (dir)
+        snprintf(path[k], sizeof(path[k]), "%s/%s.%s", dir, name, ext);
+    else
+        snprintf(path[k], sizeof(path[k]), "%s", test_data_path(rel));
+    return path[k];
+}
+
+static tokenizer *load_json_tok(const char *name) {
     size_t len;
-    char *doc = test_read_file(test_data_path(rel), &len);
+    char *doc = test_read_file(fixture_path(name, "json"), &len);
     ck_assert_ptr_nonnull(doc);
     tokenizer *t = NULL;
     bct_error err = {{0}};
@@ -79,10 +93,8 @@ static tokenizer *load_json_tok(const char *name) {
 /* Compares every case against <golden>.ids ("SKIP": not compared). */
 static void check_golden_n(tokenizer *t, const char *golden, int min_checked, int min_errors) {
     load_cases();
-    char rel[128];
-    snprintf(rel, sizeof(rel), "tokenizers/%s.ids", golden);
     size_t len;
-    char *text = test_read_file(test_data_path(rel), &len);
+    char *text = test_read_file(fixture_path(golden, "ids"), &len);
     ck_assert_ptr_nonnull(text);
     int32_t ids[CAP];
     uint8_t types[CAP];
@@ -319,6 +331,16 @@ static const bad_case BAD[] = {
     {"{\"truncation\":{\"max_length\":0}," WP_MODEL "}", BCT_EFORMAT, "truncation.max_length"},
     {"{\"truncation\":{\"max_length\":8,\"direction\":\"Up\"}," WP_MODEL "}", BCT_EFORMAT, "truncation.direction"},
     {"{\"version\":\"2.0\"," WP_MODEL "}", BCT_EUNSUPPORTED, "version"},
+    {"{\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"!!!!\"}," WP_MODEL "}", BCT_EFORMAT,
+     "normalizer.precompiled_charsmap: not valid base64"},
+    {"{\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"AAAAAA==\"}," WP_MODEL "}",
+     BCT_EFORMAT, "bad trie size"},
+    {"{\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"CAAAAGFiY2Q=\"}," WP_MODEL "}",
+     BCT_EFORMAT, "bad trie size"},
+    {"{\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"BAAAAAUAAIBhAA==\"}," WP_MODEL "}",
+     BCT_EFORMAT, "points outside"},
+    {"{\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"BAAAAAAAAID/AA==\"}," WP_MODEL "}",
+     BCT_EFORMAT, "not valid UTF-8"},
 };
 
 START_TEST(test_bad_files) {
@@ -394,10 +416,25 @@ START_TEST(test_vocab_txt_has_no_doc) {
 }
 END_TEST
 
+/* Golden ids of a generated fixture: at least 80 compared cases. */
+START_TEST(test_generated_golden) {
+    const char *name = getenv("TOK_GOLDEN_NAME");
+    ck_assert_ptr_nonnull(name);
+    tokenizer *t = load_json_tok(name);
+    check_golden_n(t, name, 80, 0);
+    tok_free(t);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tokenizer_json");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 600);
+    if (getenv("TOK_GOLDEN_DIR")) {
+        tcase_add_test(tc, test_generated_golden);
+        suite_add_tcase(s, tc);
+        return test_run_suite(s);
+    }
     tcase_add_test(tc, test_bpe_golden);
     tcase_add_test(tc, test_bpe_files_golden);
     tcase_add_test(tc, test_unigram_golden);
