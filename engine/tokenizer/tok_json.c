@@ -731,7 +731,11 @@ static int read_added(tjson *j, const cJSON *list, bct_error *err) {
             rc = tjson_normalize(j, cps, nc, &a->cps, &a->n);
             free(cps);
             if (rc) return NOMEM(err);
-            if (!a->n) j->n_added--; /* normalizes to nothing: can never match */
+            if (!a->n) { /* normalizes to nothing: can never match */
+                free(a->cps);
+                a->cps = NULL;
+                j->n_added--;
+            }
         } else {
             a->cps = cps;
             a->n = nc;
@@ -936,6 +940,11 @@ static int32_t find_token(const tjson *j, const char *s) {
     return tj_map_get(&j->model.vocab, s, strlen(s));
 }
 
+static int by_first_cp(const void *a, const void *b) {
+    int32_t x = ((const tj_added *)a)->cps[0], y = ((const tj_added *)b)->cps[0];
+    return (x > y) - (x < y);
+}
+
 static int build(tjson *j, const cJSON *root, bct_error *err) {
     int rc;
     const cJSON *norm = get(root, "normalizer"), *pre = get(root, "pre_tokenizer");
@@ -949,6 +958,8 @@ static int build(tjson *j, const cJSON *root, bct_error *err) {
         (rc = check_template(j->pair, j->n_pair, 1, &j->specials_pair, "pair", err)) ||
         (rc = read_truncation(j, get(root, "truncation"), err)))
         return rc;
+    /* Sorted by first character, so matching looks only at candidates. */
+    if (j->n_added) qsort(j->added, (size_t)j->n_added, sizeof(*j->added), by_first_cp);
     const cJSON *ver = get(root, "version");
     if (ver && !(cJSON_IsString(ver) && strcmp(ver->valuestring, "1.0") == 0))
         return bct_fail(err, BCT_EUNSUPPORTED, "version: expected \"1.0\"");

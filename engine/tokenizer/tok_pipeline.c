@@ -600,11 +600,12 @@ static int wordpiece(const tj_model *m, const word *w, out_ids *o) {
     if (!buf) return -1;
     for (size_t start = 0; start < w->n;) {
         int32_t id = -1;
-        size_t end = w->n;
+        size_t end = start, pre = start ? m->prefix_n : 0;
+        /* Longest candidate first, starting at the longest vocab entry. */
+        while (end < w->n && pre + w->off[end + 1] - w->off[start] <= m->max_piece_bytes) end++;
         for (; end > start; end--) {
-            size_t pre = start ? m->prefix_n : 0, len = w->off[end] - w->off[start];
-            if (pre + len > m->max_piece_bytes) continue;
-            memcpy(buf, m->prefix, pre);
+            size_t len = w->off[end] - w->off[start];
+            if (pre) memcpy(buf, m->prefix, pre);
             memcpy(buf + pre, w->b + w->off[start], len);
             if ((id = tj_map_get(&m->vocab, buf, pre + len)) >= 0) break;
         }
@@ -676,9 +677,9 @@ static int bpe(const tj_model *m, const word *w, out_ids *o) {
     int32_t unk_run = -1; /* a pending (fused) unknown */
     for (size_t i = 0; i < n; i++) {
         size_t pre = i ? m->prefix_n : 0, suf = i + 1 == n ? m->suffix_n : 0, cl = w->off[i + 1] - w->off[i];
-        memcpy(buf, m->prefix, pre);
+        if (pre) memcpy(buf, m->prefix, pre);
         memcpy(buf + pre, w->b + w->off[i], cl);
-        memcpy(buf + pre + cl, m->suffix, suf);
+        if (suf) memcpy(buf + pre + cl, m->suffix, suf);
         int32_t id = tj_map_get(&m->vocab, buf, pre + cl + suf);
         if (id >= 0) {
             if (unk_run >= 0) sym[ns++] = unk_run;
@@ -814,10 +815,17 @@ done:
 
 /* Longest added token (of class `normalized`) matching s at i, or -1. */
 static int added_at(const tjson *j, const int32_t *s, size_t n, size_t i, int normalized) {
-    int best = -1;
-    for (int k = 0; k < j->n_added; k++) {
+    int best = -1, lo = 0, hi = j->n_added;
+    while (lo < hi) { /* first token whose first character is >= s[i] (sorted at load) */
+        int mid = lo + (hi - lo) / 2;
+        if (j->added[mid].cps[0] < s[i])
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int k = lo; k < j->n_added && j->added[k].cps[0] == s[i]; k++) {
         const tj_added *a = &j->added[k];
-        if ((a->normalized != 0) != normalized || a->n > n - i || a->cps[0] != s[i]) continue;
+        if ((a->normalized != 0) != normalized || a->n > n - i) continue;
         if (best >= 0 && a->n <= j->added[best].n) continue;
         if (memcmp(a->cps, s + i, a->n * sizeof(int32_t)) == 0) best = k;
     }
