@@ -459,17 +459,12 @@ size_t tjson_gpt2_split(const int32_t *s, size_t n, size_t *ends) {
 }
 
 /* bytes_to_unicode of GPT-2: printable bytes map to themselves, the other
- * 68 to U+0100.. in byte order. */
+ * 68 (0x00-0x20, 0x7F-0xA0, 0xAD) to U+0100.. in byte order. */
 static int32_t byte_char(unsigned b) {
-    static int32_t map[256];
-    static int ready;
-    if (!ready) { /* idempotent: racing threads write the same values */
-        int32_t next = 256;
-        for (unsigned x = 0; x < 256; x++)
-            map[x] = (x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE) ? (int32_t)x : next++;
-        ready = 1;
-    }
-    return map[b];
+    if (b <= 0x20) return 0x100 + (int32_t)b;
+    if (b >= 0x7F && b <= 0xA0) return 0x100 + 33 + (int32_t)(b - 0x7F);
+    if (b == 0xAD) return 0x100 + 67;
+    return (int32_t)b;
 }
 
 static int bytelevel_add(plist *out, const int32_t *s, size_t n, int first) {
