@@ -6,6 +6,7 @@
  * over the texts of cases.jsonl (GLUE dev sentences and pairs, hostile
  * inputs).  Runs without ../shared.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,23 +65,19 @@ static void load_cases(void) {
 
 /* TOK_GOLDEN_DIR / TOK_GOLDEN_NAME: a fixture generated at test time
  * (tests/cli/test_tokenizer_spm.sh) instead of the committed ones. */
-static const char *fixture_path(const char *name, const char *ext) {
-    static char path[2][4096];
-    static int k;
+static const char *fixture_path(const char *name, const char *ext, char path[4096]) {
     const char *dir = getenv("TOK_GOLDEN_DIR");
-    char rel[128];
-    snprintf(rel, sizeof(rel), "tokenizers/%s.%s", name, ext);
-    k ^= 1;
     if (dir)
-        snprintf(path[k], sizeof(path[k]), "%s/%s.%s", dir, name, ext);
+        snprintf(path, 4096, "%s/%s.%s", dir, name, ext);
     else
-        snprintf(path[k], sizeof(path[k]), "%s", test_data_path(rel));
-    return path[k];
+        snprintf(path, 4096, "%s/tokenizers/%s.%s", BCT_TEST_DATA, name, ext);
+    return path;
 }
 
 static tokenizer *load_json_tok(const char *name) {
     size_t len;
-    char *doc = test_read_file(fixture_path(name, "json"), &len);
+    char path[4096];
+    char *doc = test_read_file(fixture_path(name, "json", path), &len);
     ck_assert_ptr_nonnull(doc);
     tokenizer *t = NULL;
     bct_error err = {{0}};
@@ -94,7 +91,8 @@ static tokenizer *load_json_tok(const char *name) {
 static void check_golden_n(tokenizer *t, const char *golden, int min_checked, int min_errors) {
     load_cases();
     size_t len;
-    char *text = test_read_file(fixture_path(golden, "ids"), &len);
+    char path[4096];
+    char *text = test_read_file(fixture_path(golden, "ids", path), &len);
     ck_assert_ptr_nonnull(text);
     int32_t ids[CAP];
     uint8_t types[CAP];
@@ -247,6 +245,28 @@ START_TEST(test_long_inputs) {
         tok_free(t);
     }
     free(s);
+}
+END_TEST
+
+/* One tokenizer shared by threads: each thread's ids equal golden_of's
+ * (every thread re-checks the whole golden file). */
+static tokenizer *shared_tok;
+
+static void *thread_check(void *arg) {
+    check_golden(shared_tok, (const char *)arg);
+    return NULL;
+}
+
+START_TEST(test_threads) {
+    load_cases(); /* before the threads: it fills a global */
+    const char *names[] = {"bpe", "unigram", "wp_seq"};
+    for (int k = 0; k < 3; k++) {
+        shared_tok = load_json_tok(names[k]);
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, thread_check, (void *)names[k]), 0);
+        for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+        tok_free(shared_tok);
+    }
 }
 END_TEST
 
@@ -445,6 +465,7 @@ int main(void) {
     tcase_add_test(tc, test_sentencepiece_golden);
     tcase_add_test(tc, test_bpe_specials);
     tcase_add_test(tc, test_long_inputs);
+    tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_bad_files);
     tcase_add_test(tc, test_hostile_documents);
     tcase_add_test(tc, test_vocab_txt_has_no_doc);
