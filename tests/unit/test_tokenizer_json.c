@@ -421,6 +421,56 @@ START_TEST(test_hostile_documents) {
 }
 END_TEST
 
+/* Random single-byte changes of every fixture: each must load or fail
+ * cleanly (ASan/UBSan builds catch the rest), and what loads must encode
+ * a few texts without error beyond BCT_EINVAL (e.g. no unk_id). */
+START_TEST(test_mutated_documents) {
+    const char *names[] = {"bpe", "unigram", "unigram_bf", "wp_uncased", "wp_seq", "spm"};
+    const char *texts[] = {"Hello, world!", " a  b\n", "caf\xc3\xa9 \xe9\x87\x8e <mask> [CLS]", ""};
+    uint32_t seed = 12345;
+    int loaded = 0, refused = 0;
+    for (int k = 0; k < 6; k++) {
+        char path[4096];
+        size_t len;
+        char *doc = test_read_file(fixture_path(names[k], "json", path), &len);
+        ck_assert_ptr_nonnull(doc);
+        for (int round = 0; round < 150; round++) {
+            char *copy = (char *)test_copy(doc, len);
+            for (int m = 0; m < 1 + round % 3; m++) {
+                seed = seed * 1664525u + 1013904223u;
+                size_t at = (seed >> 8) % len;
+                static const char pool[] = "{}[]\",:0123456789-e.ntfa \\u";
+                seed = seed * 1664525u + 1013904223u;
+                copy[at] = pool[(seed >> 8) % (sizeof(pool) - 1)];
+            }
+            tokenizer *t = NULL;
+            bct_error err = {{0}};
+            int rc = tok_create_from_json(copy, len, &t, &err);
+            if (rc != BCT_OK) {
+                ck_assert_msg(err.msg[0] && t == NULL, "%s round %d: no message", names[k], round);
+                refused++;
+            } else {
+                loaded++;
+                int32_t ids[CAP];
+                uint8_t types[CAP];
+                for (int x = 0; x < 4; x++) {
+                    tok_encoding e = {ids, types, CAP, 0, 0};
+                    rc = tok_encode(t, texts[x], strlen(texts[x]), texts[(x + 1) % 4], strlen(texts[(x + 1) % 4]), 64,
+                                    &e, &err);
+                    ck_assert_msg(rc == BCT_OK || rc == BCT_EINVAL, "%s round %d: %s", names[k], round, err.msg);
+                    for (int i = 0; rc == BCT_OK && i < e.len; i++) ck_assert_int_ge(ids[i], 0);
+                }
+                tok_free(t);
+            }
+            free(copy);
+        }
+        free(doc);
+    }
+    ck_assert_int_gt(refused, 100);
+    ck_assert_int_gt(loaded, 10);
+}
+END_TEST
+
 /* The vocab.txt tokenizer reports no document. */
 START_TEST(test_vocab_txt_has_no_doc) {
     vocab *v = NULL;
@@ -468,6 +518,7 @@ int main(void) {
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_bad_files);
     tcase_add_test(tc, test_hostile_documents);
+    tcase_add_test(tc, test_mutated_documents);
     tcase_add_test(tc, test_vocab_txt_has_no_doc);
     suite_add_tcase(s, tc);
     int rc = test_run_suite(s);
