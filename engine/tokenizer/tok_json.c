@@ -553,8 +553,8 @@ static int dup_str(const char *s, char **out, size_t *n, bct_error *err) {
 }
 
 static int merge_put(tj_model *m, int32_t a, int32_t b, int32_t rank, int32_t id) {
-    uint64_t key = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1; /* never 0 */
-    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & m->merge_mask;
+    uint64_t key = tj_merge_key(a, b); /* never 0 */
+    size_t i = tj_merge_slot(key, m->merge_mask);
     while (m->merges[i].key && m->merges[i].key != key) i = (i + 1) & m->merge_mask;
     m->merges[i] = (tj_merge){key, rank, id}; /* a repeated pair takes its later rank */
     return 0;

@@ -105,6 +105,17 @@ typedef struct tj_merge {
     int32_t rank, id;
 } tj_merge;
 
+/* Key and first slot of the merge (left, right).  The 64-bit mixer spreads
+ * both ids over the low bits (a plain multiplicative hash of left << 32 |
+ * right leaves them depending on right only: long probe chains). */
+static inline uint64_t tj_merge_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1; }
+static inline size_t tj_merge_slot(uint64_t key, size_t mask) {
+    key ^= key >> 33;
+    key *= 0xFF51AFD7ED558CCDull;
+    key ^= key >> 33;
+    return (size_t)key & mask;
+}
+
 typedef struct tj_model {
     enum tj_model_kind kind;
     tj_map vocab;

@@ -620,8 +620,8 @@ static int wordpiece(const tj_model *m, const word *w, out_ids *o) {
 }
 
 static const tj_merge *merge_get(const tj_model *m, int32_t a, int32_t b) {
-    uint64_t key = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1;
-    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & m->merge_mask;
+    uint64_t key = tj_merge_key(a, b);
+    size_t i = tj_merge_slot(key, m->merge_mask);
     for (; m->merges[i].key; i = (i + 1) & m->merge_mask)
         if (m->merges[i].key == key) return &m->merges[i];
     return NULL;
