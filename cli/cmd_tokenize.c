@@ -11,11 +11,12 @@ static const char *usage_text =
     "usage: bct tokenize --model DIR [--max-len N] < lines\n"
     "\n"
     "Reads lines from stdin (a TAB separates a text pair) and prints one JSON\n"
-    "object per line: {\"ids\": [...], \"type_ids\": [...]}, with [CLS]/[SEP]\n"
+    "object per line: {\"ids\": [...], \"type_ids\": [...]}, with the special tokens\n"
     "and truncation exactly as the model sees them.  A line that cannot be\n"
     "tokenized (invalid UTF-8) prints {\"error\": \"...\"} and the exit code is 1.\n"
     "\n"
-    "  --model DIR      model directory (config.json and vocab.txt are used)\n"
+    "  --model DIR      model directory (config.json and the tokenizer: vocab.txt,\n"
+    "                   tokenizer.json or vocab.json + merges.txt) or .bct file\n"
     "  --max-len N      truncate to N tokens (default 128)\n"
     "  -h, --help       this text\n";
 

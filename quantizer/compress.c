@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "formats/bct_file.h"
@@ -158,7 +159,23 @@ static cJSON *quant_meta(const compress_opts *o) {
     return q;
 }
 
+/* A tokenizer.json tokenizer is stored as its document, so the .bct runs
+ * the same normalizer, pre-tokenizer, model and template. */
+static int write_tokenizer_json(bctf_writer *w, const char *doc, size_t len, cJSON *tok, bct_error *err) {
+    void *z = NULL;
+    size_t zlen = 0;
+    int rc = bctf_deflate(doc, len, &z, &zlen, err);
+    if (rc == BCT_OK) rc = bctf_writer_add(w, "tokenizer.json.z", z, zlen, err);
+    free(z);
+    cJSON_AddStringToObject(tok, "json_blob", "tokenizer.json.z");
+    cJSON_AddNumberToObject(tok, "json_bytes", (double)len);
+    return rc;
+}
+
 static int write_vocab(bctf_writer *w, const bert_model *m, cJSON *tok, bct_error *err) {
+    size_t doc_len;
+    const char *doc = tok_json_doc(m->tok, &doc_len);
+    if (doc) return write_tokenizer_json(w, doc, doc_len, tok, err);
     /* Rebuild vocab.txt from the loaded vocabulary (one token per line). */
     size_t cap = 1 << 20, len = 0;
     char *text = malloc(cap);
@@ -228,8 +245,9 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     cJSON_AddStringToObject(prov, "tool", BCT_TOOL_VERSION);
     cJSON_AddNumberToObject(prov, "created_unix", (double)time(NULL));
     cJSON *src = cJSON_AddObjectToObject(prov, "source");
-    const char *const files[] = {"config.json", "vocab.txt", bert_hf_weights_file(hf_dir)};
-    for (int i = 0; i < 3 && rc == BCT_OK; i++)
+    const char *files[4] = {"config.json", bert_hf_weights_file(hf_dir), NULL, NULL};
+    bert_hf_tokenizer_files(hf_dir, files + 2);
+    for (int i = 0; i < 4 && files[i] && rc == BCT_OK; i++)
         rc = describe_source(hf_dir, files[i], src, &rep->input_bytes, err);
     if (rc != BCT_OK) goto done;
     cJSON_AddNumberToObject(prov, "input_bytes", (double)rep->input_bytes);

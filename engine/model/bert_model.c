@@ -72,6 +72,17 @@ int bert_model_init_tokenizer(bert_model *m, const char *vocab_text, size_t len,
     return tok_create(m->vocab, &opt, &m->tok, err);
 }
 
+int bert_model_init_tokenizer_json(bert_model *m, const char *json, size_t len, const char *merges, size_t mlen,
+                                   int is_json, bct_error *err) {
+    int rc = is_json ? tok_create_from_json(json, len, &m->tok, err)
+                     : tok_create_from_bpe(json, len, merges, mlen, &m->tok, err);
+    if (rc != BCT_OK) return rc;
+    if (tok_id_count(m->tok) > m->cfg.vocab_size)
+        return bct_fail(err, BCT_EFORMAT, "%s produces ids up to %d but config.json vocab_size is %d",
+                        is_json ? "tokenizer.json" : "vocab.json", tok_id_count(m->tok) - 1, m->cfg.vocab_size);
+    return BCT_OK;
+}
+
 int bert_slot_count(const bert_config *cfg) { return 5 + 16 * cfg->layers + 4; }
 
 static bert_slot *add_slot(bert_slot *s, bert_role role, int rows, int cols, const float **f,

@@ -114,6 +114,10 @@ int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err);
 /* The weights file bert_model_load_hf reads in dir: model.safetensors, or
  * pytorch_model.bin (torch_bin.h) when only that one exists. */
 const char *bert_hf_weights_file(const char *dir);
+/* The tokenizer files bert_model_load_hf reads in dir, by preference:
+ * vocab.txt (WordPiece), tokenizer.json, or vocab.json + merges.txt
+ * (files[1], else NULL).  BCT_EIO when there is none. */
+int bert_hf_tokenizer_files(const char *dir, const char *files[2]);
 int bert_model_load_bct(const char *path, bert_model **out, bct_error *err);
 /* As bert_model_load, but fields of `mode` that are >= 0 (nl_bits: > 0)
  * override what the file says, to measure each approximation alone.

@@ -27,6 +27,12 @@ bert_model *bert_model_alloc(void);
 int bert_model_init_layers(bert_model *m, bct_error *err);
 /* Loads vocab.txt contents and builds the tokenizer. */
 int bert_model_init_tokenizer(bert_model *m, const char *vocab_text, size_t len, bct_error *err);
+/* Builds the tokenizer from a tokenizer.json document (its own normalizer
+ * decides casing: config.json's do_lower_case is not applied on top), or
+ * from vocab.json + merges.txt (mlen may be 0 with merges NULL only when
+ * vocab_json is a tokenizer.json: pass is_json 1). */
+int bert_model_init_tokenizer_json(bert_model *m, const char *json, size_t len, const char *merges, size_t mlen,
+                                   int is_json, bct_error *err);
 
 /* Keeps buf (freed with the model).  Returns BCT_OK or BCT_ENOMEM (then
  * buf is freed too). */

@@ -137,7 +137,25 @@ static int load_config(bert_model *m, const cJSON *meta, bct_error *err) {
     return rc;
 }
 
+/* tokenizer.json_blob / json_bytes: the tokenizer.json document the
+ * checkpoint's tokenizer ran (zlib), stored instead of vocab.txt. */
+static int load_tokenizer_json(bert_model *m, const cJSON *name, const cJSON *bytes, bct_error *err) {
+    if (!cJSON_IsString(name) || !cJSON_IsNumber(bytes) || bytes->valuedouble < 1 ||
+        bytes->valuedouble > VOCAB_MAX_BYTES || bytes->valuedouble != (double)(size_t)bytes->valuedouble)
+        return bct_fail(err, BCT_EFORMAT, "tokenizer: json_blob / json_bytes missing or invalid");
+    const void *z;
+    size_t zlen;
+    void *text = NULL;
+    int rc = bctf_blob(m->storage->bf, name->valuestring, &z, &zlen, err);
+    if (rc == BCT_OK) rc = bctf_inflate(z, zlen, (size_t)bytes->valuedouble, &text, err);
+    if (rc == BCT_OK) rc = bert_model_init_tokenizer_json(m, text, (size_t)bytes->valuedouble, NULL, 0, 1, err);
+    free(text);
+    return rc;
+}
+
 static int load_vocab(bert_model *m, const cJSON *tok, bct_error *err) {
+    const cJSON *jname = field(tok, "json_blob");
+    if (jname) return load_tokenizer_json(m, jname, field(tok, "json_bytes"), err);
     const cJSON *name = field(tok, "vocab_blob"), *bytes = field(tok, "vocab_bytes");
     if (!cJSON_IsString(name) || !cJSON_IsNumber(bytes) || bytes->valuedouble < 1 ||
         bytes->valuedouble > VOCAB_MAX_BYTES)

@@ -117,33 +117,65 @@ static int open_weights(const char *dir, st_file **st, const char **file, bct_er
 
 static void release_st(struct bert_storage *s) { st_close(s->st); }
 
+static int file_exists(const char *dir, const char *name) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+int bert_hf_tokenizer_files(const char *dir, const char *files[2]) {
+    files[0] = files[1] = NULL;
+    if (file_exists(dir, "vocab.txt")) files[0] = "vocab.txt";
+    else if (file_exists(dir, "tokenizer.json")) files[0] = "tokenizer.json";
+    else if (file_exists(dir, "vocab.json")) files[0] = "vocab.json", files[1] = "merges.txt";
+    return files[0] ? BCT_OK : BCT_EIO;
+}
+
+/* The tokenizer from the files bert_hf_tokenizer_files names; used gets
+ * them, for the byte count. */
+static int load_tokenizer(bert_model *m, const char *dir, const char *used[2], bct_error *err) {
+    char path[4096];
+    size_t len, mlen = 0;
+    if (bert_hf_tokenizer_files(dir, used) != BCT_OK)
+        return bct_fail(err, BCT_EIO, "%s: no vocab.txt, tokenizer.json or vocab.json + merges.txt", dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, used[0]);
+    char *text = read_text(path, &len, err), *merges = NULL;
+    if (!text) return BCT_EIO;
+    if (used[1]) {
+        snprintf(path, sizeof(path), "%s/%s", dir, used[1]);
+        if (!(merges = read_text(path, &mlen, err))) {
+            free(text);
+            return BCT_EIO;
+        }
+    }
+    int json = strcmp(used[0], "tokenizer.json") == 0;
+    int rc = !strcmp(used[0], "vocab.txt") ? bert_model_init_tokenizer(m, text, len, err)
+             : bert_model_init_tokenizer_json(m, text, len, merges, mlen, json, err);
+    free(text);
+    free(merges);
+    return rc;
+}
+
 int bert_model_load_hf(const char *dir, bert_model **out, bct_error *err) {
     char path[4096];
     int rc;
-    size_t len;
     *out = NULL;
     bert_model *m = bert_model_alloc();
     if (!m) return bct_fail(err, BCT_ENOMEM, "out of memory");
     snprintf(path, sizeof(path), "%s/config.json", dir);
     if ((rc = bert_config_load(path, &m->cfg, err)) != BCT_OK) goto fail;
     if ((rc = bert_model_init_layers(m, err)) != BCT_OK) goto fail;
-    snprintf(path, sizeof(path), "%s/vocab.txt", dir);
-    char *vocab_text = read_text(path, &len, err);
-    if (!vocab_text) {
-        rc = BCT_EIO;
-        goto fail;
-    }
-    rc = bert_model_init_tokenizer(m, vocab_text, len, err);
-    free(vocab_text);
-    if (rc != BCT_OK) goto fail;
+    const char *tok_files[2];
+    if ((rc = load_tokenizer(m, dir, tok_files, err)) != BCT_OK) goto fail;
     const char *weights;
     rc = open_weights(dir, &m->storage->st, &weights, err);
     if (rc != BCT_OK) goto fail;
     m->storage->release = release_st;
     if ((rc = bind_all(m, err)) != BCT_OK) goto fail;
     snprintf(m->format, sizeof(m->format), "fp32");
-    const char *const files[] = {"config.json", "vocab.txt", weights};
-    for (int i = 0; i < 3; i++) {
+    const char *const files[] = {"config.json", weights, tok_files[0], tok_files[1]};
+    for (int i = 0; i < 4 && files[i]; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         m->file_bytes += file_size(path);
     }

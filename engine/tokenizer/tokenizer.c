@@ -12,6 +12,7 @@
  */
 #include "tokenizer.h"
 
+#include "tok_json_priv.h"
 #include "util/utf8.h"
 
 #include <limits.h>
@@ -21,6 +22,7 @@
 #include <utf8proc.h>
 
 struct tokenizer {
+    tjson *j; /* a tokenizer.json pipeline; NULL for vocab.txt (the rest) */
     const vocab *v;
     int lowercase;
     int max_word_chars;
@@ -384,11 +386,56 @@ int tok_create(const vocab *v, const tok_options *opt, tokenizer **out, bct_erro
     return BCT_OK;
 }
 
-void tok_free(tokenizer *t) { free(t); }
+static int wrap_json(tjson *j, tokenizer **out, bct_error *err) {
+    tokenizer *p = calloc(1, sizeof(*p));
+    if (!p) {
+        tjson_free(j);
+        return bct_fail(err, BCT_ENOMEM, "out of memory creating a tokenizer");
+    }
+    p->j = j;
+    p->cls = j->cls;
+    p->sep = j->sep;
+    p->unk = j->unk;
+    p->pad = j->pad;
+    *out = p;
+    return BCT_OK;
+}
+
+int tok_create_from_json(const char *json, size_t len, tokenizer **out, bct_error *err) {
+    if (!out) return bct_fail(err, BCT_EINVAL, "tok_create_from_json: out is NULL");
+    *out = NULL;
+    tjson *j;
+    int rc = tjson_build(json, len, &j, err);
+    return rc ? rc : wrap_json(j, out, err);
+}
+
+int tok_create_from_bpe(const char *vocab_json, size_t vlen, const char *merges, size_t mlen, tokenizer **out,
+                        bct_error *err) {
+    if (!out) return bct_fail(err, BCT_EINVAL, "tok_create_from_bpe: out is NULL");
+    *out = NULL;
+    if ((!vocab_json && vlen) || (!merges && mlen)) return bct_fail(err, BCT_EINVAL, "tok_create_from_bpe: NULL text");
+    tjson *j;
+    int rc = tjson_from_bpe_files(vocab_json, vlen, merges, mlen, &j, err);
+    return rc ? rc : wrap_json(j, out, err);
+}
+
+const char *tok_json_doc(const tokenizer *t, size_t *len) {
+    if (!t->j) return NULL;
+    if (len) *len = t->j->doc_len;
+    return t->j->doc;
+}
+
+int32_t tok_id_count(const tokenizer *t) { return t->j ? t->j->model.n_ids : vocab_size(t->v); }
+
+void tok_free(tokenizer *t) {
+    if (t) tjson_free(t->j);
+    free(t);
+}
 
 int tok_encode(const tokenizer *t, const char *a, size_t alen, const char *b, size_t blen, int max_len,
                tok_encoding *out, bct_error *err) {
     if (!t || !out) return bct_fail(err, BCT_EINVAL, "tok_encode: tokenizer or output is NULL");
+    if (t->j) return tjson_encode(t->j, a, alen, b, blen, max_len, out, err);
     int min_len = b ? 3 : 2;
     if (max_len < min_len)
         return bct_fail(err, BCT_EINVAL, "max_len %d is too small (need at least %d for %s)", max_len,
@@ -455,7 +502,8 @@ int tok_tokenize(const tokenizer *t, const char *text, size_t len, int32_t *ids,
     if (!t) return bct_fail(err, BCT_EINVAL, "tok_tokenize: tokenizer is NULL");
     if (cap < 0 || (cap > 0 && !ids)) return bct_fail(err, BCT_EINVAL, "tok_tokenize: bad output array");
     struct scratch s = {0};
-    int rc = tokenize_text(t, &s, text, len, err);
+    int rc = t->j ? tjson_tokenize(t->j, text, len, &s.ids, &s.ids_n, &s.ids_cap, err)
+                  : tokenize_text(t, &s, text, len, err);
     if (rc == BCT_OK) {
         if (s.ids_n > INT_MAX) {
             rc = bct_fail(err, BCT_ERANGE, "text has %zu tokens, too many to count", s.ids_n);
