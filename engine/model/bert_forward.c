@@ -34,6 +34,8 @@ struct bert_ws {
     int *start; /* first row of each sequence */
     int cap_seqs;
     qscratch qx; /* matmul input */
+    float *pad;     /* matmul input padded to a weight's padded width (pad_input) */
+    size_t pad_cap; /* floats */
     bct_pool *pool;
     bert_wk *wk;
     int nwk;
@@ -54,6 +56,7 @@ void bert_ws_free(bert_ws *ws) {
     if (!ws) return;
     free(ws->buf);
     free(ws->start);
+    free(ws->pad);
     qmat_free(&ws->qx.m);
     for (int i = 0; i < ws->nwk; i++) {
         bert_wk *w = &ws->wk[i];
@@ -164,10 +167,47 @@ static int row_chunk(const fwd *f, int rows, size_t cost) {
     return chunk < min_rows ? min_rows : chunk < 1 ? 1 : chunk;
 }
 
-/* Quantizes x (rows x cols, stride ldx) to int8 blocks in ws->qx. */
-static const qmat *quantize_input(const fwd *f, const float *x, int ldx, int rows, int cols, int block) {
+/* ---- padded reduction widths (kernels/qmat.h: widths that fit no block) ---- */
+
+typedef struct pad_job {
+    const float *x;
+    float *out;
+    int ldx, width, cols, rows, chunk;
+} pad_job;
+
+static void pad_task(void *ctx, int task, int worker) {
+    (void)worker;
+    const pad_job *j = ctx;
+    int r0 = task * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    for (int r = r0; r < r1; r++) {
+        float *o = j->out + (size_t)r * j->cols;
+        memcpy(o, j->x + (size_t)r * j->ldx, (size_t)j->width * sizeof(float));
+        memset(o + j->width, 0, (size_t)(j->cols - j->width) * sizeof(float));
+    }
+}
+
+/* x (rows x width, stride ldx) copied into ws->pad as rows of cols floats,
+ * zero past width: the padding's activation codes are then 0 (and its
+ * blocks' absmax unaffected), so padded weight columns add exact zeros.
+ * NULL when out of memory. */
+static const float *pad_input(const fwd *f, const float *x, int ldx, int rows, int width, int cols) {
     bert_ws *ws = f->ws;
-    if (qscratch_shape(&ws->qx, rows, cols, block) != BCT_OK) return NULL;
+    if (grow((void **)&ws->pad, &ws->pad_cap, (size_t)rows * (size_t)cols, sizeof(float)) != BCT_OK)
+        return NULL;
+    pad_job j = {x, ws->pad, ldx, width, cols, rows, row_chunk(f, rows, (size_t)cols)};
+    bct_pool_run(f->pool, ceil_div(rows, j.chunk), pad_task, &j);
+    return ws->pad;
+}
+
+/* Quantizes x (rows x width, stride ldx) to int8 blocks in ws->qx, in the
+ * (possibly padded) width and block of weight w. */
+static const qmat *quantize_input(const fwd *f, const float *x, int ldx, int rows, int width, const qmat *w) {
+    bert_ws *ws = f->ws;
+    if (w->cols != width) {
+        if (!(x = pad_input(f, x, ldx, rows, width, w->cols))) return NULL;
+        ldx = w->cols;
+    }
+    if (qscratch_shape(&ws->qx, rows, w->cols, w->block) != BCT_OK) return NULL;
     qmat_quantize_act_mt(&ws->qx.m, x, ldx, f->pool);
     return &ws->qx.m;
 }
@@ -179,9 +219,9 @@ static int linear(const fwd *f, const bert_linear *l, const float *x, int ldx, i
                   const qmat *pre, float *y) {
     bert_ws *ws = f->ws;
     if (l->q) {
-        const qmat *qx = pre && pre->block == l->q->block && pre->rows == rows
+        const qmat *qx = pre && pre->block == l->q->block && pre->cols == l->q->cols && pre->rows == rows
                              ? pre
-                             : quantize_input(f, x, ldx, rows, l->in, l->q->block);
+                             : quantize_input(f, x, ldx, rows, l->in, l->q);
         if (!qx) return BCT_ENOMEM;
         qgemm_run(l->q, l->q->pack, qx, l->b, y, l->out, f->pool);
         return BCT_OK;
@@ -245,16 +285,22 @@ static void add_layer_norm(const fwd *f, float *x, const float *res, int rows, i
     bct_pool_run(f->pool, ceil_div(rows, j.chunk), layer_norm_task, &j);
 }
 
+/* i-GELU of one row of n elements in blocks of `block`; when n fits no
+ * block (an FFN width padded for the next matmul), the last block is the
+ * short rest, so blocks still line up with that matmul's input blocks. */
+static void gelu_row_blocks(const fwd *f, float *x, int n, int block, int32_t *ibuf) {
+    for (int off = 0; off < n; off += block)
+        iops_gelu_block(f->ops, x + off, n - off < block ? n - off : block, f->mode->nl_bits, ibuf);
+}
+
 /* GELU over [rows][n].  The integer path applies i-GELU per block of
  * `block` elements, each quantized to nl_bits codes with its own scale. */
 static void activation_rows(const rows_job *j, int r0, int r1, int32_t *ibuf) {
     const bert_mode *mode = j->f->mode;
-    int block = j->block;
     float *x = j->x + (size_t)r0 * j->n;
     size_t total = (size_t)(r1 - r0) * j->n;
     if (j->act == BERT_ACT_GELU && mode->int_gelu) {
-        for (size_t off = 0; off < total; off += (size_t)block)
-            iops_gelu_block(j->f->ops, x + off, block, mode->nl_bits, ibuf);
+        for (int r = r0; r < r1; r++) gelu_row_blocks(j->f, j->x + (size_t)r * j->n, j->n, j->block, ibuf);
         return;
     }
     switch (j->act) {
@@ -403,7 +449,7 @@ static int check_inputs(const bert_config *c, const bert_seq *seqs, int n, bct_e
 /* Row `r` of an embedding table, dequantized into tmp if needed. */
 static const float *table_row(const bert_table *t, int r, int H, float *tmp) {
     if (!t->q) return t->f + (size_t)r * H;
-    qmat_dequantize_row(t->q, r, tmp);
+    qmat_dequantize_head(t->q, r, tmp, H); /* without the row's padding */
     return tmp;
 }
 
@@ -474,7 +520,7 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     for (int li = 0; li < c->layers && rc == BCT_OK; li++) {
         const bert_layer *L = &m->layer[li];
         int last = li == c->layers - 1;
-        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q->block) : NULL;
+        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q) : NULL;
         if (L->key.q && !qx) return bct_fail(err, BCT_ENOMEM, "out of memory");
         if ((rc = linear(f, &L->key, x, H, total, qx, k)) || (rc = linear(f, &L->value, x, H, total, qx, v)))
             break;
