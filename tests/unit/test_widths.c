@@ -18,6 +18,7 @@
 #include "bench_model.h"
 #include "blockquant.h"
 #include "compress.h"
+#include "formats/bct_file.h"
 #include "kernels/qgemm.h"
 #include "model/bert_forward.h"
 #include "model/bert_model.h"
@@ -272,12 +273,87 @@ START_TEST(every_width_every_preset) {
 }
 END_TEST
 
+/* Copies src to dst with every "padded_cols" of its tensor entries set to
+ * `value`, or removed when value < 0 (as files written before it). */
+static void rewrite_padded(const char *src, const char *dst, int value) {
+    bct_error err = {{0}};
+    bctf_file *f;
+    bctf_writer *w;
+    ck_assert_int_eq(bctf_open(src, &f, &err), BCT_OK);
+    ck_assert_int_eq(bctf_writer_open(dst, &w, &err), BCT_OK);
+    for (size_t i = 0; i < bctf_blob_count(f); i++) {
+        const char *name;
+        const void *data;
+        size_t size;
+        ck_assert_int_eq(bctf_blob_at(f, i, &name, &data, &size), BCT_OK);
+        ck_assert_int_eq(bctf_writer_add(w, name, data, size, &err), BCT_OK);
+    }
+    cJSON *meta = cJSON_Duplicate(bctf_meta(f), 1), *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(meta, "tensors")) {
+        if (!cJSON_GetObjectItem(e, "padded_cols")) continue;
+        if (value < 0) cJSON_DeleteItemFromObject(e, "padded_cols");
+        else cJSON_SetNumberValue(cJSON_GetObjectItem(e, "padded_cols"), value);
+    }
+    ck_assert_int_eq(bctf_writer_commit(w, meta, &err), BCT_OK);
+    cJSON_Delete(meta);
+    bctf_close(f);
+}
+
+/* Files without "padded_cols" (older than it) load when their widths need
+ * no padding; a padded file without it, or with a wrong one, is refused
+ * with the tensor's name. */
+START_TEST(padded_cols_in_files) {
+    char dir[] = "/tmp/bct_widths_XXXXXX", hf[64], a[64], b[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    bct_error err = {{0}};
+    const bench_shape aligned = {1, 256, 4, 1024, 100, 64, LABELS}, odd = {1, 312, 12, 1000, 100, 64, LABELS};
+    const bench_shape *sh[2] = {&aligned, &odd};
+    for (int k = 0; k < 2; k++) {
+        snprintf(hf, sizeof(hf), "%s/hf%d", dir, k);
+        snprintf(a, sizeof(a), "%s/%d.bct", dir, k);
+        ck_assert_int_eq(bench_write_random_bert(hf, sh[k], 9, &err), BCT_OK);
+        compress_opts o;
+        compress_report rep;
+        ck_assert_int_eq(compress_preset("w4a8", &o, &err), BCT_OK);
+        ck_assert_msg(compress_checkpoint(hf, a, &o, &rep, &err) == BCT_OK, "%s", err.msg);
+        compress_report_free(&rep);
+        bert_model *m;
+        batch bt;
+        make_batch(&bt, sh[k]->vocab, 5);
+        float want[NSEQ * LABELS], got[NSEQ * LABELS];
+        ck_assert_int_eq(bert_model_load(a, &m, &err), BCT_OK);
+        run(m, &bt, want);
+        bert_model_free(m);
+        snprintf(b, sizeof(b), "%s/%d-old.bct", dir, k);
+        rewrite_padded(a, b, -1);
+        int rc = bert_model_load(b, &m, &err);
+        if (k == 0) {
+            ck_assert_msg(rc == BCT_OK, "%s", err.msg);
+            run(m, &bt, got);
+            ck_assert(!memcmp(want, got, sizeof(got)));
+            bert_model_free(m);
+        } else {
+            ck_assert_int_ne(rc, BCT_OK);
+            ck_assert_msg(strstr(err.msg, "word_embeddings"), "%s", err.msg);
+        }
+        /* A whole block of padding (or more) is not a padding. */
+        rewrite_padded(a, b, qmat_padded_cols(sh[k]->hidden) + 64);
+        ck_assert_int_ne(bert_model_load(b, &m, &err), BCT_OK);
+        ck_assert_msg(strstr(err.msg, "invalid quantization parameters"), "%s", err.msg);
+    }
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("widths");
     TCase *tc = tcase_create("widths");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, fit_block_rule);
     tcase_add_test(tc, quantizer_pads_rows);
+    tcase_add_test(tc, padded_cols_in_files);
     tcase_add_loop_test(tc, every_width_every_preset, 0, (int)(sizeof(shapes) / sizeof(shapes[0])));
     suite_add_tcase(s, tc);
     return test_run_suite(s);
