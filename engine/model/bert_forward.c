@@ -26,6 +26,8 @@ typedef struct bert_wk {
     qscratch qa, qb; /* attention operands */
     void *pk;       /* attention operand packed for the GEMM kernel */
     size_t pkcap;   /* bytes */
+    float *hpad;    /* one head's Q or K rows padded to whole blocks (quantize_head) */
+    size_t hpadcap; /* floats */
 } bert_wk;
 
 struct bert_ws {
@@ -65,6 +67,7 @@ void bert_ws_free(bert_ws *ws) {
         qmat_free(&w->qa.m);
         qmat_free(&w->qb.m);
         free(w->pk);
+        free(w->hpad);
     }
     free(ws->wk);
     free(ws);
@@ -133,14 +136,15 @@ static int ws_reserve(bert_ws *ws, const bert_config *c, size_t floats, int seqs
     int H = c->hidden, dh = H / c->heads, lpad = ROUND_UP(longest, QMAT_GROUP);
     size_t att = attention_scratch(longest, longest, dh) + (size_t)H;
     size_t ints = 2 * (size_t)(lpad + H + c->intermediate);
-    int wide = lpad > dh ? lpad : dh;
-    size_t pk = pack_bytes(longest, dh), pv = pack_bytes(dh, lpad);
+    int dhp = qmat_padded_cols(dh), wide = lpad > dhp ? lpad : dhp;
+    size_t pk = pack_bytes(longest, dhp), pv = pack_bytes(dh, lpad);
     for (int i = 0; i < workers; i++) {
         bert_wk *w = &ws->wk[i];
         if (grow((void **)&w->f, &w->fcap, att, sizeof(float)) ||
             grow((void **)&w->i, &w->icap, ints, sizeof(int32_t)) ||
             qscratch_shape(&w->qa, lpad, wide, QMAT_GROUP) || qscratch_shape(&w->qb, lpad, wide, QMAT_GROUP) ||
-            grow(&w->pk, &w->pkcap, pk > pv ? pk : pv, 1))
+            grow(&w->pk, &w->pkcap, pk > pv ? pk : pv, 1) ||
+            grow((void **)&w->hpad, &w->hpadcap, (size_t)lpad * (size_t)dhp, sizeof(float)))
             return BCT_ENOMEM;
     }
     return BCT_OK;
@@ -356,6 +360,26 @@ static void small_gemm(bert_wk *wk, const qmat *w, const qmat *x, float *y, int 
     qgemm_run(w, pk, x, NULL, y, ldy, NULL);
 }
 
+/* Quantizes rows x dh features of one head (stride ld) into s as int8
+ * blocks of 32.  A head dimension that is no multiple of 32 (312 / 12 =
+ * 26) is padded with zeros, as pad_input does for matmul inputs: padded
+ * features have code 0 in Q and K alike, so Q.K^T is unchanged. */
+static int quantize_head(bert_wk *wk, qscratch *s, const float *x, int ld, int rows, int dh) {
+    int dhp = qmat_padded_cols(dh);
+    if (qscratch_shape(s, rows, dhp, QMAT_GROUP)) return BCT_ENOMEM;
+    if (dhp != dh) {
+        if (grow((void **)&wk->hpad, &wk->hpadcap, (size_t)rows * (size_t)dhp, sizeof(float))) return BCT_ENOMEM;
+        for (int r = 0; r < rows; r++) {
+            memcpy(wk->hpad + (size_t)r * dhp, x + (size_t)r * ld, (size_t)dh * sizeof(float));
+            memset(wk->hpad + (size_t)r * dhp + dh, 0, (size_t)(dhp - dh) * sizeof(float));
+        }
+        x = wk->hpad;
+        ld = dhp;
+    }
+    qmat_quantize_act(&s->m, x, ld);
+    return BCT_OK;
+}
+
 /* Self-attention of one head h of one sequence of `len` tokens.  q holds
  * `nq` query rows (all tokens, or just [CLS] in the last layer), k and v
  * hold `len` rows; all are [rows][H] with heads side by side.  Writes the
@@ -366,8 +390,9 @@ static int attention_head(const fwd *f, bert_wk *wk, const float *q, int ldq, in
     int dh = H / heads;
     float scale = 1.0f / sqrtf((float)dh);
     /* Scores and probabilities as int8 blocks of 32 along the reduction
-     * dimension: head features for Q.K^T, key positions for P.V. */
-    int quant = mode->act_int8 && dh % QMAT_GROUP == 0;
+     * dimension: head features for Q.K^T (padded, quantize_head), key
+     * positions for P.V (padded to lpad). */
+    int quant = mode->act_int8;
     int lpad = ROUND_UP(len, QMAT_GROUP);
     float *scores = wk->f, *vt = wk->f + (size_t)nq * lpad;
     if (!quant) {
@@ -378,10 +403,8 @@ static int attention_head(const fwd *f, bert_wk *wk, const float *q, int ldq, in
                     v + h * dh, H, 0.0f, ctx + h * dh, ldc);
         return BCT_OK;
     }
-    if (qscratch_shape(&wk->qa, nq, dh, QMAT_GROUP) || qscratch_shape(&wk->qb, len, dh, QMAT_GROUP))
+    if (quantize_head(wk, &wk->qa, q + h * dh, ldq, nq, dh) || quantize_head(wk, &wk->qb, k + h * dh, H, len, dh))
         return BCT_ENOMEM;
-    qmat_quantize_act(&wk->qa.m, q + h * dh, ldq);
-    qmat_quantize_act(&wk->qb.m, k + h * dh, H);
     small_gemm(wk, &wk->qb.m, &wk->qa.m, scores, lpad);
     for (int i = 0; i < nq; i++) {
         float *row = scores + (size_t)i * lpad;
