@@ -86,7 +86,7 @@ void qmat_dequantize_row(const qmat *m, int r, float *x) {
     }
 }
 
-void qmat_dequantize_head(const qmat *m, int r, float *x, int n) {
+void qmat_dequantize_prefix(const qmat *m, int r, float *x, int n) {
     int whole = n / m->block * m->block;
     if (whole == m->cols) {
         qmat_dequantize_row(m, r, x);

@@ -92,7 +92,7 @@ void qmat_pack_row(const qmat *m, int r, const int8_t *codes);
 void qmat_dequantize_row(const qmat *m, int r, float *x);
 /* x[0..n) = d * q for the first n <= cols elements of row r (a padded
  * matrix's logical row, without the padding). */
-void qmat_dequantize_head(const qmat *m, int r, float *x, int n);
+void qmat_dequantize_prefix(const qmat *m, int r, float *x, int n);
 
 /* Activations: quantizes rows x cols floats (row stride ld) into m (bits 8,
  * absmax per block: d = max|x| / 127, q = round-half-away(x * (127 / max|x|))).

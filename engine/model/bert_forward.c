@@ -472,7 +472,7 @@ static int check_inputs(const bert_config *c, const bert_seq *seqs, int n, bct_e
 /* Row `r` of an embedding table, dequantized into tmp if needed. */
 static const float *table_row(const bert_table *t, int r, int H, float *tmp) {
     if (!t->q) return t->f + (size_t)r * H;
-    qmat_dequantize_head(t->q, r, tmp, H); /* without the row's padding */
+    qmat_dequantize_prefix(t->q, r, tmp, H); /* without the row's padding */
     return tmp;
 }
 

@@ -52,7 +52,7 @@ static int get_int(const cJSON *e, const char *key, int *out) {
 static int dequantize_owned(struct bert_storage *s, const qmat *q, int cols, const float **out) {
     float *f = bert_alloc64((size_t)q->rows * (size_t)cols * sizeof(float));
     if (!f || bert_storage_keep(s, f) != BCT_OK) return BCT_ENOMEM;
-    for (int r = 0; r < q->rows; r++) qmat_dequantize_head(q, r, f + (size_t)r * cols, cols);
+    for (int r = 0; r < q->rows; r++) qmat_dequantize_prefix(q, r, f + (size_t)r * cols, cols);
     *out = f;
     return BCT_OK;
 }

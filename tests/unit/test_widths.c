@@ -81,7 +81,7 @@ START_TEST(quantizer_pads_rows) {
             /* The short last block (56 real elements) has a scale of its own. */
             ck_assert(m.scales[rr * nb + nb - 1] > 0);
             row[COLS] = 12345.0f; /* dequantize_head writes exactly COLS floats */
-            qmat_dequantize_head(&m, rr, row, COLS);
+            qmat_dequantize_prefix(&m, rr, row, COLS);
             ck_assert(row[COLS] == 12345.0f);
             for (int c = 0; c < COLS; c++) {
                 float want = m.scales[rr * nb + c / spec.block] * (float)r.codes[rr * r.row_len + c];
