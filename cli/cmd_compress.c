@@ -99,7 +99,7 @@ int cmd_compress(int argc, char **argv) {
         case 'N': nl = optarg; break;
         case 'c': calib = optarg; break;
         case 'n': if (cli_parse_int(optarg, "--calib-n", 1, 1000000, &calib_n)) return CLI_USAGE; break;
-        case 'b': if (cli_parse_int(optarg, "--block", 32, 4096, &block)) return CLI_USAGE; break;
+        case 'b': if (cli_parse_int(optarg, "--block", QMAT_GROUP, BQ_MAX_BLOCK, &block)) return CLI_USAGE; break;
         case 'j': json = 1; break;
         case 'h': fputs(usage_text, stdout); return CLI_OK;
         default: fputs(usage_text, stderr); return CLI_USAGE;

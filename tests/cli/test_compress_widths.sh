@@ -32,6 +32,16 @@ for preset in w8a8 w4a8; do
         "$(jq '[.block_sizes[].tensors] | add' "$tmp/$preset.json")"
     out=$("$BCT" classify --model "$tmp/$preset.bct" "tok17 tok42 tok99") || fail "classify $preset"
     check_contains "$preset: classifies" "positive" "$out"
+    # The same logits (JSON prints them to 17 significant digits) with every
+    # kernel this CPU runs (BCT_ISA falls back, with a warning, otherwise).
+    text="tok5 tok9 tok300 tok12 tok77 tok401 tok8 tok19 tok250 tok33 tok64 tok128 tok7"
+    BCT_ISA=scalar "$BCT" classify --model "$tmp/$preset.bct" --json "$text" > "$tmp/scalar.json" ||
+        fail "classify scalar"
+    for isa in avx2 avxvnni avx512vnni amx; do
+        BCT_ISA=$isa "$BCT" classify --model "$tmp/$preset.bct" --json "$text" > "$tmp/$isa.json" 2> /dev/null ||
+            fail "classify $isa"
+        check_eq "$preset: $isa logits = scalar logits" "$(jq -c .logits "$tmp/scalar.json")" "$(jq -c .logits "$tmp/$isa.json")"
+    done
 done
 
 out=$("$BCT" compress --in "$CK" --out "$tmp/text.bct" --preset w4a8) || fail "text report"
