@@ -80,7 +80,7 @@ START_TEST(quantizer_pads_rows) {
             }
             /* The short last block (56 real elements) has a scale of its own. */
             ck_assert(m.scales[rr * nb + nb - 1] > 0);
-            row[COLS] = 12345.0f; /* dequantize_head writes exactly COLS floats */
+            row[COLS] = 12345.0f; /* dequantize_prefix writes exactly COLS floats */
             qmat_dequantize_prefix(&m, rr, row, COLS);
             ck_assert(row[COLS] == 12345.0f);
             for (int c = 0; c < COLS; c++) {
@@ -91,6 +91,16 @@ START_TEST(quantizer_pads_rows) {
             }
         }
         ck_assert_msg(fabs(sq - r.sq_err) <= 1e-6 * r.sq_sum, "q%d: %g vs %g", bits, sq, r.sq_err);
+        /* Shorter prefixes: inside the first block, at and across block ends. */
+        static const int prefix[] = {1, 40, 64, 100, 256, 300};
+        float full[COLS], part[COLS + 1];
+        qmat_dequantize_prefix(&m, 3, full, COLS);
+        for (size_t k = 0; k < sizeof(prefix) / sizeof(prefix[0]); k++) {
+            part[prefix[k]] = -1.0f;
+            qmat_dequantize_prefix(&m, 3, part, prefix[k]);
+            ck_assert(part[prefix[k]] == -1.0f);
+            ck_assert(!memcmp(part, full, (size_t)prefix[k] * sizeof(float)));
+        }
         free(packed);
         qmat_free(&m);
         bq_result_free(&r);
