@@ -62,18 +62,23 @@ static void fill(const bert_slot *s, float *v, size_t n, uint64_t *rng) {
 
 int bench_write_random_bert(const char *dir, const bench_shape *sh, unsigned seed, bct_error *err) {
     if (sh->hidden % sh->heads || sh->layers < 1 || sh->hidden < 1 || sh->intermediate < 1 ||
-        sh->vocab < 5)
+        sh->vocab < 5 || sh->labels < 2 || sh->labels > BENCH_MAX_LABELS)
         return bct_fail(err, BCT_EINVAL, "bad model shape");
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return bct_fail(err, BCT_EIO, "%s: %s", dir, strerror(errno));
-    char cfg[1024];
+    /* Labels "negative", "positive", then "label2", "label3", ... */
+    char labels[32 * BENCH_MAX_LABELS], cfg[1024 + sizeof(labels)];
+    size_t ll = 0;
+    ll += (size_t)snprintf(labels, sizeof(labels), "\"0\":\"negative\",\"1\":\"positive\"");
+    for (int i = 2; i < sh->labels; i++)
+        ll += (size_t)snprintf(labels + ll, sizeof(labels) - ll, ",\"%d\":\"label%d\"", i, i);
     snprintf(cfg, sizeof(cfg),
              "{\"architectures\":[\"BertForSequenceClassification\"],\"model_type\":\"bert\","
              "\"hidden_size\":%d,\"num_hidden_layers\":%d,\"num_attention_heads\":%d,"
              "\"intermediate_size\":%d,\"vocab_size\":%d,\"max_position_embeddings\":%d,"
              "\"type_vocab_size\":2,\"hidden_act\":\"gelu\",\"layer_norm_eps\":1e-12,"
-             "\"id2label\":{\"0\":\"negative\",\"1\":\"positive\"}}\n",
-             sh->hidden, sh->layers, sh->heads, sh->intermediate, sh->vocab, sh->max_pos);
+             "\"id2label\":{%s}}\n",
+             sh->hidden, sh->layers, sh->heads, sh->intermediate, sh->vocab, sh->max_pos, labels);
     int rc;
     if ((rc = write_text(dir, "config.json", cfg, err)) || (rc = write_vocab(dir, sh->vocab, err)))
         return rc;
@@ -83,7 +88,7 @@ int bench_write_random_bert(const char *dir, const bench_shape *sh, unsigned see
     memset(&m, 0, sizeof(m));
     m.cfg = (bert_config){.vocab_size = sh->vocab, .hidden = sh->hidden, .layers = sh->layers,
                           .heads = sh->heads, .intermediate = sh->intermediate,
-                          .max_pos = sh->max_pos, .type_vocab = 2, .num_labels = 2};
+                          .max_pos = sh->max_pos, .type_vocab = 2, .num_labels = sh->labels};
     int n = bert_slot_count(&m.cfg);
     bert_slot *slots = calloc((size_t)n, sizeof(bert_slot));
     m.layer = calloc((size_t)sh->layers, sizeof(bert_layer));

@@ -16,8 +16,10 @@
 typedef struct bench_shape {
     int layers, hidden, heads, intermediate, vocab;
     int max_pos; /* max_position_embeddings */
-    int labels;
+    int labels; /* 2 .. BENCH_MAX_LABELS */
 } bench_shape;
+
+#define BENCH_MAX_LABELS 64
 
 /* bert-base: 12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522. */
 #define BENCH_SHAPE_BASE ((bench_shape){12, 768, 12, 3072, 30522, 512, 2})

@@ -23,7 +23,10 @@ static const char *usage_text =
     "  --weights F         Linear weights: q8, q4, q3 or q2\n"
     "  --embeddings F      word embeddings: q8, q4, q3 or q2\n"
     "  --tables F          position/token-type embeddings: q8, q4, q3 or q2\n"
-    "  --block N           block size of all three (multiple of 32 dividing the rows)\n"
+    "  --block N           block size of all three (multiple of 32 in [32, 4096]; a\n"
+    "                      tensor whose rows it does not divide gets the largest\n"
+    "                      multiple of 32 below it that divides its rows padded to\n"
+    "                      a multiple of 32)\n"
     "  --scales S          scale encoding: f16 (2 bytes/block) or log8 (1 byte/block)\n"
     "  --activations A     how the model runs: int8 or fp32 matmul inputs\n"
     "  --nonlinear N       int or fp32 GELU/Softmax/LayerNorm\n"
@@ -56,7 +59,14 @@ static void print_report(const compress_report *r) {
         printf("%-58s %-6s %5d %6.3f %9.5f\n", t->name, fmt, t->bits == 32 ? 0 : t->block,
                t->bits_per_weight, t->rel_error);
     }
-    printf("input  %lld bytes (config.json + vocab.txt + weights)\n", r->input_bytes);
+    printf("block sizes used (rows that fit no asked block get the largest multiple of 32\n"
+           "below it that divides the row padded with zero codes to a multiple of 32):\n");
+    for (int i = 0; i < r->n_blocks; i++) {
+        const compress_block_use *b = &r->blocks[i];
+        printf("  %-10s rows of %5d: asked %4d, block %4d, stored as %5d codes (%d tensors)\n", b->kind,
+               b->cols, b->asked, b->block, b->padded_cols, b->tensors);
+    }
+    printf("input  %lld bytes (config.json + tokenizer + weights)\n", r->input_bytes);
     printf("output %lld bytes\n", r->output_bytes);
     printf("ratio  %.3fx whole file, %.3fx weights only; %.2f s\n", r->ratio, r->weights_ratio,
            r->seconds);
@@ -89,7 +99,7 @@ int cmd_compress(int argc, char **argv) {
         case 'N': nl = optarg; break;
         case 'c': calib = optarg; break;
         case 'n': if (cli_parse_int(optarg, "--calib-n", 1, 1000000, &calib_n)) return CLI_USAGE; break;
-        case 'b': if (cli_parse_int(optarg, "--block", 32, 4096, &block)) return CLI_USAGE; break;
+        case 'b': if (cli_parse_int(optarg, "--block", QMAT_GROUP, BQ_MAX_BLOCK, &block)) return CLI_USAGE; break;
         case 'j': json = 1; break;
         case 'h': fputs(usage_text, stdout); return CLI_OK;
         default: fputs(usage_text, stderr); return CLI_USAGE;

@@ -4,22 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-int bq_spec_ok(const bq_spec *spec, int cols, bct_error *err) {
+int bq_spec_ok(const bq_spec *spec, bct_error *err) {
     if (!qcodec_bits_ok(spec->bits)) {
         bct_fail(err, BCT_EINVAL, "%d-bit codes are not supported (8, 4, 3, 2)", spec->bits);
         return 0;
     }
-    if (spec->block < 32 || spec->block % 32 || cols % spec->block) {
-        bct_fail(err, BCT_EINVAL, "block size %d must be a multiple of 32 dividing %d", spec->block,
-                 cols);
+    if (spec->block < QMAT_GROUP || spec->block % QMAT_GROUP || spec->block > BQ_MAX_BLOCK) {
+        bct_fail(err, BCT_EINVAL, "block size %d must be a multiple of %d in [%d, %d]", spec->block,
+                 QMAT_GROUP, QMAT_GROUP, BQ_MAX_BLOCK);
         return 0;
     }
     return 1;
 }
 
-double bq_bits_per_weight(const bq_spec *spec) {
-    if (spec->bits == 32) return 32;
-    return spec->bits + (spec->scale == QSCALE_F16 ? 16.0 : 8.0) / spec->block;
+bq_spec bq_fit(const bq_spec *spec, int cols) {
+    bq_spec s = *spec;
+    s.block = qmat_fit_block(spec->block, cols);
+    return s;
+}
+
+double bq_bits_per_weight(const bq_spec *spec, int cols) {
+    if (spec->bits == 32 || cols <= 0) return 32;
+    double padded = qmat_padded_cols(cols);
+    double scale_bits = spec->scale == QSCALE_F16 ? 16.0 : 8.0;
+    return (spec->bits * padded + scale_bits * padded / spec->block) / cols;
 }
 
 double bq_rel_error(const bq_result *r) { return r->sq_sum > 0 ? sqrt(r->sq_err / r->sq_sum) : 0; }
@@ -56,7 +64,7 @@ static void quantize_row_block(const float *x, int n, const bq_spec *spec, float
         memset(q, 0, (size_t)n);
         return;
     }
-    int8_t tmp[4096];
+    int8_t tmp[BQ_MAX_BLOCK];
     int steps = search_steps(spec->bits);
     double best = INFINITY;
     float last = -1;
@@ -83,10 +91,14 @@ static void quantize_row_block(const float *x, int n, const bq_spec *spec, float
 int bq_quantize(const float *x, int rows, int cols, const bq_spec *spec, const float *col_weight,
                 bq_result *r, bct_error *err) {
     memset(r, 0, sizeof(*r));
-    if (!bq_spec_ok(spec, cols, err)) return BCT_EINVAL;
-    if (spec->block > 4096) return bct_fail(err, BCT_EINVAL, "block size %d > 4096", spec->block);
-    size_t nblocks = (size_t)rows * (size_t)(cols / spec->block);
-    r->codes = malloc((size_t)rows * (size_t)cols + 1);
+    if (!bq_spec_ok(spec, err)) return BCT_EINVAL;
+    int len = qmat_padded_cols(cols);
+    if (cols < 1 || len % spec->block)
+        return bct_fail(err, BCT_EINVAL, "block size %d does not divide rows of %d (%d padded)",
+                        spec->block, cols, len);
+    size_t nblocks = (size_t)rows * (size_t)(len / spec->block);
+    r->row_len = len;
+    r->codes = calloc((size_t)rows * (size_t)len + 1, 1); /* zero: the padding's codes */
     r->scales = malloc(qcodec_scales_bytes(spec->scale, nblocks) + 1);
     if (!r->codes || !r->scales) {
         bq_result_free(r);
@@ -102,10 +114,13 @@ int bq_quantize(const float *x, int rows, int cols, const bq_spec *spec, const f
     r->base = amax > 0 ? amax / (float)hi : 1.0f;
     size_t bi = 0;
     for (int row = 0; row < rows; row++)
-        for (int c = 0; c < cols; c += spec->block, bi++) {
-            size_t off = (size_t)row * cols + (size_t)c;
-            quantize_row_block(x + off, spec->block, spec, r->base, col_weight ? col_weight + c : NULL,
-                               r->codes + off, r->scales, bi, &r->sq_err);
+        for (int c = 0; c < len; c += spec->block, bi++) {
+            /* The last block of a padded row: its real elements only (at
+             * least one, since the padding is < QMAT_GROUP <= block). */
+            int n = cols - c < spec->block ? cols - c : spec->block;
+            quantize_row_block(x + (size_t)row * cols + (size_t)c, n, spec, r->base,
+                               col_weight ? col_weight + c : NULL, r->codes + (size_t)row * len + (size_t)c,
+                               r->scales, bi, &r->sq_err);
         }
     return BCT_OK;
 }

@@ -80,11 +80,41 @@ static int describe_source(const char *dir, const char *file, cJSON *into, long 
     return BCT_OK;
 }
 
+static const char *kind_of(const bert_slot *s) {
+    if (s->role == BERT_ROLE_PARAM) return "params";
+    if (s->role == BERT_ROLE_WEIGHT) return "weights";
+    return strstr(s->name, "word_embeddings") ? "embeddings" : "tables";
+}
+
+/* The spec asked for a slot's kind (not yet fitted to its width). */
 static const bq_spec *spec_for(const compress_opts *o, const bert_slot *s) {
     static const bq_spec keep = {32, 0, QSCALE_F16};
     if (s->role == BERT_ROLE_PARAM) return &keep;
     if (s->role == BERT_ROLE_WEIGHT) return &o->weights;
     return strstr(s->name, "word_embeddings") ? &o->embeddings : &o->tables;
+}
+
+int compress_opts_check(const compress_opts *o, bct_error *err) {
+    const struct {
+        const char *kind;
+        const bq_spec *s;
+    } roles[] = {{"weights", &o->weights}, {"embeddings", &o->embeddings}, {"tables", &o->tables}};
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        if (!bq_spec_ok(roles[i].s, err)) return bct_fail_prefix(err, BCT_EINVAL, "%s", roles[i].kind);
+    return BCT_OK;
+}
+
+/* Counts tensor t in the report's block summary (rep->blocks has room for
+ * one entry per tensor). */
+static void note_block(compress_report *rep, const compress_tensor *t, int asked) {
+    for (int i = 0; i < rep->n_blocks; i++) {
+        compress_block_use *b = &rep->blocks[i];
+        if (strcmp(b->kind, t->kind) == 0 && b->cols == t->cols) {
+            b->tensors++;
+            return;
+        }
+    }
+    rep->blocks[rep->n_blocks++] = (compress_block_use){t->kind, asked, t->cols, t->padded_cols, t->block, 1};
 }
 
 /* Writes one tensor's blobs and its meta entry; fills the report row. */
@@ -101,11 +131,13 @@ static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec,
     cJSON_AddItemToArray(shape, cJSON_CreateNumber(s->rows));
     if (s->cols) cJSON_AddItemToArray(shape, cJSON_CreateNumber(s->cols));
     snprintf(row->name, sizeof(row->name), "%s", s->name);
+    row->kind = kind_of(s);
     row->rows = s->rows;
     row->cols = s->cols;
     row->bits = spec->bits;
     row->block = spec->block;
-    row->bits_per_weight = bq_bits_per_weight(spec);
+    row->padded_cols = s->cols ? qmat_padded_cols(s->cols) : 0;
+    row->bits_per_weight = bq_bits_per_weight(spec, s->cols);
 
     if (spec->bits == 32) {
         cJSON_AddStringToObject(e, "type", "f32");
@@ -114,14 +146,14 @@ static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec,
     bq_result q;
     if ((rc = bq_quantize(*s->f, s->rows, s->cols, spec, col_weight, &q, err)) != BCT_OK)
         return bct_fail_prefix(err, rc, "%s", s->name);
-    size_t code_bytes = qcodec_codes_bytes(spec->bits, s->rows, s->cols);
-    size_t scale_bytes = qcodec_scales_bytes(spec->scale, (size_t)s->rows * (s->cols / spec->block));
+    size_t code_bytes = qcodec_codes_bytes(spec->bits, s->rows, q.row_len);
+    size_t scale_bytes = qcodec_scales_bytes(spec->scale, (size_t)s->rows * (size_t)(q.row_len / spec->block));
     uint8_t *packed = malloc(code_bytes + 1);
     if (!packed) {
         bq_result_free(&q);
         return bct_fail(err, BCT_ENOMEM, "out of memory packing %s", s->name);
     }
-    qcodec_pack_codes(spec->bits, q.codes, s->rows, s->cols, packed);
+    qcodec_pack_codes(spec->bits, q.codes, s->rows, q.row_len, packed);
     snprintf(blob, sizeof(blob), "%s.codes", s->name);
     rc = bctf_writer_add(w, blob, packed, code_bytes, err);
     snprintf(blob, sizeof(blob), "%s.scales", s->name);
@@ -130,6 +162,7 @@ static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec,
     cJSON_AddStringToObject(e, "type", "q");
     cJSON_AddNumberToObject(e, "bits", spec->bits);
     cJSON_AddNumberToObject(e, "block", spec->block);
+    cJSON_AddNumberToObject(e, "padded_cols", q.row_len);
     cJSON_AddStringToObject(e, "scale", qcodec_scale_name(spec->scale));
     cJSON_AddNumberToObject(e, "base", q.base);
     row->rel_error = bq_rel_error(&q);
@@ -233,12 +266,11 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
         goto done;
     }
     bert_slots(m, slots);
-    for (int i = 0; i < n; i++) {
-        const bq_spec *spec = spec_for(o, &slots[i]);
-        if (spec->bits != 32 && !bq_spec_ok(spec, slots[i].cols, err)) {
-            rc = bct_fail_prefix(err, BCT_EINVAL, "%s", slots[i].name);
-            goto done;
-        }
+    if ((rc = compress_opts_check(o, err)) != BCT_OK) goto done;
+    rep->blocks = calloc((size_t)n, sizeof(compress_block_use));
+    if (!rep->blocks) {
+        rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+        goto done;
     }
 
     cJSON *prov = cJSON_AddObjectToObject(meta, "provenance");
@@ -281,9 +313,12 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
             break;
         }
         if (o->progress) o->progress(o->progress_ud, i, n, slots[i].name);
-        rc = write_tensor(w, &slots[i], spec_for(o, &slots[i]), calib.col_weight ? calib.col_weight[i] : NULL,
-                          entries, &rep->tensors[i], rep, err);
+        const bq_spec *asked = spec_for(o, &slots[i]);
+        bq_spec spec = asked->bits == 32 ? *asked : bq_fit(asked, slots[i].cols);
+        rc = write_tensor(w, &slots[i], &spec, calib.col_weight ? calib.col_weight[i] : NULL, entries,
+                          &rep->tensors[i], rep, err);
         rep->n_tensors = i + 1;
+        if (rc == BCT_OK && spec.bits != 32) note_block(rep, &rep->tensors[i], asked->block);
     }
     if (rc != BCT_OK) goto done;
     if (o->committing) o->committing(o->progress_ud);
@@ -307,8 +342,10 @@ done:
 
 void compress_report_free(compress_report *rep) {
     free(rep->tensors);
+    free(rep->blocks);
     rep->tensors = NULL;
-    rep->n_tensors = 0;
+    rep->blocks = NULL;
+    rep->n_tensors = rep->n_blocks = 0;
 }
 
 cJSON *compress_report_json(const compress_report *rep) {
@@ -327,10 +364,25 @@ cJSON *compress_report_json(const compress_report *rep) {
         cJSON_AddItemToArray(shape, cJSON_CreateNumber(t->rows));
         if (t->cols) cJSON_AddItemToArray(shape, cJSON_CreateNumber(t->cols));
         cJSON_AddStringToObject(e, "format", t->bits == 32 ? "f32" : t->bits == 8 ? "q8" : t->bits == 4 ? "q4" : t->bits == 3 ? "q3" : "q2");
-        if (t->bits != 32) cJSON_AddNumberToObject(e, "block", t->block);
+        if (t->bits != 32) {
+            cJSON_AddNumberToObject(e, "block", t->block);
+            cJSON_AddNumberToObject(e, "padded_cols", t->padded_cols);
+        }
         cJSON_AddNumberToObject(e, "bits_per_weight", t->bits_per_weight);
         cJSON_AddNumberToObject(e, "rel_error", t->rel_error);
         cJSON_AddItemToArray(arr, e);
+    }
+    cJSON *blocks = cJSON_AddArrayToObject(o, "block_sizes");
+    for (int i = 0; i < rep->n_blocks; i++) {
+        const compress_block_use *b = &rep->blocks[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "kind", b->kind);
+        cJSON_AddNumberToObject(e, "cols", b->cols);
+        cJSON_AddNumberToObject(e, "asked", b->asked);
+        cJSON_AddNumberToObject(e, "block", b->block);
+        cJSON_AddNumberToObject(e, "padded_cols", b->padded_cols);
+        cJSON_AddNumberToObject(e, "tensors", b->tensors);
+        cJSON_AddItemToArray(blocks, e);
     }
     return o;
 }

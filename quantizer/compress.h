@@ -41,11 +41,21 @@ typedef struct compress_opts {
 
 typedef struct compress_tensor {
     char name[96];
+    const char *kind; /* "weights", "embeddings", "tables", or "params" (fp32 vectors) */
     int rows, cols; /* cols == 0 for vectors */
-    int bits, block;
+    int bits, block; /* the block used (bq_fit of the asked one) */
+    int padded_cols; /* codes per stored row (qmat_padded_cols(cols)) */
     double bits_per_weight;
     double rel_error;
 } compress_tensor;
+
+/* Which block a kind of tensor got for one row length (the report's
+ * "block_sizes"): one entry per distinct (kind, cols). */
+typedef struct compress_block_use {
+    const char *kind;
+    int asked, cols, padded_cols, block;
+    int tensors;
+} compress_block_use;
 
 typedef struct compress_report {
     long long input_bytes;  /* config.json + vocab.txt + the weights file */
@@ -56,10 +66,17 @@ typedef struct compress_report {
     double seconds;
     int n_tensors;
     compress_tensor *tensors;
+    int n_blocks;
+    compress_block_use *blocks;
 } compress_report;
 
 /* "w8a8" | "w4a8" -> options; BCT_EINVAL for an unknown name. */
 int compress_preset(const char *name, compress_opts *o, bct_error *err);
+
+/* BCT_OK when every spec of o can be asked (bq_spec_ok): then any
+ * checkpoint's widths compress (bq_fit).  What /admin/compress checks
+ * before it accepts a job. */
+int compress_opts_check(const compress_opts *o, bct_error *err);
 
 int compress_checkpoint(const char *hf_dir, const char *out_path, const compress_opts *o,
                         compress_report *rep, bct_error *err);

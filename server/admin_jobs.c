@@ -359,33 +359,15 @@ static void *runner_main(void *arg) {
 
 /* ---- intake: validation before the 202 ---- */
 
-/* The block size must suit every tensor (as compress_checkpoint checks
- * first): say so now rather than in a failed job. */
-static int check_options(bert_model *m, const compress_opts *o, bct_error *err) {
-    int n = bert_slot_count(&m->cfg), rc = BCT_OK;
-    bert_slot *slots = calloc((size_t)n, sizeof(*slots));
-    if (!slots) return bct_fail(err, BCT_ENOMEM, "out of memory");
-    bert_slots(m, slots);
-    for (int i = 0; i < n && rc == BCT_OK; i++) {
-        const bert_slot *s = &slots[i];
-        if (s->role == BERT_ROLE_PARAM) continue;
-        const bq_spec *spec = s->role == BERT_ROLE_WEIGHT         ? &o->weights
-                              : strstr(s->name, "word_embeddings") ? &o->embeddings
-                                                                   : &o->tables;
-        if (!bq_spec_ok(spec, s->cols, err))
-            rc = bct_fail_prefix(err, BCT_EINVAL, "the compression options do not fit tensor %s", s->name);
-    }
-    free(slots);
-    return rc;
-}
-
 static void intake_one(admin_jobs *j, intake_item *it) {
     jobs_answer a = {.status = 202};
     bct_error err = {{0}};
     bert_model *m = NULL;
     uint64_t t0 = srv_now_ns();
     int rc = bert_model_load_hf(it->spec.dir, &m, &err);
-    if (rc == BCT_OK) rc = check_options(m, &it->spec.copts, &err);
+    /* The options are checked as compress_checkpoint checks them first:
+     * say so now rather than in a failed job. */
+    if (rc == BCT_OK) rc = compress_opts_check(&it->spec.copts, &err);
     bert_model_free(m);
     double validate_ms = ms(t0, srv_now_ns());
     pthread_mutex_lock(&j->mu);

@@ -268,9 +268,10 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
         }
     if ((v = upload_field(u, "block"))) {
         int block;
-        if (parse_int(v, 32, 4096, &block) != 0 || block % 32)
+        if (parse_int(v, QMAT_GROUP, BQ_MAX_BLOCK, &block) != 0 || block % QMAT_GROUP)
             return reply_error(reply, 422, ERR_VALIDATION,
-                               "field block must be a multiple of 32 in [32, 4096], got \"%.40s\"", v);
+                               "field block must be a multiple of %d in [%d, %d], got \"%.40s\"", QMAT_GROUP,
+                               QMAT_GROUP, BQ_MAX_BLOCK, v);
         o->weights.block = o->embeddings.block = o->tables.block = block;
         custom = 1;
     }

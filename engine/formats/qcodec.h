@@ -1,7 +1,8 @@
 /* qcodec.h - how blockwise-quantized tensors are stored in .bct files.
  *
- * Codes, one row after another (cols is a multiple of 32, so rows end on
- * byte boundaries):
+ * Codes, one row after another (rows are stored padded to a multiple of 32
+ * codes, qmat_padded_cols, so they end on byte boundaries; the padding's
+ * codes are 0; `cols` below means the padded row length):
  *   bits 8: int8_t per code (the in-memory layout, usable in place)
  *   bits 4: the in-memory nibble layout of qmat.h (usable in place)
  *   bits 3, 2: a little-endian bit stream of (q + 2^(bits-1)), least

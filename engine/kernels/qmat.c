@@ -12,6 +12,12 @@ int qmat_layout_ok(int bits, int block, int cols) {
            cols % block == 0;
 }
 
+int qmat_fit_block(int want, int width) {
+    int cols = qmat_padded_cols(width), b = want / QMAT_GROUP * QMAT_GROUP;
+    while (b > QMAT_GROUP && cols % b) b -= QMAT_GROUP;
+    return b < QMAT_GROUP ? QMAT_GROUP : b;
+}
+
 static void *alloc64(size_t n) {
     void *p = NULL;
     /* Round up: aligned_alloc wants a multiple of the alignment. */
@@ -78,6 +84,27 @@ void qmat_dequantize_row(const qmat *m, int r, float *x) {
             }
         }
     }
+}
+
+void qmat_dequantize_prefix(const qmat *m, int r, float *x, int n) {
+    int whole = n / m->block * m->block;
+    if (whole == m->cols) {
+        qmat_dequantize_row(m, r, x);
+        return;
+    }
+    /* Whole blocks through the fast path of a one-block-shorter view of
+     * the row; the partial block element by element. */
+    if (whole > 0) {
+        qmat v = *m;
+        v.rows = 1;
+        v.cols = whole;
+        v.codes = (void *)qmat_row_codes(m, r);
+        v.scales = (float *)qmat_row_scales(m, r);
+        qmat_dequantize_row(&v, 0, x);
+    }
+    const uint8_t *row = qmat_row_codes(m, r);
+    float d = qmat_row_scales(m, r)[whole / m->block];
+    for (int i = whole; i < n; i++) x[i] = d * (float)qmat_code(m, row, i);
 }
 
 /* The scalar activation quantizer (qmat_quantize_act dispatches in qgemm.c). */

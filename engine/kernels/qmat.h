@@ -19,6 +19,13 @@
  * stored in files (3 or 2 bits) are widened to the 4-bit layout at load, so
  * kernels only know 8 and 4 bits.  Activations are bits-8 qmats quantized
  * at run time (absmax per block).
+ *
+ * Widths that fit no block: a tensor whose rows have `width` elements
+ * (e.g. TinyBERT's hidden 312) is held with cols = qmat_padded_cols(width),
+ * the trailing columns [width, cols) having code 0, and block =
+ * qmat_fit_block(wanted, width).  Whoever multiplies such a weight feeds
+ * activations padded with zeros to cols, so the padding adds exact zeros
+ * and the kernels never know: they only see a matrix of cols columns.
  */
 #ifndef BCT_QMAT_H
 #define BCT_QMAT_H
@@ -47,6 +54,19 @@ static inline const float *qmat_row_scales(const qmat *m, int r) {
     return m->scales + (size_t)r * (size_t)qmat_blocks_per_row(m);
 }
 
+/* Row length that a row of `width` elements is stored with: width rounded
+ * up to QMAT_GROUP (the 4-bit layout needs whole nibble groups). */
+static inline int qmat_padded_cols(int width) {
+    return (width + QMAT_GROUP - 1) / QMAT_GROUP * QMAT_GROUP;
+}
+/* The block used for rows of `width` elements when `want` (a multiple of
+ * QMAT_GROUP) is asked: want if it divides qmat_padded_cols(width), else
+ * the largest multiple of QMAT_GROUP below want that does (QMAT_GROUP
+ * always does).  Padding only to the group, not to `want`, keeps the
+ * wasted codes and MACs under 32 per row; the price is smaller blocks
+ * (more scales) on odd widths, e.g. 312 -> 320 in blocks of 64. */
+int qmat_fit_block(int want, int width);
+
 /* 1 when (bits, block, cols) form a valid layout. */
 int qmat_layout_ok(int bits, int block, int cols);
 
@@ -70,6 +90,9 @@ void qmat_pack_row(const qmat *m, int r, const int8_t *codes);
 
 /* x[cols] = d * q for row r. */
 void qmat_dequantize_row(const qmat *m, int r, float *x);
+/* x[0..n) = d * q for the first n <= cols elements of row r (a padded
+ * matrix's logical row, without the padding). */
+void qmat_dequantize_prefix(const qmat *m, int r, float *x, int n);
 
 /* Activations: quantizes rows x cols floats (row stride ld) into m (bits 8,
  * absmax per block: d = max|x| / 127, q = round-half-away(x * (127 / max|x|))).

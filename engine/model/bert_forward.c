@@ -26,6 +26,8 @@ typedef struct bert_wk {
     qscratch qa, qb; /* attention operands */
     void *pk;       /* attention operand packed for the GEMM kernel */
     size_t pkcap;   /* bytes */
+    float *hpad;    /* one head's Q or K rows padded to whole blocks (quantize_head) */
+    size_t hpadcap; /* floats */
 } bert_wk;
 
 struct bert_ws {
@@ -34,6 +36,8 @@ struct bert_ws {
     int *start; /* first row of each sequence */
     int cap_seqs;
     qscratch qx; /* matmul input */
+    float *pad;     /* matmul input padded to a weight's padded width (pad_input) */
+    size_t pad_cap; /* floats */
     bct_pool *pool;
     bert_wk *wk;
     int nwk;
@@ -54,6 +58,7 @@ void bert_ws_free(bert_ws *ws) {
     if (!ws) return;
     free(ws->buf);
     free(ws->start);
+    free(ws->pad);
     qmat_free(&ws->qx.m);
     for (int i = 0; i < ws->nwk; i++) {
         bert_wk *w = &ws->wk[i];
@@ -62,6 +67,7 @@ void bert_ws_free(bert_ws *ws) {
         qmat_free(&w->qa.m);
         qmat_free(&w->qb.m);
         free(w->pk);
+        free(w->hpad);
     }
     free(ws->wk);
     free(ws);
@@ -130,14 +136,15 @@ static int ws_reserve(bert_ws *ws, const bert_config *c, size_t floats, int seqs
     int H = c->hidden, dh = H / c->heads, lpad = ROUND_UP(longest, QMAT_GROUP);
     size_t att = attention_scratch(longest, longest, dh) + (size_t)H;
     size_t ints = 2 * (size_t)(lpad + H + c->intermediate);
-    int wide = lpad > dh ? lpad : dh;
-    size_t pk = pack_bytes(longest, dh), pv = pack_bytes(dh, lpad);
+    int dhp = qmat_padded_cols(dh), wide = lpad > dhp ? lpad : dhp;
+    size_t pk = pack_bytes(longest, dhp), pv = pack_bytes(dh, lpad);
     for (int i = 0; i < workers; i++) {
         bert_wk *w = &ws->wk[i];
         if (grow((void **)&w->f, &w->fcap, att, sizeof(float)) ||
             grow((void **)&w->i, &w->icap, ints, sizeof(int32_t)) ||
             qscratch_shape(&w->qa, lpad, wide, QMAT_GROUP) || qscratch_shape(&w->qb, lpad, wide, QMAT_GROUP) ||
-            grow(&w->pk, &w->pkcap, pk > pv ? pk : pv, 1))
+            grow(&w->pk, &w->pkcap, pk > pv ? pk : pv, 1) ||
+            grow((void **)&w->hpad, &w->hpadcap, (size_t)lpad * (size_t)dhp, sizeof(float)))
             return BCT_ENOMEM;
     }
     return BCT_OK;
@@ -164,10 +171,47 @@ static int row_chunk(const fwd *f, int rows, size_t cost) {
     return chunk < min_rows ? min_rows : chunk < 1 ? 1 : chunk;
 }
 
-/* Quantizes x (rows x cols, stride ldx) to int8 blocks in ws->qx. */
-static const qmat *quantize_input(const fwd *f, const float *x, int ldx, int rows, int cols, int block) {
+/* ---- padded reduction widths (kernels/qmat.h: widths that fit no block) ---- */
+
+typedef struct pad_job {
+    const float *x;
+    float *out;
+    int ldx, width, cols, rows, chunk;
+} pad_job;
+
+static void pad_task(void *ctx, int task, int worker) {
+    (void)worker;
+    const pad_job *j = ctx;
+    int r0 = task * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    for (int r = r0; r < r1; r++) {
+        float *o = j->out + (size_t)r * j->cols;
+        memcpy(o, j->x + (size_t)r * j->ldx, (size_t)j->width * sizeof(float));
+        memset(o + j->width, 0, (size_t)(j->cols - j->width) * sizeof(float));
+    }
+}
+
+/* x (rows x width, stride ldx) copied into ws->pad as rows of cols floats,
+ * zero past width: the padding's activation codes are then 0 (and its
+ * blocks' absmax unaffected), so padded weight columns add exact zeros.
+ * NULL when out of memory. */
+static const float *pad_input(const fwd *f, const float *x, int ldx, int rows, int width, int cols) {
     bert_ws *ws = f->ws;
-    if (qscratch_shape(&ws->qx, rows, cols, block) != BCT_OK) return NULL;
+    if (grow((void **)&ws->pad, &ws->pad_cap, (size_t)rows * (size_t)cols, sizeof(float)) != BCT_OK)
+        return NULL;
+    pad_job j = {x, ws->pad, ldx, width, cols, rows, row_chunk(f, rows, (size_t)cols)};
+    bct_pool_run(f->pool, ceil_div(rows, j.chunk), pad_task, &j);
+    return ws->pad;
+}
+
+/* Quantizes x (rows x width, stride ldx) to int8 blocks in ws->qx, in the
+ * (possibly padded) width and block of weight w. */
+static const qmat *quantize_input(const fwd *f, const float *x, int ldx, int rows, int width, const qmat *w) {
+    bert_ws *ws = f->ws;
+    if (w->cols != width) {
+        if (!(x = pad_input(f, x, ldx, rows, width, w->cols))) return NULL;
+        ldx = w->cols;
+    }
+    if (qscratch_shape(&ws->qx, rows, w->cols, w->block) != BCT_OK) return NULL;
     qmat_quantize_act_mt(&ws->qx.m, x, ldx, f->pool);
     return &ws->qx.m;
 }
@@ -179,9 +223,9 @@ static int linear(const fwd *f, const bert_linear *l, const float *x, int ldx, i
                   const qmat *pre, float *y) {
     bert_ws *ws = f->ws;
     if (l->q) {
-        const qmat *qx = pre && pre->block == l->q->block && pre->rows == rows
+        const qmat *qx = pre && pre->block == l->q->block && pre->cols == l->q->cols && pre->rows == rows
                              ? pre
-                             : quantize_input(f, x, ldx, rows, l->in, l->q->block);
+                             : quantize_input(f, x, ldx, rows, l->in, l->q);
         if (!qx) return BCT_ENOMEM;
         qgemm_run(l->q, l->q->pack, qx, l->b, y, l->out, f->pool);
         return BCT_OK;
@@ -245,16 +289,22 @@ static void add_layer_norm(const fwd *f, float *x, const float *res, int rows, i
     bct_pool_run(f->pool, ceil_div(rows, j.chunk), layer_norm_task, &j);
 }
 
+/* i-GELU of one row of n elements in blocks of `block`; when n fits no
+ * block (an FFN width padded for the next matmul), the last block is the
+ * short rest, so blocks still line up with that matmul's input blocks. */
+static void gelu_row_blocks(const fwd *f, float *x, int n, int block, int32_t *ibuf) {
+    for (int off = 0; off < n; off += block)
+        iops_gelu_block(f->ops, x + off, n - off < block ? n - off : block, f->mode->nl_bits, ibuf);
+}
+
 /* GELU over [rows][n].  The integer path applies i-GELU per block of
  * `block` elements, each quantized to nl_bits codes with its own scale. */
 static void activation_rows(const rows_job *j, int r0, int r1, int32_t *ibuf) {
     const bert_mode *mode = j->f->mode;
-    int block = j->block;
     float *x = j->x + (size_t)r0 * j->n;
     size_t total = (size_t)(r1 - r0) * j->n;
     if (j->act == BERT_ACT_GELU && mode->int_gelu) {
-        for (size_t off = 0; off < total; off += (size_t)block)
-            iops_gelu_block(j->f->ops, x + off, block, mode->nl_bits, ibuf);
+        for (int r = r0; r < r1; r++) gelu_row_blocks(j->f, j->x + (size_t)r * j->n, j->n, j->block, ibuf);
         return;
     }
     switch (j->act) {
@@ -310,6 +360,26 @@ static void small_gemm(bert_wk *wk, const qmat *w, const qmat *x, float *y, int 
     qgemm_run(w, pk, x, NULL, y, ldy, NULL);
 }
 
+/* Quantizes rows x dh features of one head (stride ld) into s as int8
+ * blocks of 32.  A head dimension that is no multiple of 32 (312 / 12 =
+ * 26) is padded with zeros, as pad_input does for matmul inputs: padded
+ * features have code 0 in Q and K alike, so Q.K^T is unchanged. */
+static int quantize_head(bert_wk *wk, qscratch *s, const float *x, int ld, int rows, int dh) {
+    int dhp = qmat_padded_cols(dh);
+    if (qscratch_shape(s, rows, dhp, QMAT_GROUP)) return BCT_ENOMEM;
+    if (dhp != dh) {
+        if (grow((void **)&wk->hpad, &wk->hpadcap, (size_t)rows * (size_t)dhp, sizeof(float))) return BCT_ENOMEM;
+        for (int r = 0; r < rows; r++) {
+            memcpy(wk->hpad + (size_t)r * dhp, x + (size_t)r * ld, (size_t)dh * sizeof(float));
+            memset(wk->hpad + (size_t)r * dhp + dh, 0, (size_t)(dhp - dh) * sizeof(float));
+        }
+        x = wk->hpad;
+        ld = dhp;
+    }
+    qmat_quantize_act(&s->m, x, ld);
+    return BCT_OK;
+}
+
 /* Self-attention of one head h of one sequence of `len` tokens.  q holds
  * `nq` query rows (all tokens, or just [CLS] in the last layer), k and v
  * hold `len` rows; all are [rows][H] with heads side by side.  Writes the
@@ -320,8 +390,9 @@ static int attention_head(const fwd *f, bert_wk *wk, const float *q, int ldq, in
     int dh = H / heads;
     float scale = 1.0f / sqrtf((float)dh);
     /* Scores and probabilities as int8 blocks of 32 along the reduction
-     * dimension: head features for Q.K^T, key positions for P.V. */
-    int quant = mode->act_int8 && dh % QMAT_GROUP == 0;
+     * dimension: head features for Q.K^T (padded, quantize_head), key
+     * positions for P.V (padded to lpad). */
+    int quant = mode->act_int8;
     int lpad = ROUND_UP(len, QMAT_GROUP);
     float *scores = wk->f, *vt = wk->f + (size_t)nq * lpad;
     if (!quant) {
@@ -332,10 +403,8 @@ static int attention_head(const fwd *f, bert_wk *wk, const float *q, int ldq, in
                     v + h * dh, H, 0.0f, ctx + h * dh, ldc);
         return BCT_OK;
     }
-    if (qscratch_shape(&wk->qa, nq, dh, QMAT_GROUP) || qscratch_shape(&wk->qb, len, dh, QMAT_GROUP))
+    if (quantize_head(wk, &wk->qa, q + h * dh, ldq, nq, dh) || quantize_head(wk, &wk->qb, k + h * dh, H, len, dh))
         return BCT_ENOMEM;
-    qmat_quantize_act(&wk->qa.m, q + h * dh, ldq);
-    qmat_quantize_act(&wk->qb.m, k + h * dh, H);
     small_gemm(wk, &wk->qb.m, &wk->qa.m, scores, lpad);
     for (int i = 0; i < nq; i++) {
         float *row = scores + (size_t)i * lpad;
@@ -403,7 +472,7 @@ static int check_inputs(const bert_config *c, const bert_seq *seqs, int n, bct_e
 /* Row `r` of an embedding table, dequantized into tmp if needed. */
 static const float *table_row(const bert_table *t, int r, int H, float *tmp) {
     if (!t->q) return t->f + (size_t)r * H;
-    qmat_dequantize_row(t->q, r, tmp);
+    qmat_dequantize_prefix(t->q, r, tmp, H); /* without the row's padding */
     return tmp;
 }
 
@@ -474,7 +543,7 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     for (int li = 0; li < c->layers && rc == BCT_OK; li++) {
         const bert_layer *L = &m->layer[li];
         int last = li == c->layers - 1;
-        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q->block) : NULL;
+        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q) : NULL;
         if (L->key.q && !qx) return bct_fail(err, BCT_ENOMEM, "out of memory");
         if ((rc = linear(f, &L->key, x, H, total, qx, k)) || (rc = linear(f, &L->value, x, H, total, qx, v)))
             break;

@@ -47,29 +47,42 @@ static int get_int(const cJSON *e, const char *key, int *out) {
     return BCT_OK;
 }
 
-/* Dequantizes q into an owned fp32 matrix (weights-only mode). */
-static int dequantize_owned(struct bert_storage *s, const qmat *q, const float **out) {
-    float *f = bert_alloc64((size_t)q->rows * (size_t)q->cols * sizeof(float));
+/* Dequantizes q into an owned fp32 matrix of `cols` columns, without q's
+ * padding (weights-only mode). */
+static int dequantize_owned(struct bert_storage *s, const qmat *q, int cols, const float **out) {
+    float *f = bert_alloc64((size_t)q->rows * (size_t)cols * sizeof(float));
     if (!f || bert_storage_keep(s, f) != BCT_OK) return BCT_ENOMEM;
-    for (int r = 0; r < q->rows; r++) qmat_dequantize_row(q, r, f + (size_t)r * q->cols);
+    for (int r = 0; r < q->rows; r++) qmat_dequantize_prefix(q, r, f + (size_t)r * cols, cols);
     *out = f;
+    return BCT_OK;
+}
+
+/* Codes per stored row: "padded_cols" (files before it have none: then
+ * cols).  Any padding of less than one block is accepted, so a file padded
+ * to its block (rather than to 32, as compress writes) loads too. */
+static int padded_cols(const cJSON *e, int cols, int block, int *out) {
+    if (!field(e, "padded_cols")) {
+        *out = cols;
+        return BCT_OK;
+    }
+    if (get_int(e, "padded_cols", out) || *out < cols || *out - cols >= block) return BCT_EFORMAT;
     return BCT_OK;
 }
 
 static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct_error *err) {
     struct bert_storage *st = m->storage;
     char name[128];
-    int bits, block, rc;
+    int bits, block, cols, rc;
     const cJSON *scale = field(e, "scale"), *base = field(e, "base");
     int enc = cJSON_IsString(scale) ? qcodec_scale_parse(scale->valuestring) : -1;
     if (get_int(e, "bits", &bits) || get_int(e, "block", &block) || enc < 0 || !cJSON_IsNumber(base) ||
-        !isfinite(base->valuedouble) || !qcodec_bits_ok(bits) ||
-        !qmat_layout_ok(qcodec_mem_bits(bits), block, s->cols) || s->role == BERT_ROLE_PARAM)
+        !isfinite(base->valuedouble) || !qcodec_bits_ok(bits) || padded_cols(e, s->cols, block, &cols) ||
+        !qmat_layout_ok(qcodec_mem_bits(bits), block, cols) || s->role == BERT_ROLE_PARAM)
         return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": invalid quantization parameters", s->name);
     const void *codes, *scales;
-    size_t nblocks = (size_t)s->rows * (size_t)(s->cols / block);
+    size_t nblocks = (size_t)s->rows * (size_t)(cols / block);
     snprintf(name, sizeof(name), "%s.codes", s->name);
-    if ((rc = blob(st->bf, name, qcodec_codes_bytes(bits, s->rows, s->cols), &codes, err))) return rc;
+    if ((rc = blob(st->bf, name, qcodec_codes_bytes(bits, s->rows, cols), &codes, err))) return rc;
     snprintf(name, sizeof(name), "%s.scales", s->name);
     if ((rc = blob(st->bf, name, qcodec_scales_bytes((qscale_enc)enc, nblocks), &scales, err)))
         return rc;
@@ -78,7 +91,7 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
     float *d = bert_alloc64(nblocks * sizeof(float));
     if (!q || !d || bert_storage_keep(st, d) != BCT_OK)
         return bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
-    *q = (qmat){.bits = qcodec_mem_bits(bits), .rows = s->rows, .cols = s->cols, .block = block, .scales = d};
+    *q = (qmat){.bits = qcodec_mem_bits(bits), .rows = s->rows, .cols = cols, .block = block, .scales = d};
     for (size_t i = 0; i < nblocks; i++) {
         d[i] = qcodec_scale_decode((qscale_enc)enc, scales, i, (float)base->valuedouble);
         if (!isfinite(d[i])) return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": non-finite scale", s->name);
@@ -86,16 +99,16 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
     if (bits == q->bits) {
         q->codes = (void *)codes; /* in place: the mapping is read-only and so is every reader */
     } else {
-        void *wide = bert_alloc64(qmat_row_bytes(q->bits, s->cols) * (size_t)s->rows);
+        void *wide = bert_alloc64(qmat_row_bytes(q->bits, cols) * (size_t)s->rows);
         if (!wide || bert_storage_keep(st, wide) != BCT_OK)
             return bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
         q->codes = wide;
         qcodec_unpack_codes(bits, codes, q);
         /* Only the widened copy is read from now on. */
-        mapped_file_drop_pages(codes, qcodec_codes_bytes(bits, s->rows, s->cols));
+        mapped_file_drop_pages(codes, qcodec_codes_bytes(bits, s->rows, cols));
     }
     if (s->role == BERT_ROLE_WEIGHT && !m->mode.act_int8) {
-        if (dequantize_owned(st, q, s->f) != BCT_OK)
+        if (dequantize_owned(st, q, s->cols, s->f) != BCT_OK)
             return bct_fail(err, BCT_ENOMEM, "out of memory dequantizing \"%s\"", s->name);
         return BCT_OK;
     }

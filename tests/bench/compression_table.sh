@@ -7,6 +7,9 @@ cd "$(dirname "$0")/../.."
 BCT=${1:-build/bct}
 SHARED=${2:-../shared}
 out=docs/compression.md
+# Hand-written sections after the table (from "## Widths that fit no
+# block" on) are kept.
+kept=$(sed -n '/^## Widths that fit no block/,$p' "$out" 2>/dev/null || true)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -65,5 +68,6 @@ done
 echo
 echo "Reproduce one row: \`build/bct compress --in ../shared/models/sst2-bert-tiny-scratch --out m.bct --preset w4a8\`"
 echo "then \`build/bct compare ../shared/models/sst2-bert-tiny-scratch m.bct --task sst2 --data ../shared/data/glue/SST-2/dev.tsv\`."
+[ -z "$kept" ] || printf '\n%s\n' "$kept"
 } > "$out"
 echo "wrote $out"
