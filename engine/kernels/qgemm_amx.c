@@ -4,32 +4,35 @@
  * the CPU, the OS and the process's tile permission (cpu_features.h).
  * Layout (QPA1) and rounding contract: qgemm_kern.h.
  *
- * Tiles (palette 1): C[i][c] (int32, 16 x 16) for row tile i < 2 and output
- * tile c < 2, A[i] (activation rows x kstep bytes, straight from x), B[c]
- * (kstep / 4 x 64 bytes, straight from the pack, or for q4 from the K-chunk
- * widened to int8).  One micro-kernel step is 2 A loads, 2 B loads and 4
- * TDPBSSD: 32 rows x 32 outputs x kstep columns.
+ * Unit of work: one C tile (16 rows x 16 outputs) over all of K, its 16 x
+ * 16 float accumulators in 16 zmm registers from the bias to the final
+ * store (no partial sums in memory).  Per block: zero C, TDPBSSD of the
+ * block's K-steps (64 columns when the block is a multiple of 64, else 32,
+ * so a block is whole steps and its dot ends in C), store C (int32), then
+ * f += (w.d * x.d) * (float)dot with AVX-512 in the scalar reference's
+ * order (separate multiply and add, no FMA: the file is compiled with
+ * -ffp-contract=off), so outputs are bit-identical to every other kernel.
+ * Signed x signed products need no bias correction.
  *
- * Blocks: the K-step is 64 columns when the block is a multiple of 64, else
- * 32 (every block is a multiple of 32), so a block is a whole number of
- * steps and its dot ends in the C tiles.  Per block: zero the C tiles, run
- * the block's steps, store the C tiles (int32), then rescale them into fp32
- * accumulators in the scalar reference's order (f = bias, then per block
- * f += (w.d * x.d) * (float)dot, separate multiply and add, no FMA: the
- * file is compiled with -ffp-contract=off), so the outputs are
- * bit-identical to every other kernel.  Signed x signed products need no
- * bias correction (activation codes are in [-127, 127], weight codes
- * signed).
+ * Why this shape (measured on a Sapphire Rapids VM, docs/performance.md):
+ * at block 64 every 16 x 16 x 64 TDPBSSD (~16 cycles) needs a tile store
+ * (~16 cycles) and a 16-vector rescale (~32 cycles of AVX-512 multiplies
+ * and adds), so the kernel is bound by the rescale, and what matters is
+ * that the tile unit and the AVX-512 units overlap.  C is double-buffered
+ * by block parity: while block b's products run in one C tile, the other
+ * (block b - 1) is stored, and block b - 2 (stored one step earlier) is
+ * rescaled, its 16 rows cut in four and spread between the tile
+ * instructions.  The 2 x 2 tile blocking used before (4 C tiles, every
+ * block's partial sums through memory) ran 1.2 - 1.7x slower.
  *
- * Loop order (qk_amx): pairs of output tiles outer; K cut into chunks of
- * at most 1024 columns (a pair's int8 weights: 32 KB, in L1); row pairs (32
- * rows) inner, so a chunk's B tiles are reused by every row of the task.
- * Partial sums wait in y between chunks (the block order of the float sum
- * is unchanged).  q4 weights are widened per chunk into a 32 KB buffer
- * (the weight as a whole never is), once for all rows of the task.
+ * Loop order (qk_amx): output tiles outer (q4 records widened to int8 and
+ * weight scales transposed once per tile, its B records then stay in L1/L2
+ * for all rows of the task), row tiles inner: full ones first, then the
+ * short last one (one reconfiguration).  The rows' activation scales are
+ * gathered once per call as [row tile][block][16].
  *
  * Tile state is per thread: every call configures the calling thread's
- * tiles (LDTILECFG; again only when the edge rows change the shapes) and
+ * tiles (LDTILECFG; again only when the row-tile height changes) and
  * releases them before it returns (TILERELEASE), so pool workers and the
  * OS never see tiles left in use.
  *
