@@ -14,31 +14,30 @@
  *               since each also needs a vpmaddwd on the same ports
  *   scalar:     1 MAC per imul (not measured: reported as 1/cycle)
  *
- * Instructions per cycle (AVX2, AVX-VNNI, AVX-512): measured by a loop of 12 independent
- * accumulators (enough to cover the latency), rounded to the nearest 0.5:
- * the architectural throughput.  Clock: measured with a chain of dependent
- * integer adds (1 cycle each) running on every thread at once, so it is
- * the clock the cores actually hold under load (turbo included), not the
- * nominal "cpu MHz" of /proc/cpuinfo (reported alongside). */
+ * Instructions per cycle (AVX2, AVX-VNNI, AVX-512): a loop of 12 independent
+ * accumulators (enough to cover the latency) timed on one thread, divided
+ * by the clock and taken down to 1/2, 1, 2 or 4: the architectural
+ * throughput.  Clock: bench_clock_ghz (cpufreq's maximum, else the
+ * /proc/cpuinfo figure, else unknown: then there is no peak). */
 #ifndef BCT_BENCH_PEAK_H
 #define BCT_BENCH_PEAK_H
 
 #include "kernels/cpu_features.h"
 
-struct bct_pool;
 
 typedef struct bench_peak {
-    double ghz;           /* measured, all threads busy */
+    double ghz;           /* bench_clock_ghz(); 0: unknown (no peak) */
     double cpuinfo_mhz;   /* "cpu MHz" of /proc/cpuinfo (0 if absent) */
-    double ipc_measured;  /* multiply instructions per cycle per core (amx: the documented 1/16) */
+    double ipc_measured;  /* multiply instructions per cycle per core (amx: the documented 1/16; 1 if the clock is unknown) */
     double ipc;           /* rounded to 0.5 (amx: 1/16 as is) */
     int macs_per_instr;
     int threads;
     double peak_gmacs;    /* macs_per_instr * ipc * threads * ghz */
 } bench_peak;
 
-/* Measures the clock with `pool`'s threads busy (NULL: one thread). */
-double bench_measure_ghz(struct bct_pool *pool);
+/* The clock for the peak, in GHz (0: unknown); *source says where it
+ * comes from. */
+double bench_clock_ghz(const char **source);
 
 /* Fills p for isa (which must be supported) with `threads` cores at ghz. */
 void bench_peak_for(bct_isa isa, int threads, double ghz, bench_peak *p);

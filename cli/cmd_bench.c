@@ -58,7 +58,9 @@ static const char *usage_text =
     "  --runs N            timed runs per point (default 5)\n"
     "  --threads N         threads: engine pool for int8/int4, OpenBLAS for fp32\n"
     "                      (default: all cores)\n"
-    "  --gemm M,K,N        GEMM shape (default 4096,768,3072); --no-gemm skips it\n"
+    "  --gemm M,K,N        one GEMM shape (default: a BERT layer's, H -> H, H -> I\n"
+    "                      and I -> H for --hidden H and --intermediate I, at\n"
+    "                      M = 256 and 16, and 4096 x H -> I); --no-gemm skips them\n"
     "  --gemm-isa LIST     ISAs to time the GEMM with (default: every supported\n"
     "                      SIMD one; scalar is slow)\n"
     "  --quick             CI size: a 2-layer model, batch 1,8 x seq 16,64, 3 runs,\n"
@@ -94,6 +96,7 @@ typedef struct mode_run {
 typedef struct gemm_run {
     bct_isa isa;
     int bits;
+    int M, K, N;
     double med_ms, min_ms;
     bench_peak peak;
 } gemm_run;
@@ -407,6 +410,9 @@ static int time_gemm(bct_isa isa, int bits, int M, int K, int N, int block, int 
     memset(g, 0, sizeof(*g));
     g->isa = isa;
     g->bits = bits;
+    g->M = M;
+    g->K = K;
+    g->N = N;
     if (qmat_alloc(&w, bits, N, K, block) || qmat_alloc(&x, 8, M, K, block)) {
         qmat_free(&w);
         return CLI_FAIL;
@@ -471,7 +477,7 @@ static const mode_run *find_mode(const mode_run *modes, int n, const char *name)
 static double gmacs(int M, int K, int N, double ms) { return (double)M * K * N / (ms * 1e-3) / 1e9; }
 
 static void print_text(const char *what, int threads, const mode_run *modes, int nm, const gemm_run *gemms,
-                       int ng, int M, int K, int N, int block) {
+                       int ng, int block, const char *clock_src) {
     const cpu_features *f = cpu_features_get();
     printf("bct bench: %s; %d thread%s; CPU %s; int8 kernel %s\n\n", what, threads, threads > 1 ? "s" : "",
            f->brand[0] ? f->brand : f->vendor, bct_isa_name(qgemm_isa()));
@@ -505,26 +511,29 @@ static void print_text(const char *what, int threads, const mode_run *modes, int
         }
     }
     if (ng) {
-        printf("\nint8 block GEMM %d x %d -> %d (block %d), %d thread%s; 1 MAC = 2 ops:\n", M, K, N, block, threads,
-               threads > 1 ? "s" : "");
-        printf("%-11s %-7s %9s %9s %8s  %10s  %s\n", "isa", "weights", "ms", "(min)", "GOPS", "peak GOPS",
-               "% of peak  (peak = MACs/instr x instr/cycle x cores x GHz)");
+        printf("\nint8 block GEMMs M x K -> N (block %d), %d thread%s; 1 MAC = 2 ops; clock %s:\n", block, threads,
+               threads > 1 ? "s" : "", clock_src);
+        printf("%-20s %-11s %-7s %9s %9s %8s  %10s  %s\n", "shape", "kernel", "weights", "ms", "(min)", "GOPS",
+               "peak GOPS", "% of peak  (peak = MACs/instr x instr/cycle x cores x GHz)");
         for (int i = 0; i < ng; i++) {
             const gemm_run *g = &gemms[i];
-            double gops = 2 * gmacs(M, K, N, g->med_ms);
-            printf("%-11s %-7s %9.2f %9.2f %8.1f  %10.1f  %5.1f%%  (%d x %.4g [measured %.3g] x %d x %.2f)\n",
-                   bct_isa_name(g->isa), g->bits == 8 ? "int8" : "int4", g->med_ms, g->min_ms, gops,
-                   2 * g->peak.peak_gmacs, 100 * gops / (2 * g->peak.peak_gmacs), g->peak.macs_per_instr, g->peak.ipc,
-                   g->peak.ipc_measured, g->peak.threads, g->peak.ghz);
+            double gops = 2 * gmacs(g->M, g->K, g->N, g->med_ms);
+            char shp[32];
+            snprintf(shp, sizeof(shp), "%d x %d -> %d", g->M, g->K, g->N);
+            printf("%-20s %-11s %-7s %9.3f %9.3f %8.1f", shp, bct_isa_name(g->isa), g->bits == 8 ? "int8" : "int4",
+                   g->med_ms, g->min_ms, gops);
+            if (g->peak.peak_gmacs > 0)
+                printf("  %10.1f  %5.1f%%  (%d x %.4g [measured %.3g] x %d x %.2f)\n", 2 * g->peak.peak_gmacs,
+                       100 * gops / (2 * g->peak.peak_gmacs), g->peak.macs_per_instr, g->peak.ipc,
+                       g->peak.ipc_measured, g->peak.threads, g->peak.ghz);
+            else
+                printf("  %10s  %6s  (clock unknown)\n", "unknown", "-");
         }
-        if (gemms[0].peak.cpuinfo_mhz > 0)
-            printf("clock measured with all %d threads busy; /proc/cpuinfo says %.0f MHz (nominal)\n", threads,
-                   gemms[0].peak.cpuinfo_mhz);
     }
 }
 
 static void print_json(const char *what, int threads, const mode_run *modes, int nm, const gemm_run *gemms, int ng,
-                       int M, int K, int N, int block, int runs) {
+                       int block, int runs, const char *clock_src) {
     cJSON *list = cJSON_CreateArray();
     const cpu_features *f = cpu_features_get();
     cJSON *mach = cJSON_CreateObject();
@@ -534,7 +543,10 @@ static void print_json(const char *what, int threads, const mode_run *modes, int
     cJSON_AddNumberToObject(mach, "threads", threads);
     cJSON_AddNumberToObject(mach, "runs", runs);
     cJSON_AddStringToObject(mach, "model", what);
-    if (ng) cJSON_AddNumberToObject(mach, "ghz", gemms[0].peak.ghz);
+    if (ng) {
+        cJSON_AddNumberToObject(mach, "ghz", gemms[0].peak.ghz);
+        cJSON_AddStringToObject(mach, "clock_source", clock_src);
+    }
     cJSON_AddItemToArray(list, mach);
     for (int i = 0; i < nm; i++)
         for (int k = 0; modes[i].ok && k < modes[i].npts; k++) {
@@ -559,21 +571,27 @@ static void print_json(const char *what, int threads, const mode_run *modes, int
         }
     for (int i = 0; i < ng; i++) {
         const gemm_run *g = &gemms[i];
-        double gops = 2 * gmacs(M, K, N, g->med_ms);
+        double gops = 2 * gmacs(g->M, g->K, g->N, g->med_ms);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "kind", "gemm");
         cJSON_AddStringToObject(o, "mode", g->bits == 8 ? "int8" : "int4");
         cJSON_AddStringToObject(o, "isa", bct_isa_name(g->isa));
-        cJSON_AddNumberToObject(o, "m", M);
-        cJSON_AddNumberToObject(o, "k", K);
-        cJSON_AddNumberToObject(o, "n", N);
+        cJSON_AddStringToObject(o, "kernel", bct_isa_name(g->isa));
+        cJSON_AddNumberToObject(o, "m", g->M);
+        cJSON_AddNumberToObject(o, "k", g->K);
+        cJSON_AddNumberToObject(o, "n", g->N);
         cJSON_AddNumberToObject(o, "block", block);
         cJSON_AddNumberToObject(o, "threads", threads);
         cJSON_AddNumberToObject(o, "ms", g->med_ms);
         cJSON_AddNumberToObject(o, "ms_min", g->min_ms);
         cJSON_AddNumberToObject(o, "gops", gops);
-        cJSON_AddNumberToObject(o, "peak_gops", 2 * g->peak.peak_gmacs);
-        cJSON_AddNumberToObject(o, "percent_of_peak", 100 * gops / (2 * g->peak.peak_gmacs));
+        if (g->peak.peak_gmacs > 0) {
+            cJSON_AddNumberToObject(o, "peak_gops", 2 * g->peak.peak_gmacs);
+            cJSON_AddNumberToObject(o, "percent_of_peak", 100 * gops / (2 * g->peak.peak_gmacs));
+        } else {
+            cJSON_AddNullToObject(o, "peak_gops");
+            cJSON_AddNullToObject(o, "percent_of_peak");
+        }
         cJSON_AddNumberToObject(o, "macs_per_instr", g->peak.macs_per_instr);
         cJSON_AddNumberToObject(o, "instr_per_cycle", g->peak.ipc);
         cJSON_AddNumberToObject(o, "instr_per_cycle_measured", g->peak.ipc_measured);
@@ -776,15 +794,41 @@ int cmd_bench(int argc, char **argv) {
         }
     }
 
-    gemm_run gemms[8];
-    int ng = 0;
-    const int block = 64, M = gemm_shape[0], K = gemm_shape[1], N = gemm_shape[2];
-    if (!no_gemm) {
-        if (K % block) {
-            fprintf(stderr, "bct: --gemm: K must be a multiple of %d\n", block);
-            rc = CLI_FAIL;
-            goto print;
+    /* GEMM shapes: --gemm's one, or the model's (Q/K/V and attention
+     * output H -> H, FFN in H -> I, FFN out I -> H) at M = 256 (a forward
+     * group of BERT_FORWARD_GROUP_TOKENS, what batches of long sequences
+     * run) and M = 16 (batch 1 x 16 tokens), plus 4096 x H -> I (the shape
+     * of the kernels' peak targets). */
+    enum { MAX_SHAPES = 8 };
+    int shapes[MAX_SHAPES][3], nsh = 0;
+    const int hid = shape.hidden, inter = shape.intermediate;
+    if (gemm_set || quick) {
+        memcpy(shapes[nsh++], gemm_shape, sizeof(gemm_shape));
+    } else {
+        const int ms[2] = {BERT_FORWARD_GROUP_TOKENS, 16};
+        for (int mi = 0; mi < 2; mi++) {
+            const int kn[3][2] = {{hid, hid}, {hid, inter}, {inter, hid}};
+            for (int k = 0; k < 3; k++) {
+                shapes[nsh][0] = ms[mi];
+                shapes[nsh][1] = kn[k][0];
+                shapes[nsh][2] = kn[k][1];
+                nsh++;
+            }
         }
+        shapes[nsh][0] = 4096, shapes[nsh][1] = hid, shapes[nsh][2] = inter;
+        nsh++;
+    }
+    gemm_run gemms[MAX_SHAPES * 2 * BCT_ISA_COUNT];
+    int ng = 0;
+    const int block = 64;
+    const char *clock_src = "unknown";
+    if (!no_gemm) {
+        for (int s = 0; s < nsh; s++)
+            if (shapes[s][1] % block) {
+                fprintf(stderr, "bct: --gemm: K must be a multiple of %d\n", block);
+                rc = CLI_FAIL;
+                goto print;
+            }
         bct_isa isas[BCT_ISA_COUNT];
         int ni = 0;
         if (gemm_isa_arg) {
@@ -805,24 +849,28 @@ int cmd_bench(int argc, char **argv) {
         bct_isa saved = qgemm_isa();
         bct_pool *pool = bct_pool_create(threads);
         fprintf(stderr, "bench: GEMM ...\n");
-        double ghz = bench_measure_ghz(pool);
-        for (int i = 0; i < ni; i++)
-            for (int bits = 8; bits >= 4; bits -= 4) {
-                gemm_run *g = &gemms[ng];
-                if (time_gemm(isas[i], bits, M, K, N, block, runs, pool, g) != CLI_OK) {
-                    fprintf(stderr, "bct: GEMM with %s failed (out of memory?)\n", bct_isa_name(isas[i]));
-                    rc = CLI_FAIL;
-                    continue;
+        double ghz = bench_clock_ghz(&clock_src);
+        bench_peak peaks[BCT_ISA_COUNT];
+        for (int i = 0; i < ni; i++) bench_peak_for(isas[i], threads, ghz, &peaks[i]);
+        for (int s = 0; s < nsh; s++)
+            for (int i = 0; i < ni; i++)
+                for (int bits = 8; bits >= 4; bits -= 4) {
+                    gemm_run *g = &gemms[ng];
+                    if (time_gemm(isas[i], bits, shapes[s][0], shapes[s][1], shapes[s][2], block, runs, pool, g) !=
+                        CLI_OK) {
+                        fprintf(stderr, "bct: GEMM with %s failed (out of memory?)\n", bct_isa_name(isas[i]));
+                        rc = CLI_FAIL;
+                        continue;
+                    }
+                    g->peak = peaks[i];
+                    ng++;
                 }
-                bench_peak_for(isas[i], threads, ghz, &g->peak);
-                ng++;
-            }
         qgemm_set_isa(saved);
         bct_pool_free(pool);
     }
 print:
-    if (json) print_json(what, threads, modes, nm, gemms, ng, M, K, N, block, runs);
-    else print_text(what, threads, modes, nm, gemms, ng, M, K, N, block);
+    if (json) print_json(what, threads, modes, nm, gemms, ng, block, runs, clock_src);
+    else print_text(what, threads, modes, nm, gemms, ng, block, clock_src);
 cleanup:
     if (made_dir) {
         char cmd[PATH_MAX + 32];

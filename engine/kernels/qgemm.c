@@ -270,7 +270,8 @@ void qgemm_run_kern(bct_isa isa, qk_fn kern, const qmat *w, const void *pack, co
          * whose packed weights do too (~512 KB); then at least ~4 tasks
          * per thread when there is enough work for it.  Chunks and groups
          * are whole kernel tiles: 4 rows x 3 tiles (AVX2, AVX-512), 32 rows
-         * (two A tiles) x 2 tiles (AMX; rows may be split to 16). */
+         * (AMX works on 16 x 16 C tiles; 32-row chunks and pairs of tiles
+         * keep tasks coarse enough for its per-call tile configuration). */
         const int amx = isa == BCT_ISA_AMX;
         const int rt = amx ? 32 : 4, rt_min = amx ? 16 : 4, ct = amx ? 2 : 3;
         g.tiles = p->tiles;

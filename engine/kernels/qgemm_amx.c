@@ -4,32 +4,35 @@
  * the CPU, the OS and the process's tile permission (cpu_features.h).
  * Layout (QPA1) and rounding contract: qgemm_kern.h.
  *
- * Tiles (palette 1): C[i][c] (int32, 16 x 16) for row tile i < 2 and output
- * tile c < 2, A[i] (activation rows x kstep bytes, straight from x), B[c]
- * (kstep / 4 x 64 bytes, straight from the pack, or for q4 from the K-chunk
- * widened to int8).  One micro-kernel step is 2 A loads, 2 B loads and 4
- * TDPBSSD: 32 rows x 32 outputs x kstep columns.
+ * Unit of work: one C tile (16 rows x 16 outputs) over all of K, its 16 x
+ * 16 float accumulators in 16 zmm registers from the bias to the final
+ * store (no partial sums in memory).  Per block: zero C, TDPBSSD of the
+ * block's K-steps (64 columns when the block is a multiple of 64, else 32,
+ * so a block is whole steps and its dot ends in C), store C (int32), then
+ * f += (w.d * x.d) * (float)dot with AVX-512 in the scalar reference's
+ * order (separate multiply and add, no FMA: the file is compiled with
+ * -ffp-contract=off), so outputs are bit-identical to every other kernel.
+ * Signed x signed products need no bias correction.
  *
- * Blocks: the K-step is 64 columns when the block is a multiple of 64, else
- * 32 (every block is a multiple of 32), so a block is a whole number of
- * steps and its dot ends in the C tiles.  Per block: zero the C tiles, run
- * the block's steps, store the C tiles (int32), then rescale them into fp32
- * accumulators in the scalar reference's order (f = bias, then per block
- * f += (w.d * x.d) * (float)dot, separate multiply and add, no FMA: the
- * file is compiled with -ffp-contract=off), so the outputs are
- * bit-identical to every other kernel.  Signed x signed products need no
- * bias correction (activation codes are in [-127, 127], weight codes
- * signed).
+ * Why this shape (measured on a Sapphire Rapids VM, docs/performance.md):
+ * at block 64 every 16 x 16 x 64 TDPBSSD (~16 cycles) needs a tile store
+ * (~16 cycles) and a 16-vector rescale (~32 cycles of AVX-512 multiplies
+ * and adds), so the kernel is bound by the rescale, and what matters is
+ * that the tile unit and the AVX-512 units overlap.  C is double-buffered
+ * by block parity: while block b's products run in one C tile, the other
+ * (block b - 1) is stored, and block b - 2 (stored one step earlier) is
+ * rescaled, its 16 rows cut in four and spread between the tile
+ * instructions.  The 2 x 2 tile blocking used before (4 C tiles, every
+ * block's partial sums through memory) ran 1.2 - 1.7x slower.
  *
- * Loop order (qk_amx): pairs of output tiles outer; K cut into chunks of
- * at most 1024 columns (a pair's int8 weights: 32 KB, in L1); row pairs (32
- * rows) inner, so a chunk's B tiles are reused by every row of the task.
- * Partial sums wait in y between chunks (the block order of the float sum
- * is unchanged).  q4 weights are widened per chunk into a 32 KB buffer
- * (the weight as a whole never is), once for all rows of the task.
+ * Loop order (qk_amx): output tiles outer (q4 records widened to int8 and
+ * weight scales transposed once per tile, its B records then stay in L1/L2
+ * for all rows of the task), row tiles inner: full ones first, then the
+ * short last one (one reconfiguration).  The rows' activation scales are
+ * gathered once per call as [row tile][block][16].
  *
  * Tile state is per thread: every call configures the calling thread's
- * tiles (LDTILECFG; again only when the edge rows change the shapes) and
+ * tiles (LDTILECFG; again only when the row-tile height changes) and
  * releases them before it returns (TILERELEASE), so pool workers and the
  * OS never see tiles left in use.
  *
@@ -81,45 +84,42 @@
 #define T_DPBSSD(c, a, b) _tile_dpbssd(c, a, b)
 #endif
 
-/* Tile registers (numbers, not an enum: they are part of the instruction):
- * C of row tile i and output tile c in 2i + c, A[i] in 4 + i, B[c] in 6 + c. */
-#define TC00 0
-#define TC01 1
-#define TC10 2
-#define TC11 3
-#define TA0 4
-#define TA1 5
-#define TB0 6
-#define TB1 7
+/* Tile registers (numbers, not an enum: they are part of the instruction).
+ * C is double-buffered by block parity (one block's int32 dots are stored
+ * and rescaled while the next block's TDPBSSD run); A and B alternate by
+ * K-step, so a step's loads do not wait for the previous step's product. */
+#define TC0 0
+#define TC1 1
+#define TA0 2
+#define TA1 3
+#define TB0 4
+#define TB1 5
 
 enum {
-    RT = 2,        /* row tiles (of 16 activation rows) per micro-kernel */
-    CT = 2,        /* output tiles (of 16 outputs) per micro-kernel */
-    KCHUNK = 1024, /* columns of a K-chunk: CT tiles' int8 weights in 32 KB */
+    STACK_FLOATS = 4096,          /* scale buffers on the stack; larger ones are malloc'd */
+    STACK_WIDE = 16 * 4096,       /* q4 widened to int8: one tile of K <= 4096 */
+    ROWS_CT = QAMX_ROWS,          /* activation rows of a C tile */
 };
 
 TARGET static inline __mmask16 lane_mask(int valid) {
     return valid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << valid) - 1);
 }
 
-/* Palette 1 for row tiles of m0 and m1 rows (m1 0: one row tile) and
- * K-steps of kstep bytes; the tiles of an absent row tile stay unused. */
-static void make_config(qamx_cfg *cfg, int m0, int m1, int kstep) {
+/* Palette 1 for row tiles of m rows and K-steps of kstep bytes. */
+static void make_config(qamx_cfg *cfg, int m, int kstep) {
     memset(cfg, 0, sizeof(*cfg));
     cfg->palette = 1;
-    const int m[RT] = {m0, m1};
-    for (int i = 0; i < RT; i++) {
-        if (!m[i]) continue;
-        for (int c = 0; c < CT; c++) {
-            cfg->rows[TC00 + CT * i + c] = (uint8_t)m[i];
-            cfg->colsb[TC00 + CT * i + c] = QAMX_COLSB; /* 16 int32 */
-        }
-        cfg->rows[TA0 + i] = (uint8_t)m[i];
-        cfg->colsb[TA0 + i] = (uint16_t)kstep;
+    for (int t = TC0; t <= TC1; t++) {
+        cfg->rows[t] = (uint8_t)m;
+        cfg->colsb[t] = QAMX_COLSB; /* 16 int32 */
     }
-    for (int c = 0; c < CT; c++) {
-        cfg->rows[TB0 + c] = (uint8_t)(kstep / 4);
-        cfg->colsb[TB0 + c] = QPACK_RECORD;
+    for (int t = TA0; t <= TA1; t++) {
+        cfg->rows[t] = (uint8_t)m;
+        cfg->colsb[t] = (uint16_t)kstep;
+    }
+    for (int t = TB0; t <= TB1; t++) {
+        cfg->rows[t] = (uint8_t)(kstep / 4);
+        cfg->colsb[t] = QPACK_RECORD;
     }
 }
 
@@ -137,138 +137,159 @@ TARGET static void widen_q4(const uint8_t *src, int groups, int8_t *dst) {
         }
 }
 
-/* One K-chunk of up to CT output tiles. */
-typedef struct panel {
-    int t, C;            /* first output tile, tiles */
-    int b0, b1;          /* blocks [b0, b1) */
-    int kstep;           /* bytes of a K-step: 64 or 32 */
-    const int8_t *w[CT]; /* each tile's QPA1 q8 records from column b0 * block on */
-    const float *sc;     /* weight scales as [b - b0][C][16] (not for raw) */
-    __mmask16 mask[CT];  /* outputs of each tile that exist */
-} panel;
+/* What the row tiles of one output tile share. */
+typedef struct otile {
+    int t;             /* output tile */
+    const int8_t *w;   /* its q8 QPA1 records from column 0 */
+    const float *sc;   /* its weight scales as [b][16] (not for raw) */
+    __mmask16 mask;    /* its outputs that exist */
+} otile;
 
-/* Rows [r, r + m[0] + m[1]) (m[1] > 0 only if m[0] == 16) against a panel:
- * the tiles are configured for these shapes. */
-TARGET static void rows_x_panel(const qk_job *j, const panel *pn, int r, const int m[RT]) {
-    const qmat *x = j->x;
+/* Rescales rows [k0, k1) of a stored block: f += (w.d * x.d) * (float)dot,
+ * in the scalar order. */
+#define RESCALE(k0, k1)                                                                          \
+    do {                                                                                         \
+        _Pragma("GCC unroll 16") for (int k = (k0); k < (k1); k++) {                             \
+            __m512 s_ = _mm512_mul_ps(wd, _mm512_set1_ps(xd[k]));                                 \
+            __m512 d_ = _mm512_cvtepi32_ps(_mm512_load_si512(a + 16 * k));                        \
+            f[k] = _mm512_add_ps(f[k], _mm512_mul_ps(s_, d_));                                   \
+        }                                                                                        \
+    } while (0)
+
+/* One pipeline step (see rows_x_tile) with C = block b's tile, Q = the
+ * other C tile (block b - 1, stored into buf[q]), A/B = step 0's operand
+ * tiles, A2/B2 the other pair.  The rescale of block b - 2 is cut in four
+ * and spread between the tile instructions, so that the AVX-512 work and
+ * the tile loads, products and store overlap without needing a large
+ * out-of-order window. */
+#define PIPE_STEP(C, Q, A, B, A2, B2, q)                                                         \
+    do {                                                                                         \
+        const size_t k0 = (size_t)b * blk;                                                       \
+        if (dots) {                                                                              \
+            T_ZERO(C);                                                                           \
+            T_LOAD(A, xr + k0, (long)K);                                                         \
+        }                                                                                        \
+        if (resc) RESCALE(0, 4);                                                                 \
+        if (dots) T_LOAD(B, ot->w + k0 * QPACK_TILE, (long)QPACK_RECORD);                        \
+        if (resc) RESCALE(4, 8);                                                                 \
+        if (dots) {                                                                              \
+            T_DPBSSD(C, A, B);                                                                   \
+            for (int s = 1; s < steps; s++) {                                                    \
+                const size_t ks = k0 + (size_t)s * kstep;                                        \
+                if (s & 1) {                                                                     \
+                    T_LOAD(A2, xr + ks, (long)K);                                                \
+                    T_LOAD(B2, ot->w + ks * QPACK_TILE, (long)QPACK_RECORD);                     \
+                    T_DPBSSD(C, A2, B2);                                                         \
+                } else {                                                                         \
+                    T_LOAD(A, xr + ks, (long)K);                                                 \
+                    T_LOAD(B, ot->w + ks * QPACK_TILE, (long)QPACK_RECORD);                      \
+                    T_DPBSSD(C, A, B);                                                           \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+        if (resc) RESCALE(8, 12);                                                                \
+        if (store) T_STORE(Q, buf[q], 16 * (long)sizeof(int32_t));                               \
+        if (resc) RESCALE(12, 16);                                                               \
+    } while (0)
+
+/* Rows [r, r + m) (m <= 16; the tiles are configured for m rows) against
+ * one output tile, all blocks.  xs: the rows' activation scales as
+ * [b][16].  The 16 x 16 float accumulators stay in registers across K.
+ * Pipeline: at step b the products of block b run in one C tile while the
+ * other C tile (block b - 1) is stored, and block b - 2 (stored one step
+ * earlier) is rescaled with AVX-512; the float order per output is still
+ * block 0, 1, ... */
+TARGET static void rows_x_tile(const qk_job *j, const otile *ot, int r, int m, const float *xs) {
     const int blk = j->p->block, nb = j->p->cols / blk, K = j->p->cols;
-    const int kstep = pn->kstep, steps = blk / kstep, R = m[1] ? 2 : 1, C = pn->C;
-    const int raw = j->raw != NULL;
-    float f[RT][CT][16][16] __attribute__((aligned(64)));
-    int32_t acc[RT][CT][16][16] __attribute__((aligned(64)));
-    if (!raw)
-        for (int i = 0; i < R; i++)
-            for (int c = 0; c < C; c++) {
-                const size_t col = (size_t)(pn->t + c) * QPACK_TILE;
-                for (int k = 0; k < m[i]; k++) {
-                    __m512 v = pn->b0 > 0   ? _mm512_maskz_loadu_ps(pn->mask[c], j->y + (size_t)(r + 16 * i + k) * j->ldy + col)
-                               : j->bias ? _mm512_maskz_loadu_ps(pn->mask[c], j->bias + col)
-                                         : _mm512_setzero_ps();
-                    _mm512_store_ps(f[i][c][k], v);
-                }
-            }
-    for (int b = pn->b0; b < pn->b1; b++) {
-        const int8_t *xa = (const int8_t *)x->codes + (size_t)r * K + (size_t)b * blk;
-        const size_t wo = (size_t)(b - pn->b0) * blk * QPACK_TILE; /* 16 bytes per column */
-        T_ZERO(TC00);
-        if (C > 1) T_ZERO(TC01);
-        if (R > 1) {
-            T_ZERO(TC10);
-            if (C > 1) T_ZERO(TC11);
+    const int kstep = blk % 64 ? 32 : 64, steps = blk / kstep;
+    const int8_t *xr = (const int8_t *)j->x->codes + (size_t)r * K;
+    int32_t buf[2][ROWS_CT * 16] __attribute__((aligned(64)));
+    __m512 f[ROWS_CT];
+    const __m512 f0 = j->raw || !j->bias ? _mm512_setzero_ps()
+                                         : _mm512_maskz_loadu_ps(ot->mask, j->bias + (size_t)ot->t * QPACK_TILE);
+#pragma GCC unroll 16
+    for (int k = 0; k < ROWS_CT; k++) f[k] = f0;
+    if (m < ROWS_CT) memset(buf, 0, sizeof(buf)); /* rows >= m: rescaled, never stored */
+    for (int b = 0; b < nb + 2; b++) {
+        const int dots = b < nb, store = b >= 1 && b <= nb;
+        const int bb = b < 2 ? 0 : b - 2; /* the block rescaled at this step */
+        const int32_t *a = buf[b & 1];
+        if (j->raw) { /* tests: the block dots, no rescale */
+            if (b >= 2)
+                for (int k = 0; k < m; k++) qk_raw_store(j, r + k, ot->t * QPACK_TILE, QPACK_TILE, bb, a + 16 * k);
         }
-        for (int s = 0; s < steps; s++) {
-            const int8_t *xs = xa + (size_t)s * kstep;
-            const size_t ws = wo + (size_t)s * kstep * QPACK_TILE;
-            T_LOAD(TA0, xs, (long)K);
-            if (R > 1) T_LOAD(TA1, xs + (size_t)16 * K, (long)K);
-            T_LOAD(TB0, pn->w[0] + ws, (long)QPACK_RECORD);
-            if (C > 1) T_LOAD(TB1, pn->w[1] + ws, (long)QPACK_RECORD);
-            T_DPBSSD(TC00, TA0, TB0);
-            if (C > 1) T_DPBSSD(TC01, TA0, TB1);
-            if (R > 1) {
-                T_DPBSSD(TC10, TA1, TB0);
-                if (C > 1) T_DPBSSD(TC11, TA1, TB1);
-            }
-        }
-        T_STORE(TC00, acc[0][0], (long)sizeof(acc[0][0][0]));
-        if (C > 1) T_STORE(TC01, acc[0][1], (long)sizeof(acc[0][0][0]));
-        if (R > 1) {
-            T_STORE(TC10, acc[1][0], (long)sizeof(acc[0][0][0]));
-            if (C > 1) T_STORE(TC11, acc[1][1], (long)sizeof(acc[0][0][0]));
-        }
-        if (raw) { /* tests: the block dots */
-            for (int i = 0; i < R; i++)
-                for (int c = 0; c < C; c++)
-                    for (int k = 0; k < m[i]; k++)
-                        qk_raw_store(j, r + 16 * i + k, (pn->t + c) * 16, 16, b, acc[i][c][k]);
-            continue;
-        }
-        /* f += (w.d * x.d) * (float)dot, 16 outputs per vector. */
-        for (int c = 0; c < C; c++) {
-            const __m512 wd = _mm512_load_ps(pn->sc + ((size_t)(b - pn->b0) * C + c) * QPACK_TILE);
-            for (int i = 0; i < R; i++)
-                for (int k = 0; k < m[i]; k++) {
-                    __m512 s = _mm512_mul_ps(wd, _mm512_set1_ps(x->scales[(size_t)(r + 16 * i + k) * nb + b]));
-                    __m512 d = _mm512_cvtepi32_ps(_mm512_load_si512(acc[i][c][k]));
-                    _mm512_store_ps(f[i][c][k], _mm512_add_ps(_mm512_load_ps(f[i][c][k]), _mm512_mul_ps(s, d)));
-                }
-        }
+        const int resc = b >= 2 && !j->raw;
+        const __m512 wd = resc ? _mm512_load_ps(ot->sc + (size_t)bb * QPACK_TILE) : _mm512_setzero_ps();
+        const float *xd = resc ? xs + (size_t)bb * ROWS_CT : NULL;
+        if (b & 1) PIPE_STEP(TC1, TC0, TA1, TB1, TA0, TB0, 0);
+        else PIPE_STEP(TC0, TC1, TA0, TB0, TA1, TB1, 1);
     }
-    if (raw) return;
-    for (int i = 0; i < R; i++)
-        for (int c = 0; c < C; c++)
-            for (int k = 0; k < m[i]; k++)
-                _mm512_mask_storeu_ps(j->y + (size_t)(r + 16 * i + k) * j->ldy + (size_t)(pn->t + c) * QPACK_TILE,
-                                      pn->mask[c], _mm512_load_ps(f[i][c][k]));
+    if (j->raw) return;
+#pragma GCC unroll 16
+    for (int k = 0; k < ROWS_CT; k++)
+        if (k < m) _mm512_mask_storeu_ps(j->y + (size_t)(r + k) * j->ldy + (size_t)ot->t * QPACK_TILE, ot->mask, f[k]);
+}
+
+static void *scratch(void *stack, size_t stack_bytes, size_t bytes) {
+    if (bytes <= stack_bytes) return stack;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes)) abort();
+    return p;
 }
 
 TARGET void QK_AMX(const qk_job *j, int r0, int r1, int t0, int t1) {
     const qpack *p = j->p;
-    const int blk = p->block, nb = p->cols / blk;
-    const int kstep = blk % 64 ? 32 : 64;
-    /* K-chunks of whole blocks, at most KCHUNK columns unless one block is
-     * wider, evened out. */
-    int nbc = KCHUNK / blk < 1 ? 1 : KCHUNK / blk;
-    nbc = (nb + (nb + nbc - 1) / nbc - 1) / ((nb + nbc - 1) / nbc);
-    const size_t kc = (size_t)nbc * blk;
-    float sc[CT * QPACK_TILE * (KCHUNK / QMAT_GROUP)] __attribute__((aligned(64))); /* nbc <= 32 */
-    int8_t wide_buf[CT * QPACK_TILE * KCHUNK] __attribute__((aligned(64))); /* q4 widened */
-    int8_t *wide = wide_buf;
-    if (p->bits == 4 && kc > KCHUNK && posix_memalign((void **)&wide, 64, CT * QPACK_TILE * kc)) abort();
+    const int blk = p->block, nb = p->cols / blk, K = p->cols;
+    const int kstep = blk % 64 ? 32 : 64, raw = j->raw != NULL;
+    const int rtiles = (r1 - r0 + ROWS_CT - 1) / ROWS_CT;
+    float xs_stack[STACK_FLOATS] __attribute__((aligned(64)));
+    float sc_stack[STACK_FLOATS] __attribute__((aligned(64)));
+    int8_t wide_stack[STACK_WIDE] __attribute__((aligned(64)));
+    /* Activation scales of the task's rows as [row tile][b][16] (0 past r1),
+     * weight scales of one output tile as [b][16], q4 codes of one tile widened. */
+    float *xs = raw ? NULL : scratch(xs_stack, sizeof(xs_stack), (size_t)rtiles * nb * ROWS_CT * sizeof(float));
+    float *sc = raw ? NULL : scratch(sc_stack, sizeof(sc_stack), (size_t)nb * QPACK_TILE * sizeof(float));
+    int8_t *wide = p->bits == 4 ? scratch(wide_stack, sizeof(wide_stack), (size_t)QPACK_TILE * K) : NULL;
+    if (!raw)
+        for (int rt = 0; rt < rtiles; rt++)
+            for (int k = 0; k < ROWS_CT; k++) {
+                const int row = r0 + rt * ROWS_CT + k;
+                for (int b = 0; b < nb; b++)
+                    xs[((size_t)rt * nb + b) * ROWS_CT + k] = row < r1 ? j->x->scales[(size_t)row * nb + b] : 0.0f;
+            }
     qamx_cfg cfg __attribute__((aligned(64)));
-    int cur[RT] = {-1, -1}; /* the row-tile shapes configured, -1: none yet */
-    for (int t = t0; t < t1; t += CT) {
-        panel pn = {.t = t, .C = t1 - t < CT ? t1 - t : CT, .kstep = kstep, .sc = sc};
-        for (int c = 0; c < pn.C; c++) pn.mask[c] = lane_mask(p->rows - (t + c) * QPACK_TILE);
-        for (int b0 = 0; b0 < nb; b0 += nbc) {
-            pn.b0 = b0;
-            pn.b1 = b0 + nbc < nb ? b0 + nbc : nb;
-            for (int c = 0; c < pn.C; c++) {
-                const uint8_t *codes = qpack_codes(p, t + c);
-                if (p->bits == 8) {
-                    pn.w[c] = (const int8_t *)codes + (size_t)b0 * blk * QPACK_TILE;
-                } else {
-                    int8_t *dst = wide + (size_t)c * QPACK_TILE * kc;
-                    widen_q4(codes + (size_t)b0 * blk * (QPACK_TILE / 2), (pn.b1 - b0) * blk / QMAT_GROUP, dst);
-                    pn.w[c] = dst;
-                }
-            }
-            if (!j->raw) qk_scales_transpose(j->wscales, p->rows, nb, t, t + pn.C, pn.b0, pn.b1, sc);
-            for (int r = r0; r < r1; r += RT * 16) {
-                int m[RT] = {r1 - r < 16 ? r1 - r : 16, r1 - r - 16};
-                m[1] = m[1] < 0 ? 0 : m[1] > 16 ? 16 : m[1];
-                if (m[0] != cur[0] || m[1] != cur[1]) {
-                    make_config(&cfg, m[0], m[1], kstep);
-                    T_CONFIG(&cfg);
-                    cur[0] = m[0];
-                    cur[1] = m[1];
-                }
-                rows_x_panel(j, &pn, r, m);
-            }
+    int cur = -1; /* the row-tile height configured, -1: none yet */
+    /* Full row tiles first, then the short last one (one reconfiguration). */
+    const int full = (r1 - r0) / ROWS_CT, tail = (r1 - r0) % ROWS_CT;
+    for (int t = t0; t < t1; t++) {
+        otile ot = {.t = t, .sc = sc, .mask = lane_mask(p->rows - t * QPACK_TILE)};
+        const uint8_t *codes = qpack_codes(p, t);
+        if (p->bits == 8) {
+            ot.w = (const int8_t *)codes;
+        } else {
+            widen_q4(codes, K / QMAT_GROUP, wide);
+            ot.w = wide;
         }
+        if (!raw) qk_scales_transpose(j->wscales, p->rows, nb, t, t + 1, 0, nb, sc);
+        if (full && cur != ROWS_CT) {
+            make_config(&cfg, ROWS_CT, kstep);
+            T_CONFIG(&cfg);
+            cur = ROWS_CT;
+        }
+        for (int rt = 0; rt < full; rt++)
+            rows_x_tile(j, &ot, r0 + rt * ROWS_CT, ROWS_CT, raw ? NULL : xs + (size_t)rt * nb * ROWS_CT);
+        if (!tail) continue;
+        if (cur != tail) {
+            make_config(&cfg, tail, kstep);
+            T_CONFIG(&cfg);
+            cur = tail;
+        }
+        rows_x_tile(j, &ot, r0 + full * ROWS_CT, tail, raw ? NULL : xs + (size_t)full * nb * ROWS_CT);
     }
-    if (cur[0] >= 0) T_RELEASE();
-    if (wide != wide_buf) free(wide);
+    if (cur >= 0) T_RELEASE();
+    if (xs != xs_stack) free(xs);
+    if (sc != sc_stack) free(sc);
+    if (wide && wide != wide_stack) free(wide);
 }
 
 #ifdef QAMX_EMU

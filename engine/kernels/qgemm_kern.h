@@ -46,12 +46,12 @@
  *           (loaded straight from x, stride x->cols), C[m][n] += the dot of
  *           activation row m and output 16t + n over those columns.
  *   bits 4: QPK1's records unchanged (ggml Q4_0 nibble order, biased by 8).
- *           The kernel widens the records of a K-chunk of two tiles (at
- *           most 32 KB, or one block if a block is larger) into the bits-8
- *           form above, nibble - 8 as int8, in a buffer of its own, then
- *           loads B tiles from there: record (g, j4) gives k-quads 8g + j4
- *           (low nibbles) and 8g + 4 + j4 (high nibbles).  The weight is
- *           never widened as a whole.
+ *           The kernel widens the records of one tile (16 x K bytes, on
+ *           its stack up to K = 4096) into the bits-8 form above, nibble - 8
+ *           as int8, in a buffer of its own, then loads B tiles from there:
+ *           record (g, j4) gives k-quads 8g + j4 (low nibbles) and
+ *           8g + 4 + j4 (high nibbles).  The weight is never widened as a
+ *           whole.
  *   padding rows of the last tile: zero codes (q8 0x00, q4 0x88).
  *
  * The float rescale is done in the scalar reference's order,

@@ -136,14 +136,16 @@ fi
 import json, sys
 
 tmp, batches, seqs, threads, runs, load_before, load_after, cpu = sys.argv[1:]
-speed, rss, info = {}, {}, {}
+speed, rss, info, kernels, model = {}, {}, {}, {}, ""
 bct = json.load(open(f"{tmp}/bct.json"))
 for o in bct:
     if o.get("kind") == "forward":
         speed[("bct " + o["mode"], o["batch"], o["seq"])] = o["sentences_per_s"]
         rss["bct " + o["mode"]] = o["peak_rss_mb"]
+        kernels["bct " + o["mode"]] = o.get("engine", "?")  # what the mode's own process ran
     elif o.get("kind") == "machine":
-        info["bct"] = f"int8 kernel {o['isa']}; {o['model']}"
+        model = o["model"]
+info["bct"] = ", ".join(f"{k} kernel {v}" for k, v in kernels.items()) + f"; {model}"
 names = {"torch-fp32": "PyTorch fp32", "torch-int8-dynamic": "PyTorch int8"}
 for line in open(f"{tmp}/torch.jsonl"):
     o = json.loads(line)
