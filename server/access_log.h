@@ -23,6 +23,7 @@ typedef struct access_entry {
     const char *remote;      /* client address or NULL */
     const char *method;
     const char *path;
+    const char *request_id;  /* X-Request-Id, taken or generated */
     int status;
     const char *error_type;  /* NULL on success */
     const char *model;       /* NULL when no model was involved */

@@ -206,6 +206,7 @@ static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig 
  * so that MHD may be stopped. */
 static void drain(srv_lifecycle *life, batcher *bat, srv_http *http, const srv_config *cfg,
                   const srv_log *lg) {
+    http_quiesce(http); /* first: nothing new arrives while draining */
     batcher_flush(bat);
     uint64_t deadline = srv_now_ns() + (uint64_t)cfg->drain_timeout_s * 1000000000u;
     int done = 0;

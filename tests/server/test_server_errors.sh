@@ -144,7 +144,7 @@ done <<'EOF'
 {"inputs": [[1]]}
 {"inputs": {"text": "a"}}
 {"inputs": ""}
-{"inputs": "x", "truncation_direction": "left"}
+{"inputs": "x", "truncation_direction": "up"}
 {"inputs": "x", "truncation_direction": 1}
 {"inputs": "x", "raw_scores": "no"}
 EOF
