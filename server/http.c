@@ -29,6 +29,7 @@ struct srv_http {
     struct MHD_Daemon *daemon;
     int port;
     atomic_int suspended;
+    atomic_int unstarted; /* connections whose first request has not begun */
 };
 
 enum { RQ_BODY, RQ_QUEUED, RQ_DONE, RQ_ANSWERED };
@@ -251,6 +252,35 @@ static void client_address(struct MHD_Connection *c, char *buf, size_t size) {
                   (socklen_t)size);
 }
 
+/* Connections are counted from accept to their first request, so that a
+ * drain waits for requests already on their way (http_unstarted). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    srv_http *h = cls;
+    (void)c;
+    int *fresh = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        if ((fresh = malloc(sizeof(*fresh)))) {
+            *fresh = 1;
+            atomic_fetch_add(&h->unstarted, 1);
+        }
+        *socket_context = fresh;
+    } else {
+        if (fresh && *fresh) atomic_fetch_sub(&h->unstarted, 1);
+        free(fresh);
+        *socket_context = NULL;
+    }
+}
+
+static void connection_started(srv_http *h, struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    int *fresh = ci ? ci->socket_context : NULL;
+    if (fresh && *fresh) {
+        *fresh = 0;
+        atomic_fetch_sub(&h->unstarted, 1);
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
@@ -258,6 +288,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_req *hr = *con_cls;
     (void)version;
     if (!hr) {
+        connection_started(h, conn);
         if (!(hr = calloc(1, sizeof(*hr)))) return MHD_NO;
         *con_cls = hr;
         hr->h = h;
@@ -429,6 +460,7 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
         return rc;
     }
     atomic_init(&h->suspended, 0);
+    atomic_init(&h->unstarted, 0);
     struct sockaddr_storage ss;
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -438,7 +470,8 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)d->cfg->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)d->cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)d->cfg->max_connections,
         MHD_OPTION_END);
@@ -478,6 +511,8 @@ void http_quiesce(srv_http *h) {
 }
 
 int http_suspended(srv_http *h) { return atomic_load(&h->suspended); }
+
+int http_unstarted(srv_http *h) { return atomic_load(&h->unstarted); }
 
 void http_stop(srv_http *h) {
     if (!h) return;

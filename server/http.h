@@ -36,6 +36,9 @@ int http_port(const srv_http *h);
  * even those still in the listen queue, are served; new ones are
  * refused. */
 void http_quiesce(srv_http *h);
+/* Connections accepted whose first request has not begun yet: a drain
+ * waits for them (their request is on its way). */
+int http_unstarted(srv_http *h);
 /* Connections currently suspended (their job is in the batcher or their
  * response is on its way back to MHD's thread). */
 int http_suspended(srv_http *h);

@@ -219,6 +219,10 @@ static void drain(srv_lifecycle *life, batcher *bat, srv_http *http, const srv_c
         }
         uint64_t left_ms = (deadline - now) / 1000000u;
         done = lifecycle_drain(life, left_ms < 100 ? (int)left_ms : 100) == 0;
+        if (done && http_unstarted(http) > 0) { /* a request on its way */
+            done = 0;
+            usleep(1000);
+        }
         if (!done && wait_signal(0)) {
             srv_logf(lg, SRV_LOG_WARN, "second signal: answering what is left with 503");
             break;
