@@ -24,8 +24,9 @@ int compress_preset(const char *name, compress_opts *o, bct_error *err) {
     memset(o, 0, sizeof(*o));
     snprintf(o->preset, sizeof(o->preset), "%s", name);
     if (strcmp(name, "w8a8") == 0) {
-        /* int8 everything: 8-bit codes, log8 scales on 128-blocks (8.06
-         * bits/weight), int8 activations, integer non-linear ops. */
+        /* int8 everything: 8-bit codes with log8 scales, on 64-blocks for
+         * Linear weights (8.13 bits/weight) and 128-blocks for tables,
+         * int8 activations, integer non-linear ops. */
         o->weights = (bq_spec){8, 64, QSCALE_LOG8};
         o->embeddings = (bq_spec){8, 128, QSCALE_LOG8};
         o->tables = (bq_spec){8, 128, QSCALE_LOG8};
@@ -84,6 +85,22 @@ static const bq_spec *spec_for(const compress_opts *o, const bert_slot *s) {
     if (s->role == BERT_ROLE_PARAM) return &keep;
     if (s->role == BERT_ROLE_WEIGHT) return &o->weights;
     return strstr(s->name, "word_embeddings") ? &o->embeddings : &o->tables;
+}
+
+int compress_check_fit(const bert_slot *slots, int n, const compress_opts *o, bct_error *err) {
+    for (int i = 0; i < n; i++) {
+        const bq_spec *spec = spec_for(o, &slots[i]);
+        if (spec->bits != 32 && !bq_spec_ok(spec, slots[i].cols, err))
+            return bct_fail_prefix(err, BCT_EINVAL, "the compression options do not fit tensor %s",
+                                   slots[i].name);
+    }
+    return BCT_OK;
+}
+
+int compress_format_parse(const char *s, bq_spec *spec) {
+    if (strlen(s) != 2 || s[0] != 'q' || !qcodec_bits_ok(s[1] - '0')) return BCT_EINVAL;
+    spec->bits = s[1] - '0';
+    return BCT_OK;
 }
 
 /* Writes one tensor's blobs and its meta entry; fills the report row. */
@@ -216,13 +233,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
         goto done;
     }
     bert_slots(m, slots);
-    for (int i = 0; i < n; i++) {
-        const bq_spec *spec = spec_for(o, &slots[i]);
-        if (spec->bits != 32 && !bq_spec_ok(spec, slots[i].cols, err)) {
-            rc = bct_fail_prefix(err, BCT_EINVAL, "%s", slots[i].name);
-            goto done;
-        }
-    }
+    if ((rc = compress_check_fit(slots, n, o, err)) != BCT_OK) goto done;
 
     cJSON *prov = cJSON_AddObjectToObject(meta, "provenance");
     cJSON_AddStringToObject(prov, "tool", BCT_TOOL_VERSION);

@@ -18,6 +18,7 @@
 #include "util/status.h"
 
 struct cJSON;
+struct bert_slot;
 
 typedef struct compress_opts {
     char preset[32];        /* recorded in the file ("custom" if hand-set) */
@@ -60,6 +61,15 @@ typedef struct compress_report {
 
 /* "w8a8" | "w4a8" -> options; BCT_EINVAL for an unknown name. */
 int compress_preset(const char *name, compress_opts *o, bct_error *err);
+
+/* Every slot's format fits its tensor (block size against the columns):
+ * what compress_checkpoint checks first, for callers that want to refuse
+ * options before a job starts.  BCT_EINVAL naming the tensor. */
+int compress_check_fit(const struct bert_slot *slots, int n, const compress_opts *o, bct_error *err);
+
+/* A tensor format of the options: "q8", "q4", "q3" or "q2" -> spec->bits.
+ * BCT_OK or BCT_EINVAL. */
+int compress_format_parse(const char *s, bq_spec *spec);
 
 int compress_checkpoint(const char *hf_dir, const char *out_path, const compress_opts *o,
                         compress_report *rep, bct_error *err);

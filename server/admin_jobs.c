@@ -93,11 +93,9 @@ static void iso_time(sbuf *b, const struct timespec *ts) {
         sbuf_puts(b, "null");
         return;
     }
-    struct tm tm;
-    time_t t = ts->tv_sec;
-    gmtime_r(&t, &tm);
-    sbuf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts->tv_nsec / 1000000));
+    sbuf_putc(b, '"');
+    srv_put_time(b, ts);
+    sbuf_putc(b, '"');
 }
 
 static double ms(uint64_t a, uint64_t b) { return a && b > a ? (double)(b - a) * 1e-6 : 0; }
@@ -359,22 +357,14 @@ static void *runner_main(void *arg) {
 
 /* ---- intake: validation before the 202 ---- */
 
-/* The block size must suit every tensor (as compress_checkpoint checks
+/* The block size must suit every tensor (compress_checkpoint checks it
  * first): say so now rather than in a failed job. */
 static int check_options(bert_model *m, const compress_opts *o, bct_error *err) {
-    int n = bert_slot_count(&m->cfg), rc = BCT_OK;
+    int n = bert_slot_count(&m->cfg);
     bert_slot *slots = calloc((size_t)n, sizeof(*slots));
     if (!slots) return bct_fail(err, BCT_ENOMEM, "out of memory");
     bert_slots(m, slots);
-    for (int i = 0; i < n && rc == BCT_OK; i++) {
-        const bert_slot *s = &slots[i];
-        if (s->role == BERT_ROLE_PARAM) continue;
-        const bq_spec *spec = s->role == BERT_ROLE_WEIGHT         ? &o->weights
-                              : strstr(s->name, "word_embeddings") ? &o->embeddings
-                                                                   : &o->tables;
-        if (!bq_spec_ok(spec, s->cols, err))
-            rc = bct_fail_prefix(err, BCT_EINVAL, "the compression options do not fit tensor %s", s->name);
-    }
+    int rc = compress_check_fit(slots, n, o, err);
     free(slots);
     return rc;
 }

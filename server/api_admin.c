@@ -9,8 +9,8 @@
 #include "formats/qcodec.h"
 #include "sbuf.h"
 #include "upload.h"
+#include "http.h"
 
-#define MIB (1024LL * 1024LL)
 
 static const char *const form_fields[] = {"name",   "preset",     "weights",   "embeddings",
                                           "tables", "block",      "scales",    "activations",
@@ -91,13 +91,13 @@ int admin_create(const admin_deps *d, srv_admin **out, bct_error *err) {
         free(a);
         return bct_fail(err, BCT_EINVAL, "admin_staging_dir is too long");
     }
-    long long total = (long long)cfg->admin_max_upload_mb * MIB;
+    long long total = (long long)cfg->admin_max_upload_mb * SRV_MIB;
     /* Fixed limits for the small parts; the weights may use the whole
      * upload. */
-    a->files[0] = (upload_file){"config", "config.json", MIB};
+    a->files[0] = (upload_file){"config", "config.json", SRV_MIB};
     a->files[1] = (upload_file){"weights", "model.safetensors", total};
-    a->files[2] = (upload_file){"vocab", "vocab.txt", 64 * MIB};
-    a->files[3] = (upload_file){"calibration", "calibration.txt", 64 * MIB};
+    a->files[2] = (upload_file){"vocab", "vocab.txt", 64 * SRV_MIB};
+    a->files[3] = (upload_file){"calibration", "calibration.txt", 64 * SRV_MIB};
     a->up = (upload_opts){.staging_root = a->staging,
                           .max_total = total,
                           .files = a->files,
@@ -116,14 +116,6 @@ long long admin_upload_limit(const srv_admin *a) { return a->up.max_total; }
 
 /* ---- the requests ---- */
 
-static long long content_length(struct MHD_Connection *c) {
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (!cl) return -1;
-    char *end;
-    unsigned long long v = strtoull(cl, &end, 10);
-    return end != cl && !*end && v < (1ull << 62) ? (long long)v : -1;
-}
-
 int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg, int accepting,
                 admin_req **out, admin_reply *reply) {
     *out = NULL;
@@ -141,7 +133,7 @@ int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg,
                            "the server is loading models or shutting down; retry shortly");
     if (q->route != ADMIN_COMPRESS) return ADMIN_BODY;
     /* POST /admin/compress */
-    long long want = content_length(c);
+    long long want = http_content_length(c);
     if (want > a->up.max_total) {
         reply->now = 1;
         return reply_error(reply, 413, ERR_TOO_LARGE,
@@ -163,16 +155,10 @@ int admin_body(admin_req *q, const char *data, size_t n) {
     if (!q->up) return 0; /* a GET's or DELETE's body: ignored */
     if (upload_feed(q->up, data, n) == 0) return 0;
     /* Failed: the rest is read and dropped, up to the upload limit. */
-    return upload_received(q->up) > q->a->up.max_total + MIB ? -1 : 0;
+    return upload_received(q->up) > q->a->up.max_total + SRV_MIB ? -1 : 0;
 }
 
 /* ---- POST /admin/compress ---- */
-
-static int parse_format(const char *v, bq_spec *s) {
-    if (strlen(v) != 2 || v[0] != 'q' || !qcodec_bits_ok(v[1] - '0')) return -1;
-    s->bits = v[1] - '0';
-    return 0;
-}
 
 static int parse_int(const char *v, int lo, int hi, int *out) {
     char *end;
@@ -195,7 +181,7 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     bq_spec *specs[] = {&o->weights, &o->embeddings, &o->tables};
     for (int i = 0; i < 3; i++)
         if ((v = upload_field(u, roles[i]))) {
-            if (parse_format(v, specs[i]) != 0)
+            if (compress_format_parse(v, specs[i]) != BCT_OK)
                 return reply_error(reply, 422, ERR_VALIDATION,
                                    "field %s must be q8, q4, q3 or q2, got \"%.40s\"", roles[i], v);
             custom = 1;
@@ -439,8 +425,12 @@ static int end_load(admin_req *q, admin_reply *reply) {
         return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" in the store", name);
     if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
     srv_model *m;
-    if (store_open_entry(&e, a->d.cfg->max_seq_len, &m, &err) != BCT_OK)
-        return reply_error(reply, 422, ERR_VALIDATION, "model \"%s\" cannot be loaded: %s", name, err.msg);
+    if ((rc = store_open_entry(&e, a->d.cfg->max_seq_len, &m, &err)) != BCT_OK) {
+        srv_err se;
+        bct_fail_prefix(&err, rc, "model \"%s\" cannot be loaded", name);
+        srv_err_from(&se, rc, err.msg);
+        return reply_srv_err(reply, &se);
+    }
     store_lock(a->d.store);
     rc = registry_put(a->d.reg, m, &err);
     store_unlock(a->d.store);

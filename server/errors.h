@@ -47,6 +47,12 @@ typedef struct srv_err {
 int srv_err_set(srv_err *e, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The one mapping from a BCT_* code (util/status.h) to an answer: input
+ * errors (BCT_EINVAL, BCT_EFORMAT, BCT_EUNSUPPORTED) are 422 Validation,
+ * BCT_ERANGE 413 PayloadTooLarge, BCT_ENOMEM and BCT_EIO 500 Internal.
+ * Fills e with msg and returns -1. */
+int srv_err_from(srv_err *e, int code, const char *msg);
+
 /* The JSON body for e. */
 void srv_err_json(const srv_err *e, sbuf *out);
 

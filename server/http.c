@@ -19,10 +19,6 @@
 
 #include "admin_auth.h"
 
-#define MIB (1024LL * 1024LL)
-/* The largest request id taken from X-Request-Id; longer ones are
- * replaced by a generated one. */
-#define REQUEST_ID_MAX 64
 
 struct srv_http {
     srv_deps d;
@@ -116,8 +112,7 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-/* Content-Length, or -1 when absent or not a number. */
-static long long content_length(struct MHD_Connection *c) {
+long long http_content_length(struct MHD_Connection *c) {
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!cl) return -1;
     char *end;
@@ -128,7 +123,7 @@ static long long content_length(struct MHD_Connection *c) {
 static void request_id(http_req *hr) {
     const char *v = srv_req_header(&hr->r, "X-Request-Id");
     size_t n = v ? strlen(v) : 0;
-    int ok = n > 0 && n <= REQUEST_ID_MAX;
+    int ok = n > 0 && n <= SRV_REQUEST_ID_MAX;
     for (size_t i = 0; ok && i < n; i++)
         ok = isalnum((unsigned char)v[i]) || strchr("-_.:/+=@", v[i]);
     if (ok) {
@@ -191,10 +186,10 @@ static enum MHD_Result answer_early(http_req *hr) {
     srv_req *rq = &hr->r;
     const char *expect = srv_req_header(rq, MHD_HTTP_HEADER_EXPECT);
     if (rq->reply.now || (expect && !strcasecmp(expect, "100-continue")) ||
-        content_length(rq->conn) > rq->body_limit)
+        http_content_length(rq->conn) > rq->body_limit)
         return respond(hr);
     hr->early = 1;
-    hr->drop_max = 2 * rq->body_limit + MIB;
+    hr->drop_max = 2 * rq->body_limit + SRV_DROP_SLACK;
     hr->state = RQ_BODY;
     return MHD_YES;
 }
@@ -226,7 +221,7 @@ static enum MHD_Result on_body_chunk(http_req *hr, const char *data, size_t n) {
     hr->received += n;
     const route_handler *h = rq->route ? rq->route->handler : NULL;
     if (hr->early || !h->body) {
-        long long max = hr->early ? hr->drop_max : 2 * rq->body_limit + MIB;
+        long long max = hr->early ? hr->drop_max : 2 * rq->body_limit + SRV_DROP_SLACK;
         return (long long)hr->received > max ? MHD_NO : MHD_YES;
     }
     return h->body(rq, data, n) == 0 ? MHD_YES : MHD_NO;

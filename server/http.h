@@ -36,6 +36,8 @@ int http_port(const srv_http *h);
  * even those still in the listen queue, are served; new ones are
  * refused. */
 void http_quiesce(srv_http *h);
+/* Content-Length, or -1 when absent or not a number. */
+long long http_content_length(struct MHD_Connection *c);
 /* Connections accepted whose first request has not begun yet: a drain
  * waits for them (their request is on its way). */
 int http_unstarted(srv_http *h);

@@ -41,17 +41,16 @@ int job_create(srv_model *model, const srv_text *texts, int n, int flags, srv_jo
                                                                 (flags & JOB_TRUNCATE_LEFT) != 0, &enc, &e)
                                                : BCT_OK;
         if (rc != BCT_OK) {
-            /* Only out of memory is the server's fault. */
-            if (rc == BCT_ENOMEM) srv_err_set(err, 500, ERR_INTERNAL, "inputs[%d]: %s", i, e.msg);
-            else srv_err_set(err, 422, ERR_VALIDATION, "inputs[%d]: %s", i, e.msg);
+            bct_fail_prefix(&e, rc, "inputs[%d]", i);
+            srv_err_from(err, rc == BCT_ERANGE ? BCT_EINVAL : rc, e.msg);
             goto fail;
         }
         /* The tokenizer drops whitespace and control characters: a side
          * with no piece left is as empty as "". */
         int nb = 0;
         if (t->b && t->blen && (nb = tok_tokenize(m->tok, t->b, t->blen, NULL, 0, &e)) < 0) {
-            srv_err_set(err, nb == BCT_ENOMEM ? 500 : 422, nb == BCT_ENOMEM ? ERR_INTERNAL : ERR_VALIDATION,
-                        "inputs[%d]: %s", i, e.msg);
+            bct_fail_prefix(&e, nb, "inputs[%d]", i);
+            srv_err_from(err, nb == BCT_ERANGE ? BCT_EINVAL : nb, e.msg);
             goto fail;
         }
         int empty_a = t->alen == 0 || enc.untruncated - nb - (t->b ? 3 : 2) == 0;

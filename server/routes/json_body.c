@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http.h"
 #include "route.h"
 
 /* application/json, optionally with "; charset=utf-8". */
@@ -54,8 +55,7 @@ int json_body_begin(srv_req *rq) {
     if (enc && strcasecmp(enc, "identity") != 0)
         return route_fail(rq, 415, ERR_MEDIA_TYPE,
                           "Content-Encoding %.60s is not supported; send the body uncompressed", enc);
-    const char *cl = srv_req_header(rq, "Content-Length");
-    long long want = cl ? strtoll(cl, NULL, 10) : -1;
+    long long want = http_content_length(rq->conn);
     if (want > rq->body_limit) {
         rq->reply.now = 1;
         return route_fail(rq, 413, ERR_TOO_LARGE, "the body is %lld bytes, more than max_body_bytes (%lld)",
@@ -80,7 +80,7 @@ int json_body_chunk(srv_req *rq, const char *data, size_t n) {
     }
     if (rq->too_large) {
         rq->len += n; /* counts what was dropped */
-        return rq->len > 2 * max + (1u << 20) ? -1 : 0;
+        return rq->len > 2 * max + SRV_DROP_SLACK ? -1 : 0;
     }
     if (rq->len + n + 1 > rq->cap) {
         size_t cap = rq->cap * 2;

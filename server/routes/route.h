@@ -41,6 +41,7 @@
 #include "metrics.h"
 #include "registry.h"
 #include "sbuf.h"
+#include "srv_limits.h"
 
 /* What every handler may use. */
 typedef struct srv_deps {
@@ -120,7 +121,7 @@ struct srv_req {
     char method[16];
     char path[256];
     char arg[ROUTE_ARG_MAX];     /* the {arg} of the pattern */
-    char request_id[72];
+    char request_id[2 * SRV_REQUEST_ID_MAX + 1];
     int draining;                /* arrived while draining */
     uint64_t t0;
     long long body_limit;        /* a body announced over it is refused at once */
