@@ -26,6 +26,7 @@ struct srv_http {
     int port;
     atomic_int suspended;
     atomic_int unstarted; /* connections whose first request has not begun */
+    atomic_int requests;  /* requests begun and not completed (draining ones too) */
 };
 
 enum { RQ_BODY, RQ_QUEUED, RQ_DONE, RQ_ANSWERED };
@@ -283,8 +284,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_req *hr = *con_cls;
     (void)version;
     if (!hr) {
-        connection_started(h, conn);
         if (!(hr = calloc(1, sizeof(*hr)))) return MHD_NO;
+        atomic_fetch_add(&h->requests, 1);
+        connection_started(h, conn); /* (after: never both counts zero) */
         *con_cls = hr;
         hr->h = h;
         srv_req *rq = &hr->r;
@@ -358,6 +360,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     };
     access_log_write(h->d.alog, &e);
     if (hr->counted) lifecycle_leave(h->d.life);
+    atomic_fetch_sub(&h->requests, 1);
     json_body_free(rq);
     route_reply_free(&rq->reply);
     free(hr);
@@ -456,6 +459,7 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
     }
     atomic_init(&h->suspended, 0);
     atomic_init(&h->unstarted, 0);
+    atomic_init(&h->requests, 0);
     struct sockaddr_storage ss;
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -507,7 +511,11 @@ void http_quiesce(srv_http *h) {
 
 int http_suspended(srv_http *h) { return atomic_load(&h->suspended); }
 
-int http_unstarted(srv_http *h) { return atomic_load(&h->unstarted); }
+int http_pending(srv_http *h) {
+    /* requests first: a connection moves from unstarted to requests */
+    int n = atomic_load(&h->requests);
+    return n + atomic_load(&h->unstarted);
+}
 
 void http_stop(srv_http *h) {
     if (!h) return;

@@ -38,9 +38,10 @@ int http_port(const srv_http *h);
 void http_quiesce(srv_http *h);
 /* Content-Length, or -1 when absent or not a number. */
 long long http_content_length(struct MHD_Connection *c);
-/* Connections accepted whose first request has not begun yet: a drain
- * waits for them (their request is on its way). */
-int http_unstarted(srv_http *h);
+/* Requests not answered yet, including those that arrived while draining
+ * (answered 503) and connections accepted whose first request is still
+ * on its way: a drain waits until none is left. */
+int http_pending(srv_http *h);
 /* Connections currently suspended (their job is in the batcher or their
  * response is on its way back to MHD's thread). */
 int http_suspended(srv_http *h);
