@@ -118,9 +118,7 @@ static int load_entry(srv_registry *reg, const store_entry *e, const srv_config 
     bct_error err = {{0}};
     uint64_t t = srv_now_ns();
     srv_model *m;
-    int rc = registry_open(e->name, e->path, cfg->max_seq_len, &m, &err);
-    if (rc == BCT_OK && (rc = registry_set_origin(m, e->path, e->version, 1, &e->id, &err)) != BCT_OK)
-        registry_release(m);
+    int rc = store_open_entry(e, cfg->max_seq_len, &m, &err);
     if (rc == BCT_OK && (rc = registry_put_if(reg, m, NULL, &err)) == 0)
         rc = bct_fail(&err, BCT_EINVAL, "two models are named \"%s\" (%s)", e->name, e->path);
     if (rc < 0) {

@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "model_probe.h"
 
 #define WATCH_SETTLE_MS 200
 
@@ -93,10 +92,7 @@ static void load_entry(store_watch *w, todo *t) {
     bct_error err = {{0}};
     srv_model *m = NULL;
     uint64_t t0 = srv_now_ns();
-    if (registry_open(e->name, e->path, w->o.max_seq_len, &m, &err) != BCT_OK ||
-        registry_set_origin(m, e->path, e->version, 1, &e->id, &err) != BCT_OK ||
-        model_probe(m->m, &err) != BCT_OK) {
-        registry_release(m);
+    if (store_open_entry(e, w->o.max_seq_len, &m, &err) != BCT_OK) {
         srv_logf(w->o.log, SRV_LOG_WARN,
                  "model store: cannot load \"%s\" from %s (tried again when the file changes): %s",
                  e->name, e->path, err.msg);
