@@ -75,6 +75,12 @@ expect_error 400 BadRequest "DELETE with %00 in the name"
 check "copy was not deleted" test -f "$STORE/copy.bct"
 check "copy still served" has_model "$URL" copy
 
+printf 'copy\0evil' > "$WORK/nul-name"
+req POST /admin/compress "${AUTH[@]}" -F "name=<$WORK/nul-name" -F "config=@$CKPT/config.json" \
+    -F "weights=@$CKPT/model.safetensors" -F "vocab=@$CKPT/vocab.txt"
+expect_error 422 Validation "an upload whose name field holds a NUL"
+check_contains "the NUL is named" "NUL" "$BODY"
+
 # ---- an unauthenticated upload is answered from its headers (issue 17, item 9) ----
 port=${URL##*:}
 exec 3<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect"
