@@ -3,7 +3,9 @@
  *
  * status  error_type            when
  * 400     BadRequest            body is not valid JSON (or not valid multipart)
- * 401     Unauthorized          /admin without a bearer token
+ * 400     BadRequest            also: two Content-Length headers, %00 in the path
+ * 401     Unauthorized          an inference route without a valid API key;
+ *                               /admin without a bearer token
  * 403     Forbidden             /admin with the wrong token
  * 404     NotFound              unknown route (or /admin with the admin API off)
  * 404     ModelNotFound         "model" names no loaded model

@@ -68,6 +68,15 @@ wait_until "the other replica loads it again" has_model "$REPLICA_URL" copy
 pass=$((pass + 1))
 req POST /admin/models/nope/load "${AUTH[@]}"
 expect_error 404 ModelNotFound "load an unknown model"
+# the same through `bct admin`
+out=$("$BCT" admin unload --server "$URL" --token "$TOKEN" copy)
+check_contains "bct admin unload" '"unloaded":"copy"' "$out"
+check "bct admin unload: gone" lacks_model "$URL" copy
+out=$("$BCT" admin load --server "$URL" --token "$TOKEN" copy)
+check_contains "bct admin load" '"loaded":"copy"' "$out"
+check "bct admin load: back" has_model "$URL" copy
+if "$BCT" admin unload --server "$URL" --token "$TOKEN" sst2-tiny 2>/dev/null; then fail "bct admin unload of the default succeeded"; fi
+pass=$((pass + 1))
 
 # ---- %00 in a model name (issue 17, item 10) ----
 req DELETE '/admin/models/copy%00x' "${AUTH[@]}"
