@@ -24,13 +24,18 @@ static void usage(FILE *out) {
     fprintf(out, "usage: bct <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'bct <command> --help' describes a command's options.\n");
+    fprintf(out, "\n'bct <command> --help' describes a command's options; 'bct --version' prints %s.\n",
+            BCT_VERSION);
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("bct %s\n", BCT_VERSION);
+        return 0;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);

@@ -5,6 +5,8 @@
  *   jobs     GET /admin/jobs
  *   job      GET /admin/jobs/{id}
  *   delete   DELETE /admin/models/{name}
+ *   load     POST /admin/models/{name}/load
+ *   unload   POST /admin/models/{name}/unload
  */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -25,6 +27,8 @@ static const char *usage_text =
     "       bct admin jobs [options]\n"
     "       bct admin job [options] JOB_ID\n"
     "       bct admin delete [options] NAME\n"
+    "       bct admin load [options] NAME      (load a store entry on every replica)\n"
+    "       bct admin unload [options] NAME    (unload it everywhere, files kept)\n"
     "\n"
     "Talks to a server's admin API (bct serve with admin_token set).\n"
     "upload sends the checkpoint DIR (config.json, model.safetensors or\n"
@@ -245,7 +249,8 @@ int cmd_admin(int argc, char **argv) {
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     const char *sub = argv[1];
-    if (strcmp(sub, "upload") && strcmp(sub, "jobs") && strcmp(sub, "job") && strcmp(sub, "delete")) {
+    if (strcmp(sub, "upload") && strcmp(sub, "jobs") && strcmp(sub, "job") && strcmp(sub, "delete") &&
+        strcmp(sub, "load") && strcmp(sub, "unload")) {
         fprintf(stderr, "bct: unknown admin command \"%s\"\n\n%s", sub, usage_text);
         return CLI_USAGE;
     }
@@ -346,9 +351,11 @@ int cmd_admin(int argc, char **argv) {
             if (json) printf("%s\n", body);
         }
     } else {
-        const char *method = !strcmp(sub, "delete") ? "DELETE" : "GET";
+        int control = !strcmp(sub, "load") || !strcmp(sub, "unload");
+        const char *method = !strcmp(sub, "delete") ? "DELETE" : control ? "POST" : "GET";
         if (!strcmp(sub, "jobs")) snprintf(path, sizeof(path), "/admin/jobs");
         else if (!strcmp(sub, "job")) snprintf(path, sizeof(path), "/admin/jobs/%.400s", args[0]);
+        else if (control) snprintf(path, sizeof(path), "/admin/models/%.400s/%s", args[0], sub);
         else snprintf(path, sizeof(path), "/admin/models/%.400s", args[0]);
         if (call(&c, method, path, NULL, &status, &body) == 0) {
             if (status / 100 != 2) {

@@ -36,14 +36,6 @@ static const char *usage_text =
     "  --json              print the report as one JSON object\n"
     "  -h, --help          this text\n";
 
-static int parse_format(const char *s, bq_spec *spec) {
-    if (s[0] != 'q') return CLI_USAGE;
-    int bits = atoi(s + 1);
-    if (!qcodec_bits_ok(bits) || strlen(s) != 2) return CLI_USAGE;
-    spec->bits = bits;
-    return CLI_OK;
-}
-
 static void progress(void *ud, int i, int n, const char *tensor) {
     (void)ud;
     (void)tensor;
@@ -116,8 +108,8 @@ int cmd_compress(int argc, char **argv) {
         return CLI_USAGE;
     }
     int custom = weights || emb || tables || block || scales || act || nl;
-    if ((weights && parse_format(weights, &o.weights)) || (emb && parse_format(emb, &o.embeddings)) ||
-        (tables && parse_format(tables, &o.tables))) {
+    if ((weights && compress_format_parse(weights, &o.weights)) ||
+        (emb && compress_format_parse(emb, &o.embeddings)) || (tables && compress_format_parse(tables, &o.tables))) {
         fprintf(stderr, "bct: formats are q8, q4, q3 or q2\n");
         return CLI_USAGE;
     }

@@ -53,6 +53,11 @@ static const config_field fields[] = {
     FIELD("store_rescan_s", "BCT_STORE_RESCAN_S", CFG_INT, store_rescan_s, 0, 86400, "S",
           "follow the model store while running (file events, and a rescan every S seconds); "
           "0 = load it at start only"),
+    FIELD("api_key", "BCT_API_KEY", CFG_STR, api_key, 0, 0, "KEYS",
+          "API keys of the inference routes (/, /classify, /predict, /rerank, /tokenize), "
+          "comma-separated; clients send \"Authorization: Bearer KEY\"; empty = open"),
+    FIELD("api_key_file", "BCT_API_KEY_FILE", CFG_PATH, api_key_file, 0, 0, "FILE",
+          "a file of API keys, one per line (# comments), added to api_key"),
     FIELD("admin_token", "BCT_ADMIN_TOKEN", CFG_STR, admin_token, 0, 0, "TOKEN",
           "bearer token of the /admin routes (upload, jobs, delete); empty = admin API off"),
     FIELD("admin_max_upload_mb", "BCT_ADMIN_MAX_UPLOAD_MB", CFG_INT, admin_max_upload_mb, 1,

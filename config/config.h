@@ -43,6 +43,8 @@ typedef struct srv_config {
     int max_connections;          /* open client connections at once */
     int drain_timeout_s;          /* graceful-shutdown limit */
     int store_rescan_s;           /* follow the store: rescan period; 0 = off */
+    char api_key[4096];           /* inference API keys, comma-separated; "" = open */
+    char api_key_file[4096];      /* more keys, one per line; "" = none */
     char admin_token[256];        /* bearer token of /admin; "" = admin off */
     int admin_max_upload_mb;      /* largest upload (all parts) */
     char admin_staging_dir[4096]; /* "" = <model_store>/.staging */

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds and runs every test twice: optimised (build/) and under
-# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/).
+# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/), both with
+# -Werror (a warning fails CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-deploy/build.sh build
+deploy/build.sh build -DBCT_WERROR=ON
 ctest --test-dir build --output-on-failure -j2
-deploy/build.sh build-asan -DBCT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+deploy/build.sh build-asan -DBCT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBCT_WERROR=ON
 # OpenBLAS's threads keep allocations alive until exit; they are not ours.
 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
     ctest --test-dir build-asan --output-on-failure -j2

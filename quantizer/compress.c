@@ -25,8 +25,9 @@ int compress_preset(const char *name, compress_opts *o, bct_error *err) {
     memset(o, 0, sizeof(*o));
     snprintf(o->preset, sizeof(o->preset), "%s", name);
     if (strcmp(name, "w8a8") == 0) {
-        /* int8 everything: 8-bit codes, log8 scales on 128-blocks (8.06
-         * bits/weight), int8 activations, integer non-linear ops. */
+        /* int8 everything: 8-bit codes with log8 scales, on 64-blocks for
+         * Linear weights (8.13 bits/weight) and 128-blocks for tables,
+         * int8 activations, integer non-linear ops. */
         o->weights = (bq_spec){8, 64, QSCALE_LOG8};
         o->embeddings = (bq_spec){8, 128, QSCALE_LOG8};
         o->tables = (bq_spec){8, 128, QSCALE_LOG8};
@@ -115,6 +116,12 @@ static void note_block(compress_report *rep, const compress_tensor *t, int asked
         }
     }
     rep->blocks[rep->n_blocks++] = (compress_block_use){t->kind, asked, t->cols, t->padded_cols, t->block, 1};
+}
+
+int compress_format_parse(const char *s, bq_spec *spec) {
+    if (strlen(s) != 2 || s[0] != 'q' || !qcodec_bits_ok(s[1] - '0')) return BCT_EINVAL;
+    spec->bits = s[1] - '0';
+    return BCT_OK;
 }
 
 /* Writes one tensor's blobs and its meta entry; fills the report row. */

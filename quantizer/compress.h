@@ -18,6 +18,7 @@
 #include "util/status.h"
 
 struct cJSON;
+struct bert_slot;
 
 typedef struct compress_opts {
     char preset[32];        /* recorded in the file ("custom" if hand-set) */
@@ -77,6 +78,10 @@ int compress_preset(const char *name, compress_opts *o, bct_error *err);
  * checkpoint's widths compress (bq_fit).  What /admin/compress checks
  * before it accepts a job. */
 int compress_opts_check(const compress_opts *o, bct_error *err);
+
+/* A tensor format of the options: "q8", "q4", "q3" or "q2" -> spec->bits.
+ * BCT_OK or BCT_EINVAL. */
+int compress_format_parse(const char *s, bq_spec *spec);
 
 int compress_checkpoint(const char *hf_dir, const char *out_path, const compress_opts *o,
                         compress_report *rep, bct_error *err);

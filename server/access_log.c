@@ -57,8 +57,13 @@ void access_log_write(access_log *al, const access_entry *e) {
     if (e->inputs >= 0) sbuf_printf(&b, ",\"inputs\":%d,\"tokens\":%lld", e->inputs, e->tokens);
     if (e->queue_ms >= 0) sbuf_printf(&b, ",\"queue_ms\":%.3f", e->queue_ms);
     if (e->inference_ms >= 0) sbuf_printf(&b, ",\"inference_ms\":%.3f", e->inference_ms);
-    sbuf_printf(&b, ",\"total_ms\":%.3f,\"bytes_in\":%zu,\"bytes_out\":%zu}\n", e->total_ms,
+    sbuf_printf(&b, ",\"total_ms\":%.3f,\"bytes_in\":%zu,\"bytes_out\":%zu", e->total_ms,
                 e->bytes_in, e->bytes_out);
+    if (e->request_id) {
+        sbuf_puts(&b, ",\"request_id\":");
+        sbuf_json_str(&b, e->request_id, strlen(e->request_id));
+    }
+    sbuf_puts(&b, "}\n");
     if (!b.oom) srv_write_all(al->fd, b.data, b.len);
     sbuf_free(&b);
 }

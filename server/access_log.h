@@ -3,7 +3,7 @@
  *   {"ts":"2024-05-01T12:00:00.123Z","remote":"127.0.0.1","method":"POST",
  *    "path":"/classify","status":200,"model":"sst2","inputs":2,"tokens":31,
  *    "queue_ms":0.41,"inference_ms":1.20,"total_ms":1.93,"bytes_in":57,
- *    "bytes_out":132}
+ *    "bytes_out":132,"request_id":"9f2c..."}
  *
  * plus "error_type" on errors.  Fields that do not apply (model, inputs,
  * tokens, queue_ms, inference_ms on GET /health, ...) are left out.  Each
@@ -23,6 +23,7 @@ typedef struct access_entry {
     const char *remote;      /* client address or NULL */
     const char *method;
     const char *path;
+    const char *request_id;  /* X-Request-Id, taken or generated */
     int status;
     const char *error_type;  /* NULL on success */
     const char *model;       /* NULL when no model was involved */

@@ -93,11 +93,9 @@ static void iso_time(sbuf *b, const struct timespec *ts) {
         sbuf_puts(b, "null");
         return;
     }
-    struct tm tm;
-    time_t t = ts->tv_sec;
-    gmtime_r(&t, &tm);
-    sbuf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts->tv_nsec / 1000000));
+    sbuf_putc(b, '"');
+    srv_put_time(b, ts);
+    sbuf_putc(b, '"');
 }
 
 static double ms(uint64_t a, uint64_t b) { return a && b > a ? (double)(b - a) * 1e-6 : 0; }

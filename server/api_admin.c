@@ -5,16 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin_auth.h"
 #include "errors.h"
 #include "formats/qcodec.h"
 #include "formats/torch_bin.h"
 #include "sbuf.h"
 #include "upload.h"
+#include "http.h"
 
-#define MIB (1024LL * 1024LL)
-
-enum { R_COMPRESS, R_JOBS, R_JOB, R_MODEL };
 
 static const char *const form_fields[] = {"name",   "preset",     "weights",   "embeddings",
                                           "tables", "block",      "scales",    "activations",
@@ -95,13 +92,13 @@ int admin_create(const admin_deps *d, srv_admin **out, bct_error *err) {
         free(a);
         return bct_fail(err, BCT_EINVAL, "admin_staging_dir is too long");
     }
-    long long total = (long long)cfg->admin_max_upload_mb * MIB;
+    long long total = (long long)cfg->admin_max_upload_mb * SRV_MIB;
     /* Fixed limits for the small parts; the weights may use the whole
      * upload. */
-    a->files[0] = (upload_file){"config", "config.json", MIB};
+    a->files[0] = (upload_file){"config", "config.json", SRV_MIB};
     a->files[1] = (upload_file){"weights", "model.safetensors", total};
-    a->files[2] = (upload_file){"vocab", "vocab.txt", 64 * MIB};
-    a->files[3] = (upload_file){"calibration", "calibration.txt", 64 * MIB};
+    a->files[2] = (upload_file){"vocab", "vocab.txt", 64 * SRV_MIB};
+    a->files[3] = (upload_file){"calibration", "calibration.txt", 64 * SRV_MIB};
     a->up = (upload_opts){.staging_root = a->staging,
                           .max_total = total,
                           .files = a->files,
@@ -118,96 +115,26 @@ const char *admin_staging_dir(const srv_admin *a) { return a->staging; }
 
 long long admin_upload_limit(const srv_admin *a) { return a->up.max_total; }
 
-/* ---- routing ---- */
+/* ---- the requests ---- */
 
-static const char *const route_list =
-    "POST /admin/compress, GET /admin/jobs, GET /admin/jobs/{id}, DELETE /admin/models/{name}";
-
-/* "/admin/jobs/ID" -> R_JOB with arg ID, ... ; -1 if no route. */
-static int match(const char *path, char *arg, size_t size) {
-    static const struct {
-        const char *prefix;
-        int route, has_arg;
-    } table[] = {{"/admin/compress", R_COMPRESS, 0},
-                 {"/admin/jobs", R_JOBS, 0},
-                 {"/admin/jobs/", R_JOB, 1},
-                 {"/admin/models/", R_MODEL, 1}};
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-        size_t n = strlen(table[i].prefix);
-        if (strncmp(path, table[i].prefix, n) != 0) continue;
-        const char *rest = path + n;
-        if (!table[i].has_arg) {
-            if (*rest) continue;
-            arg[0] = '\0';
-            return table[i].route;
-        }
-        if (!*rest || strchr(rest, '/') || strlen(rest) >= size) continue;
-        snprintf(arg, size, "%s", rest);
-        return table[i].route;
-    }
-    return -1;
-}
-
-static const char *allowed(int route) {
-    switch (route) {
-    case R_COMPRESS: return "POST";
-    case R_MODEL: return "DELETE";
-    default: return "GET, HEAD";
-    }
-}
-
-static int method_ok(int route, const char *method) {
-    if (route == R_COMPRESS) return !strcmp(method, "POST");
-    if (route == R_MODEL) return !strcmp(method, "DELETE");
-    return !strcmp(method, "GET") || !strcmp(method, "HEAD");
-}
-
-static long long content_length(struct MHD_Connection *c) {
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (!cl) return -1;
-    char *end;
-    unsigned long long v = strtoull(cl, &end, 10);
-    return end != cl && !*end && v < (1ull << 62) ? (long long)v : -1;
-}
-
-int admin_begin(srv_admin *a, struct MHD_Connection *c, const char *method, const char *path,
-                int accepting, admin_req **out, admin_reply *reply) {
+int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg, int accepting,
+                admin_req **out, admin_reply *reply) {
     *out = NULL;
     memset(reply, 0, sizeof(*reply));
-    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    switch (admin_auth_check(a ? a->d.cfg->admin_token : NULL, auth)) {
-    case AUTH_DISABLED:
-        return reply_error(reply, 404, ERR_NOT_FOUND,
-                           "no route %.200s: the admin API is off (no admin_token is configured)", path);
-    case AUTH_MISSING:
-        reply->hdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
-        snprintf(reply->hdr_value, sizeof(reply->hdr_value), "Bearer realm=\"bct-admin\"");
-        return reply_error(reply, 401, ERR_UNAUTHORIZED,
-                           "the admin API needs an \"Authorization: Bearer <token>\" header");
-    case AUTH_WRONG:
-        return reply_error(reply, 403, ERR_FORBIDDEN, "the admin token is not valid");
-    }
     admin_req *q = calloc(1, sizeof(*q));
     if (!q) return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
     pthread_mutex_init(&q->mu, NULL);
     q->a = a;
-    q->route = match(path, q->arg, sizeof(q->arg));
+    q->route = op;
+    snprintf(q->arg, sizeof(q->arg), "%s", arg);
     *out = q;
-    if (q->route < 0)
-        return reply_error(reply, 404, ERR_NOT_FOUND, "no route %.200s (admin routes: %s)", path,
-                           route_list);
-    if (!method_ok(q->route, method)) {
-        reply->allow = allowed(q->route);
-        return reply_error(reply, 405, ERR_METHOD, "%s does not accept %.16s; use %s", path, method,
-                           allowed(q->route));
-    }
-    if (q->route == R_JOBS || q->route == R_JOB) return ADMIN_BODY; /* answered at the end */
+    if (q->route == ADMIN_JOBS || q->route == ADMIN_JOB) return ADMIN_BODY; /* answered at the end */
     if (!accepting)
         return reply_error(reply, 503, ERR_UNAVAILABLE,
                            "the server is loading models or shutting down; retry shortly");
-    if (q->route == R_MODEL) return ADMIN_BODY;
+    if (q->route != ADMIN_COMPRESS) return ADMIN_BODY;
     /* POST /admin/compress */
-    long long want = content_length(c);
+    long long want = http_content_length(c);
     if (want > a->up.max_total) {
         reply->now = 1;
         return reply_error(reply, 413, ERR_TOO_LARGE,
@@ -229,16 +156,10 @@ int admin_body(admin_req *q, const char *data, size_t n) {
     if (!q->up) return 0; /* a GET's or DELETE's body: ignored */
     if (upload_feed(q->up, data, n) == 0) return 0;
     /* Failed: the rest is read and dropped, up to the upload limit. */
-    return upload_received(q->up) > q->a->up.max_total + MIB ? -1 : 0;
+    return upload_received(q->up) > q->a->up.max_total + SRV_MIB ? -1 : 0;
 }
 
 /* ---- POST /admin/compress ---- */
-
-static int parse_format(const char *v, bq_spec *s) {
-    if (strlen(v) != 2 || v[0] != 'q' || !qcodec_bits_ok(v[1] - '0')) return -1;
-    s->bits = v[1] - '0';
-    return 0;
-}
 
 static int parse_int(const char *v, int lo, int hi, int *out) {
     char *end;
@@ -261,7 +182,7 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     bq_spec *specs[] = {&o->weights, &o->embeddings, &o->tables};
     for (int i = 0; i < 3; i++)
         if ((v = upload_field(u, roles[i]))) {
-            if (parse_format(v, specs[i]) != 0)
+            if (compress_format_parse(v, specs[i]) != BCT_OK)
                 return reply_error(reply, 422, ERR_VALIDATION,
                                    "field %s must be q8, q4, q3 or q2, got \"%.40s\"", roles[i], v);
             custom = 1;
@@ -469,20 +390,100 @@ static int end_delete(admin_req *q, admin_reply *reply) {
     return rc;
 }
 
+/* POST /admin/models/{name}/unload: out of the registry, files kept; a
+ * marker in the store keeps every replica (and restarts) from loading it
+ * until /load. */
+static int end_unload(admin_req *q, admin_reply *reply) {
+    srv_admin *a = q->a;
+    const char *name = q->arg;
+    if (store_name_check(name, NULL, 0) != 0)
+        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
+    snprintf(q->name, sizeof(q->name), "%.64s", name);
+    srv_model *cur = registry_acquire(a->d.reg, name), *def = registry_acquire(a->d.reg, NULL);
+    int is_default = cur && cur == def, outside = cur && !cur->from_store;
+    registry_release(cur);
+    registry_release(def);
+    if (is_default)
+        return reply_error(reply, 409, ERR_CONFLICT, "\"%s\" is the default model and cannot be unloaded", name);
+    if (outside)
+        return reply_error(reply, 409, ERR_CONFLICT,
+                           "\"%s\" is served from outside the model store (--model) and cannot be unloaded", name);
+    int kind = store_kind(a->d.store->dir, name);
+    if (kind == STORE_ABSENT || kind == STORE_OTHER)
+        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" in the store", name);
+    bct_error err = {{0}};
+    store_lock(a->d.store);
+    int rc = store_set_unloaded(a->d.store, name, 1, &err);
+    if (rc == BCT_OK && cur) registry_remove(a->d.reg, name, &err);
+    store_unlock(a->d.store);
+    if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"unloaded\":");
+    sbuf_json_str(&b, name, strlen(name));
+    sbuf_printf(&b, ",\"was_loaded\":%s}", cur ? "true" : "false");
+    reply_body(reply, 200, &b);
+    srv_logf(a->d.log, SRV_LOG_INFO, "model \"%s\" unloaded (its files are kept)", name);
+    return ADMIN_ANSWER;
+}
+
+/* POST /admin/models/{name}/load: the store's current entry, loaded and
+ * probed on this thread, then swapped in; other replicas load it at their
+ * next rescan. */
+static int end_load(admin_req *q, admin_reply *reply) {
+    srv_admin *a = q->a;
+    const char *name = q->arg;
+    if (store_name_check(name, NULL, 0) != 0)
+        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
+    snprintf(q->name, sizeof(q->name), "%.64s", name);
+    bct_error err = {{0}};
+    store_entry e;
+    store_lock(a->d.store);
+    int rc = store_set_unloaded(a->d.store, name, 0, &err);
+    if (rc == BCT_OK) rc = store_find(a->d.store->dir, name, &e, &err);
+    store_unlock(a->d.store);
+    if (rc == BCT_EINVAL)
+        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" in the store", name);
+    if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+    srv_model *m;
+    if ((rc = store_open_entry(&e, a->d.cfg->max_seq_len, &m, &err)) != BCT_OK) {
+        srv_err se;
+        bct_fail_prefix(&err, rc, "model \"%s\" cannot be loaded", name);
+        srv_err_from(&se, rc, err.msg);
+        return reply_srv_err(reply, &se);
+    }
+    store_lock(a->d.store);
+    rc = registry_put(a->d.reg, m, &err);
+    store_unlock(a->d.store);
+    if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"loaded\":");
+    sbuf_json_str(&b, name, strlen(name));
+    sbuf_printf(&b, ",\"version\":%d}", e.version);
+    reply_body(reply, 200, &b);
+    srv_logf(a->d.log, SRV_LOG_INFO, "model \"%s\" version %d loaded from %s", name, e.version, e.path);
+    return ADMIN_ANSWER;
+}
+
 int admin_end(admin_req *q, admin_reply *reply) {
     memset(reply, 0, sizeof(*reply));
     sbuf b;
     sbuf_init(&b);
     switch (q->route) {
-    case R_COMPRESS:
+    case ADMIN_COMPRESS:
         return end_compress(q, reply);
-    case R_MODEL:
+    case ADMIN_DELETE:
         return end_delete(q, reply);
-    case R_JOBS:
+    case ADMIN_LOAD:
+        return end_load(q, reply);
+    case ADMIN_UNLOAD:
+        return end_unload(q, reply);
+    case ADMIN_JOBS:
         jobs_list_json(q->a->d.jobs, &b);
         reply_body(reply, 200, &b);
         return ADMIN_ANSWER;
-    default: /* R_JOB */
+    default: /* ADMIN_JOB */
         if (jobs_get_json(q->a->d.jobs, q->arg, &b) != 0) {
             sbuf_free(&b);
             return reply_error(reply, 404, ERR_NOT_FOUND,

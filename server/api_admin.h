@@ -10,6 +10,11 @@
  *   DELETE /admin/models/{name}  unloads the model and moves its files to
  *                                the store's trash -> 200 (409 for the default
  *                                model or one not from the store)
+ *   POST /admin/models/{name}/unload  unloads it, files kept; a marker in
+ *                                the store (store_set_unloaded) keeps every
+ *                                replica from loading it -> 200 (409 as DELETE)
+ *   POST /admin/models/{name}/load    removes the marker, loads and probes
+ *                                the store's current version -> 200
  *
  * Upload parts: files (parts with a filename) config (config.json),
  * weights (model.safetensors), vocab (vocab.txt), optional calibration
@@ -18,8 +23,8 @@
  * (as a field: the Linear weights' format), embeddings, tables, block,
  * scales, activations, nonlinear, calib_n.
  *
- * Every route needs "Authorization: Bearer <admin_token>" (admin_auth.h);
- * without a configured token the routes are 404.
+ * Which route, and who may call it ("Authorization: Bearer
+ * <admin_token>", admin_auth.h), is decided by routes/ before admin_begin.
  *
  * A request goes: admin_begin (headers) -> admin_body (each piece of
  * body) -> admin_end (body complete).  An answer decided from the headers
@@ -73,12 +78,16 @@ long long admin_upload_limit(const srv_admin *a);
 
 enum { ADMIN_ANSWER, ADMIN_BODY, ADMIN_SUSPEND };
 
-/* The headers are in.  a == NULL: the admin API is off (404).  accepting:
- * the server is ready (not loading or draining); uploads and deletions
- * need it.  ADMIN_ANSWER: *reply is the answer (reply->now: the body is
- * too large to read first); ADMIN_BODY: feed the body to *out. */
-int admin_begin(srv_admin *a, struct MHD_Connection *c, const char *method, const char *path,
-                int accepting, admin_req **out, admin_reply *reply);
+/* The admin routes (route.op of routes/table.c). */
+enum { ADMIN_COMPRESS, ADMIN_JOBS, ADMIN_JOB, ADMIN_DELETE, ADMIN_LOAD, ADMIN_UNLOAD };
+
+/* The headers are in, the route (op, with arg: the {id} or {name} of the
+ * path) is matched and the caller authenticated.  accepting: the server
+ * is ready (not loading or draining); uploads and changes need it.
+ * ADMIN_ANSWER: *reply is the answer (reply->now: the body is too large to
+ * read first); ADMIN_BODY: feed the body to *out. */
+int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg, int accepting,
+                admin_req **out, admin_reply *reply);
 
 /* A piece of the body.  0, or -1 to close the connection (a failed
  * upload goes on far beyond its limit). */

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,6 +227,39 @@ static int options(const cJSON *root, api_request *r, srv_err *err) {
     return 0;
 }
 
+/* "truncation_direction": "right" (default) or "left", as TEI spells
+ * them (also "Right" and "Left"). */
+int api_truncation_direction(const void *json, int *left, srv_err *err) {
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(json, "truncation_direction");
+    if (!d || cJSON_IsNull(d)) return 0;
+    if (cJSON_IsString(d) && (!strcmp(d->valuestring, "right") || !strcmp(d->valuestring, "Right"))) {
+        *left = 0;
+        return 0;
+    }
+    if (cJSON_IsString(d) && (!strcmp(d->valuestring, "left") || !strcmp(d->valuestring, "Left"))) {
+        *left = 1;
+        return 0;
+    }
+    return srv_err_set(err, 422, ERR_VALIDATION, "\"truncation_direction\" must be \"right\" or \"left\"");
+}
+
+/* The Inference API's "parameters": {"top_k", "function_to_apply"}. */
+static int parameters(const cJSON *root, api_request *r, srv_err *err) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "parameters"), *v;
+    if (!p || cJSON_IsNull(p)) return 0;
+    if (!cJSON_IsObject(p)) return srv_err_set(err, 422, ERR_VALIDATION, "\"parameters\" must be an object");
+    if (options(p, r, err)) return -1;
+    if ((v = cJSON_GetObjectItemCaseSensitive(p, "function_to_apply")) && !cJSON_IsNull(v)) {
+        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "none") && strcmp(v->valuestring, "softmax") &&
+                                   strcmp(v->valuestring, "sigmoid")))
+            return srv_err_set(err, 422, ERR_VALIDATION,
+                               "parameters.function_to_apply must be \"softmax\", \"sigmoid\" or \"none\"");
+        /* The model's own function (softmax, or sigmoid for multi-label) or none. */
+        r->raw_scores = !strcmp(v->valuestring, "none");
+    }
+    return 0;
+}
+
 int api_parse(api_kind kind, const char *body, size_t len, int max_inputs, api_request *r,
               srv_err *err) {
     memset(r, 0, sizeof(*r));
@@ -253,34 +287,25 @@ int api_parse(api_kind kind, const char *body, size_t len, int max_inputs, api_r
         return srv_err_set(err, 422, ERR_VALIDATION, "the body must be a JSON object");
     if (kind == API_CLASSIFY)
         for (const cJSON *it = root->child; it; it = it->next) {
-            static const char *const known[] = {"inputs", "truncate", "top_k", "raw_scores",
-                                                "model"};
+            static const char *const known[] = {"inputs",     "truncate", "truncation_direction",
+                                                "top_k",      "raw_scores", "model"};
             int ok = 0;
             for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) ok |= !strcmp(it->string, known[k]);
             if (!ok)
                 return srv_err_set(err, 422, ERR_VALIDATION,
-                                   "unknown field \"%.64s\" (known: inputs, truncate, top_k, "
-                                   "raw_scores, model)",
+                                   "unknown field \"%.64s\" (known: inputs, truncate, "
+                                   "truncation_direction, top_k, raw_scores, model)",
                                    it->string);
         }
     if (options(root, r, err)) return -1;
-    if (kind == API_PREDICT) {
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "truncation_direction");
-        if (d && !cJSON_IsNull(d)) {
-            if (!cJSON_IsString(d))
-                return srv_err_set(err, 422, ERR_VALIDATION,
-                                   "\"truncation_direction\" must be \"right\" or \"left\"");
-            if (strcmp(d->valuestring, "right") && strcmp(d->valuestring, "Right"))
-                return srv_err_set(err, 422, ERR_VALIDATION,
-                                   "truncation_direction \"%.32s\" is not supported: only "
-                                   "\"right\" truncation is",
-                                   d->valuestring);
-        }
-    }
+    if (api_truncation_direction(root, &r->trunc_left, err) || (kind == API_ROOT && parameters(root, r, err)))
+        return -1;
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!in) return srv_err_set(err, 422, ERR_VALIDATION, "missing field \"inputs\"");
-    return kind == API_CLASSIFY ? classify_inputs(in, max_inputs, r, err)
-                                : predict_inputs(in, max_inputs, r, err);
+    if (kind == API_CLASSIFY) return classify_inputs(in, max_inputs, r, err);
+    if (predict_inputs(in, max_inputs, r, err)) return -1;
+    if (kind == API_ROOT) r->single = 0; /* the Inference API: one list per input */
+    return 0;
 }
 
 void api_request_free(api_request *r) {
@@ -289,57 +314,38 @@ void api_request_free(api_request *r) {
     memset(r, 0, sizeof(*r));
 }
 
-typedef struct ranked {
-    int id;
-    float score;
-} ranked;
-
-static int by_score_desc(const void *a, const void *b) {
-    const ranked *x = a, *y = b;
-    if (x->score != y->score) return (x->score < y->score) - (x->score > y->score);
-    return x->id - y->id;
-}
-
 void api_format(const api_request *r, const bert_config *cfg, const float *logits, sbuf *out) {
     int nl = cfg->num_labels;
     int k = r->top_k > 0 && r->top_k < nl ? r->top_k : nl;
-    float small_scores[64];
-    ranked small_order[64];
-    float *scores = nl <= 64 ? small_scores : malloc((size_t)nl * sizeof(float));
-    ranked *order = nl <= 64 ? small_order : malloc((size_t)nl * sizeof(ranked));
-    if (!scores || !order) {
+    bert_label_score small[64];
+    bert_label_score *order = nl <= 64 ? small : malloc((size_t)nl * sizeof(*order));
+    if (!order) {
         out->oom = 1;
-        goto done;
+        return;
     }
     if (!r->single) sbuf_putc(out, '[');
     for (int i = 0; i < r->n; i++) {
-        const float *lg = logits + (size_t)i * nl;
-        if (r->raw_scores) memcpy(scores, lg, (size_t)nl * sizeof(float));
-        else bert_scores(cfg, lg, scores);
-        for (int j = 0; j < nl; j++) order[j] = (ranked){j, scores[j]};
-        qsort(order, (size_t)nl, sizeof(ranked), by_score_desc);
+        bert_rank_labels(cfg, logits + (size_t)i * nl, r->raw_scores, order);
         if (i) sbuf_putc(out, ',');
         sbuf_putc(out, '[');
         for (int j = 0; j < k; j++) {
             const char *label = cfg->labels[order[j].id];
             if (j) sbuf_putc(out, ',');
-            if (r->kind == API_PREDICT) {
-                sbuf_puts(out, "{\"score\":");
-                sbuf_json_float(out, order[j].score);
-                sbuf_puts(out, ",\"label\":");
-                sbuf_json_str(out, label, strlen(label));
-            } else {
+            if (r->kind == API_CLASSIFY) {
                 sbuf_puts(out, "{\"label\":");
                 sbuf_json_str(out, label, strlen(label));
                 sbuf_puts(out, ",\"score\":");
                 sbuf_json_float(out, order[j].score);
+            } else {
+                sbuf_puts(out, "{\"score\":");
+                sbuf_json_float(out, order[j].score);
+                sbuf_puts(out, ",\"label\":");
+                sbuf_json_str(out, label, strlen(label));
             }
             sbuf_putc(out, '}');
         }
         sbuf_putc(out, ']');
     }
     if (!r->single) sbuf_putc(out, ']');
-done:
-    if (scores != small_scores) free(scores);
-    if (order != small_order) free(order);
+    if (order != small) free(order);
 }

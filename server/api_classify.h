@@ -8,10 +8,13 @@
  *            in input order.  Unknown fields are a 422 (typos surface).
  * /predict   text-embeddings-inference's shape: "inputs" is "text",
  *            ["a", "b"] (ONE pair), or [["a"], ["q", "d"], ...] (a batch);
- *            "truncate", "truncation_direction" ("right" only), and
+ *            "truncate", "truncation_direction" ("right" or "left"), and
  *            "raw_scores"; "top_k" and "model" are accepted as extensions.
  *            Responses hold {"score", "label"} like TEI's.  Unknown fields
  *            are ignored, as TEI does.
+ * POST /     /predict's request, plus the Inference API's "parameters":
+ *            {"top_k", "function_to_apply"}; the answer is always one list
+ *            per input (what Hugging Face's clients read as response[0]).
  *
  * Scores are probabilities (softmax, or sigmoid for multi-label models)
  * unless raw_scores; lists are sorted by score, highest first, and cut to
@@ -28,7 +31,7 @@
 #include "job.h"
 #include "sbuf.h"
 
-typedef enum { API_CLASSIFY, API_PREDICT } api_kind;
+typedef enum { API_CLASSIFY, API_PREDICT, API_ROOT } api_kind;
 
 typedef struct api_request {
     api_kind kind;
@@ -37,10 +40,14 @@ typedef struct api_request {
     int n;
     int single;         /* answer with one list instead of a list of lists */
     int truncate;       /* default 1 */
+    int trunc_left;     /* truncation_direction "left" */
     int top_k;          /* 0: every label */
     int raw_scores;
     const char *model;  /* NULL: the default model */
 } api_request;
+
+/* "truncation_direction" of a cJSON object: *left = 1 for "left". */
+int api_truncation_direction(const void *json, int *left, srv_err *err);
 
 /* body must be NUL-terminated at body[len]. */
 int api_parse(api_kind kind, const char *body, size_t len, int max_inputs, api_request *out,

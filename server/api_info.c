@@ -27,38 +27,68 @@ static const char *problem_name(bert_problem p) {
     }
 }
 
+/* One model's fields, without the closing brace. */
+static void model_fields(const srv_model *sm, sbuf *out) {
+    const bert_model *m = sm->m;
+    sbuf_puts(out, "{\"name\":");
+    sbuf_json_str(out, sm->name, strlen(sm->name));
+    sbuf_printf(out, ",\"version\":%d", sm->version);
+    sbuf_puts(out, ",\"architecture\":");
+    sbuf_json_str(out, registry_architecture(sm), strlen(registry_architecture(sm)));
+    sbuf_printf(out, ",\"problem_type\":\"%s\",\"labels\":[", problem_name(m->cfg.problem));
+    for (int j = 0; j < m->cfg.num_labels; j++) {
+        if (j) sbuf_putc(out, ',');
+        sbuf_json_str(out, m->cfg.labels[j], strlen(m->cfg.labels[j]));
+    }
+    sbuf_puts(out, "],\"format\":");
+    sbuf_json_str(out, m->format, strnlen(m->format, sizeof(m->format)));
+    double ratio = m->file_bytes > 0 ? (double)m->source_bytes / (double)m->file_bytes : 0;
+    sbuf_printf(out,
+                ",\"file_bytes\":%lld,\"source_bytes\":%lld,\"compression_ratio\":%.4f,"
+                "\"max_len\":%d,\"layers\":%d,\"hidden\":%d",
+                m->file_bytes, m->source_bytes, ratio, m->max_len, m->cfg.layers, m->cfg.hidden);
+}
+
 int api_models_json(srv_registry *reg, sbuf *out) {
     srv_model **list;
     int n, def;
     if (registry_list(reg, &list, &n, &def) != 0) return 500;
-    sbuf_puts(out, "{\"default\":");
+    sbuf_printf(out, "{\"bct_version\":\"%s\",\"default\":", BCT_VERSION);
     if (def >= 0) sbuf_json_str(out, list[def]->name, strlen(list[def]->name));
     else sbuf_puts(out, "null");
     sbuf_puts(out, ",\"models\":[");
     for (int i = 0; i < n; i++) {
-        const bert_model *m = list[i]->m;
         if (i) sbuf_putc(out, ',');
-        sbuf_puts(out, "{\"name\":");
-        sbuf_json_str(out, list[i]->name, strlen(list[i]->name));
-        sbuf_printf(out, ",\"version\":%d", list[i]->version);
-        sbuf_puts(out, ",\"architecture\":");
-        sbuf_json_str(out, registry_architecture(list[i]), strlen(registry_architecture(list[i])));
-        sbuf_printf(out, ",\"problem_type\":\"%s\",\"labels\":[", problem_name(m->cfg.problem));
-        for (int j = 0; j < m->cfg.num_labels; j++) {
-            if (j) sbuf_putc(out, ',');
-            sbuf_json_str(out, m->cfg.labels[j], strlen(m->cfg.labels[j]));
-        }
-        sbuf_puts(out, "],\"format\":");
-        sbuf_json_str(out, m->format, strnlen(m->format, sizeof(m->format)));
-        double ratio = m->file_bytes > 0 ? (double)m->source_bytes / (double)m->file_bytes : 0;
-        sbuf_printf(out,
-                    ",\"file_bytes\":%lld,\"source_bytes\":%lld,\"compression_ratio\":%.4f,"
-                    "\"max_len\":%d,\"layers\":%d,\"hidden\":%d,\"default\":%s}",
-                    m->file_bytes, m->source_bytes, ratio, m->max_len, m->cfg.layers, m->cfg.hidden,
-                    i == def ? "true" : "false");
+        model_fields(list[i], out);
+        sbuf_printf(out, ",\"default\":%s}", i == def ? "true" : "false");
     }
     sbuf_puts(out, "]}");
     for (int i = 0; i < n; i++) registry_release(list[i]);
     free(list);
     return 200;
+}
+
+int api_model_json(srv_registry *reg, const char *name, int phase, int in_store, sbuf *out) {
+    srv_model **list;
+    int n, def, status = 404;
+    if (registry_list(reg, &list, &n, &def) != 0) return 500;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(list[i]->name, name) != 0) continue;
+        int ready = phase == PHASE_READY;
+        model_fields(list[i], out);
+        sbuf_printf(out, ",\"default\":%s,\"ready\":%s,\"state\":\"%s\"}", i == def ? "true" : "false",
+                    ready ? "true" : "false", ready ? "ready" : phase == PHASE_LOADING ? "loading" : "draining");
+        status = ready ? 200 : 503;
+    }
+    for (int i = 0; i < n; i++) registry_release(list[i]);
+    free(list);
+    if (status == 404 && in_store) {
+        /* In the store, not loaded: unloaded by an admin, or failing to load. */
+        sbuf_puts(out, "{\"name\":");
+        sbuf_json_str(out, name, strlen(name));
+        sbuf_puts(out, ",\"ready\":false,\"state\":\"not_loaded\",\"error\":\"the model is in the store "
+                       "but not loaded\",\"error_type\":\"Unavailable\"}");
+        status = 503;
+    }
+    return status;
 }

@@ -4,7 +4,12 @@
  *                "status": "loading" | "draining"
  *   GET /models  {"default": NAME, "models": [{name, version, architecture,
  *                problem_type, labels, format, file_bytes, source_bytes,
- *                compression_ratio, max_len, layers, hidden, default}]}
+ *                compression_ratio, max_len, layers, hidden, default}],
+ *                "bct_version": "x.y.z"}
+ *   GET /models/{name}  one model's fields plus "ready" and "state":
+ *                200 when it serves; 503 while loading or draining, or when
+ *                it is in the store but not loaded ("state": "not_loaded");
+ *                404 when unknown
  */
 #ifndef BCT_API_INFO_H
 #define BCT_API_INFO_H
@@ -15,5 +20,8 @@
 /* Returns the HTTP status for phase (PHASE_*). */
 int api_ready_json(int phase, sbuf *out);
 int api_models_json(srv_registry *reg, sbuf *out);
+/* phase: PHASE_*; in_store: the name is an entry of the model store.
+ * Returns the HTTP status; 404 leaves out empty. */
+int api_model_json(srv_registry *reg, const char *name, int phase, int in_store, sbuf *out);
 
 #endif

@@ -1,11 +1,24 @@
 #include "batcher.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <uv.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* What the batcher keeps per job (job->slot), allocated by
+ * batcher_reserve() and freed just before job->done runs. */
+struct batcher_slot {
+    int pending;   /* inputs without logits yet */
+    int running;   /* inputs inside running batches */
+    int cancelled; /* JOB_CANCELLED or JOB_SHUTDOWN, or 0 */
+    int watching;  /* poll is initialised */
+    uv_poll_t poll; /* disconnect watch on job->fd */
+    srv_job *next; /* inbox link */
+};
 
 /* One forward pass.  At most one per worker exists at a time, so the
  * batcher allocates them once. */
@@ -79,6 +92,8 @@ static void q_unlink(batcher *b, srv_input *in) {
 /* ---- finishing jobs (loop thread) ---- */
 
 static void deliver(batcher *b, srv_job *job) {
+    free(job->slot);
+    job->slot = NULL;
     job->done(job); /* the job may be gone after this */
     pthread_mutex_lock(&b->mu);
     if (--b->outstanding == 0) pthread_cond_broadcast(&b->idle_cv);
@@ -87,16 +102,16 @@ static void deliver(batcher *b, srv_job *job) {
 
 static void on_watch_closed(uv_handle_t *h) {
     srv_job *job = h->data;
-    deliver(job->poll.loop->data, job);
+    deliver(h->loop->data, job);
 }
 
 static void finish_job(batcher *b, srv_job *job) {
-    if (job->cancelled) job->status = job->cancelled;
+    if (job->slot->cancelled) job->status = job->slot->cancelled;
     else if (job->status != JOB_FAILED) job->status = JOB_OK;
-    if (job->watching) {
+    if (job->slot->watching) {
         /* The socket goes back to MHD only after libuv has let go of it. */
-        job->watching = 0;
-        uv_close((uv_handle_t *)&job->poll, on_watch_closed);
+        job->slot->watching = 0;
+        uv_close((uv_handle_t *)&job->slot->poll, on_watch_closed);
         return;
     }
     deliver(b, job);
@@ -104,19 +119,19 @@ static void finish_job(batcher *b, srv_job *job) {
 
 /* Drops the job's queued inputs; it finishes once none is running. */
 static void cancel_job(batcher *b, srv_job *job, int why) {
-    if (job->cancelled) return;
-    job->cancelled = why;
-    if (job->watching) uv_poll_stop(&job->poll);
+    if (job->slot->cancelled) return;
+    job->slot->cancelled = why;
+    if (job->slot->watching) uv_poll_stop(&job->slot->poll);
     int dropped = 0;
     for (int i = 0; i < job->n; i++)
         if (job->in[i].queued) {
             q_unlink(b, &job->in[i]);
             dropped++;
         }
-    job->pending -= dropped;
+    job->slot->pending -= dropped;
     depth_sub(b, dropped);
     if (why == JOB_CANCELLED) metrics_dropped(b->o.metrics);
-    if (job->running == 0) finish_job(b, job);
+    if (job->slot->running == 0) finish_job(b, job);
 }
 
 static void on_hangup(uv_poll_t *p, int status, int events) {
@@ -125,26 +140,26 @@ static void on_hangup(uv_poll_t *p, int status, int events) {
     (void)status;
     (void)events; /* only UV_DISCONNECT was asked for; errors mean gone too */
     srv_logf(b->o.log, SRV_LOG_DEBUG, "client of a queued request disconnected; dropping %d inputs",
-             job->pending - job->running);
+             job->slot->pending - job->slot->running);
     cancel_job(b, job, JOB_CANCELLED);
     dispatch(b);
 }
 
 static void admit(batcher *b, srv_job *job) {
-    job->pending = job->n;
-    job->running = 0;
-    job->cancelled = 0;
-    job->watching = 0;
+    job->slot->pending = job->n;
+    job->slot->running = 0;
+    job->slot->cancelled = 0;
+    job->slot->watching = 0;
     if (b->cancelling) {
         depth_sub(b, job->n);
-        job->cancelled = JOB_SHUTDOWN;
+        job->slot->cancelled = JOB_SHUTDOWN;
         finish_job(b, job);
         return;
     }
-    if (job->fd >= 0 && uv_poll_init(&b->loop, &job->poll, job->fd) == 0) {
-        job->poll.data = job;
-        job->watching = 1;
-        if (uv_poll_start(&job->poll, UV_DISCONNECT, on_hangup) != 0) uv_poll_stop(&job->poll);
+    if (job->fd >= 0 && uv_poll_init(&b->loop, &job->slot->poll, job->fd) == 0) {
+        job->slot->poll.data = job;
+        job->slot->watching = 1;
+        if (uv_poll_start(&job->slot->poll, UV_DISCONNECT, on_hangup) != 0) uv_poll_stop(&job->slot->poll);
     }
     for (int i = 0; i < job->n; i++) q_push(b, &job->in[i]);
 }
@@ -183,15 +198,15 @@ static void complete_batch(batcher *b, batch *bt) {
         srv_logf(b->o.log, SRV_LOG_ERROR, "inference failed for a batch of %d: %s", bt->n, bt->error);
     for (int i = 0; i < bt->n; i++) {
         srv_job *job = bt->items[i]->job;
-        job->running--;
-        job->pending--;
+        job->slot->running--;
+        job->slot->pending--;
         if (!job->t_first_start || bt->t_start < job->t_first_start) job->t_first_start = bt->t_start;
         if (bt->t_end > job->t_last_end) job->t_last_end = bt->t_end;
         if (bt->failed && job->status != JOB_FAILED) {
             job->status = JOB_FAILED;
             snprintf(job->error, sizeof(job->error), "%s", bt->error);
         }
-        if (job->pending == 0 && job->running == 0) finish_job(b, job);
+        if (job->slot->pending == 0 && job->slot->running == 0) finish_job(b, job);
     }
     bt->n = 0;
     bt->next = b->free_batches;
@@ -263,7 +278,7 @@ static void dispatch(batcher *b) {
         for (int i = 0; i < bt->n; i++) {
             srv_input *in = bt->items[i];
             q_unlink(b, in);
-            in->job->running++;
+            in->job->slot->running++;
         }
         depth_sub(b, bt->n);
         /* Similar lengths side by side: attention works per sequence, so
@@ -301,7 +316,7 @@ static void on_wake(uv_async_t *a) {
         b->flushing = 1;
     }
     while (jobs) {
-        srv_job *next = jobs->next;
+        srv_job *next = jobs->slot->next;
         admit(b, jobs);
         jobs = next;
     }
@@ -352,22 +367,36 @@ int batcher_start(const batcher_opts *o, batcher **out, bct_error *err) {
     atomic_init(&b->depth, 0);
     int rc = uv_loop_init(&b->loop);
     if (rc) {
+        pthread_cond_destroy(&b->idle_cv);
+        pthread_mutex_destroy(&b->mu);
         free_batches(b);
         free(b);
         return bct_fail(err, BCT_EIO, "uv_loop_init: %s", uv_strerror(rc));
     }
     b->loop.data = b;
-    uv_async_init(&b->loop, &b->wake, on_wake);
-    b->wake.data = b;
-    uv_timer_init(&b->loop, &b->timer);
-    if ((rc = uv_thread_create(&b->thread, loop_main, b)) != 0) {
-        uv_close((uv_handle_t *)&b->wake, NULL);
-        uv_close((uv_handle_t *)&b->timer, NULL);
+    /* Unwound in reverse on failure: handles closed, loop run and closed. */
+    const char *what = "uv_async_init";
+    int inited = 0;
+    if ((rc = uv_async_init(&b->loop, &b->wake, on_wake)) == 0) {
+        inited = 1;
+        b->wake.data = b;
+        what = "uv_timer_init";
+        if ((rc = uv_timer_init(&b->loop, &b->timer)) == 0) {
+            inited = 2;
+            what = "cannot start the batcher thread";
+            rc = uv_thread_create(&b->thread, loop_main, b);
+        }
+    }
+    if (rc != 0) {
+        if (inited >= 2) uv_close((uv_handle_t *)&b->timer, NULL);
+        if (inited >= 1) uv_close((uv_handle_t *)&b->wake, NULL);
         uv_run(&b->loop, UV_RUN_DEFAULT);
         uv_loop_close(&b->loop);
+        pthread_cond_destroy(&b->idle_cv);
+        pthread_mutex_destroy(&b->mu);
         free_batches(b);
         free(b);
-        return bct_fail(err, BCT_EIO, "cannot start the batcher thread: %s", uv_strerror(rc));
+        return bct_fail(err, BCT_EIO, "%s: %s", what, uv_strerror(rc));
     }
     *out = b;
     return BCT_OK;
@@ -377,8 +406,10 @@ oom:
     return bct_fail(err, BCT_ENOMEM, "out of memory");
 }
 
-int batcher_reserve(batcher *b, int n) {
-    int rc = BATCHER_OK;
+int batcher_reserve(batcher *b, srv_job *job) {
+    int rc = BATCHER_OK, n = job->n;
+    struct batcher_slot *slot = calloc(1, sizeof(*slot));
+    if (!slot) return BATCHER_NOMEM;
     pthread_mutex_lock(&b->mu);
     if (b->closed)
         rc = BATCHER_CLOSED;
@@ -389,14 +420,16 @@ int batcher_reserve(batcher *b, int n) {
         b->outstanding++;
     }
     pthread_mutex_unlock(&b->mu);
+    if (rc == BATCHER_OK) job->slot = slot;
+    else free(slot);
     return rc;
 }
 
 void batcher_submit(batcher *b, srv_job *job) {
     job->t_admit = srv_now_ns();
-    job->next = NULL;
+    job->slot->next = NULL;
     pthread_mutex_lock(&b->mu);
-    if (b->inbox_tail) b->inbox_tail->next = job;
+    if (b->inbox_tail) b->inbox_tail->slot->next = job;
     else b->inbox_head = job;
     b->inbox_tail = job;
     uv_async_send(&b->wake);

@@ -42,12 +42,13 @@ typedef struct batcher_opts {
 
 int batcher_start(const batcher_opts *o, batcher **out, bct_error *err);
 
-enum { BATCHER_OK = 0, BATCHER_FULL = 1, BATCHER_CLOSED = 2 };
+enum { BATCHER_OK = 0, BATCHER_FULL = 1, BATCHER_CLOSED = 2, BATCHER_NOMEM = 3 };
 
-/* Reserves room for n inputs.  BATCHER_FULL: the queue cannot take them
- * now (answer 429); BATCHER_CLOSED: shutting down (answer 503).  After
- * BATCHER_OK the caller must batcher_submit() a job of exactly n inputs. */
-int batcher_reserve(batcher *b, int n);
+/* Reserves room for the job's inputs and the batcher's state of it
+ * (job->slot).  BATCHER_FULL: the queue cannot take them now (answer
+ * 429); BATCHER_CLOSED: shutting down (answer 503); BATCHER_NOMEM: out of
+ * memory (500).  After BATCHER_OK the caller must batcher_submit() it. */
+int batcher_reserve(batcher *b, srv_job *job);
 
 /* Queues the job; never fails.  job->done will run exactly once, on the
  * loop thread, possibly before this call returns. */

@@ -3,7 +3,9 @@
  *
  * status  error_type            when
  * 400     BadRequest            body is not valid JSON (or not valid multipart)
- * 401     Unauthorized          /admin without a bearer token
+ * 400     BadRequest            also: two Content-Length headers, %00 in the path
+ * 401     Unauthorized          an inference route without a valid API key;
+ *                               /admin without a bearer token
  * 403     Forbidden             /admin with the wrong token
  * 404     NotFound              unknown route (or /admin with the admin API off)
  * 404     ModelNotFound         "model" names no loaded model
@@ -46,6 +48,12 @@ typedef struct srv_err {
 /* Fills e and returns -1, for `return srv_err_set(e, 422, ...);`. */
 int srv_err_set(srv_err *e, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The one mapping from a BCT_* code (util/status.h) to an answer: input
+ * errors (BCT_EINVAL, BCT_EFORMAT, BCT_EUNSUPPORTED) are 422 Validation,
+ * BCT_ERANGE 413 PayloadTooLarge, BCT_ENOMEM and BCT_EIO 500 Internal.
+ * Fills e with msg and returns -1. */
+int srv_err_from(srv_err *e, int code, const char *msg);
 
 /* The JSON body for e. */
 void srv_err_json(const srv_err *e, sbuf *out);

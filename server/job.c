@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int job_create(srv_model *model, const srv_text *texts, int n, int truncate, srv_job **out,
+int job_create(srv_model *model, const srv_text *texts, int n, int flags, srv_job **out,
                srv_err *err) {
     const bert_model *m = model->m;
     int cap = m->max_len, nl = m->cfg.num_labels;
@@ -37,17 +37,32 @@ int job_create(srv_model *model, const srv_text *texts, int n, int truncate, srv
         tok_encoding enc = {.ids = ids + (size_t)i * cap, .type_ids = types + (size_t)i * cap,
                             .cap = cap};
         bct_error e = {{0}};
-        if (t->alen == 0 || (t->b && t->blen == 0)) {
-            srv_err_set(err, 422, ERR_VALIDATION, "inputs[%d]: %s is empty", i,
-                        t->alen == 0 ? "text" : "text_pair");
+        int rc = t->alen && (!t->b || t->blen) ? tok_encode_dir(m->tok, t->a, t->alen, t->b, t->blen, m->max_len,
+                                                                (flags & JOB_TRUNCATE_LEFT) != 0, &enc, &e)
+                                               : BCT_OK;
+        if (rc != BCT_OK) {
+            bct_fail_prefix(&e, rc, "inputs[%d]", i);
+            srv_err_from(err, rc == BCT_ERANGE ? BCT_EINVAL : rc, e.msg);
             goto fail;
         }
-        if (bert_model_encode(m, t->a, t->alen, t->b, t->blen, &enc, &e) != BCT_OK) {
-            srv_err_set(err, 422, ERR_VALIDATION, "inputs[%d]: %s", i, e.msg);
+        /* The tokenizer drops whitespace and control characters: a side
+         * with no piece left is as empty as "". */
+        int nb = 0;
+        if (t->b && t->blen && (nb = tok_tokenize(m->tok, t->b, t->blen, NULL, 0, &e)) < 0) {
+            bct_fail_prefix(&e, nb, "inputs[%d]", i);
+            srv_err_from(err, nb == BCT_ERANGE ? BCT_EINVAL : nb, e.msg);
+            goto fail;
+        }
+        int empty_a = t->alen == 0 || enc.untruncated - nb - (t->b ? 3 : 2) == 0;
+        int empty_b = t->b && (t->blen == 0 || nb == 0);
+        if (empty_a || empty_b) {
+            srv_err_set(err, 422, ERR_VALIDATION, "inputs[%d]: %s is empty%s", i,
+                        empty_a ? "text" : "text_pair",
+                        (empty_a ? t->alen : t->blen) ? " (only whitespace or control characters)" : "");
             goto fail;
         }
         if (enc.untruncated > enc.len) {
-            if (!truncate) {
+            if (!(flags & JOB_TRUNCATE)) {
                 srv_err_set(err, 422, ERR_VALIDATION,
                             "inputs[%d] is %d tokens long, more than the maximum of %d; send "
                             "\"truncate\": true to cut it",
@@ -70,6 +85,7 @@ fail:
 
 void job_free(srv_job *job) {
     if (!job) return;
+    free(job->slot); /* set when the batcher never ran the job */
     free(job->ids_buf);
     free(job->types_buf);
     registry_release(job->model);

@@ -12,7 +12,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
 
 #include "errors.h"
 #include "registry.h"
@@ -61,20 +60,21 @@ struct srv_job {
     void (*done)(srv_job *job); /* called once, on the loop thread */
     void *user;
 
-    /* Owned by the batcher (loop thread only). */
-    int pending;             /* inputs without logits yet */
-    int running;             /* inputs inside running batches */
-    int cancelled;
-    int watching;            /* poll is initialised */
-    uv_poll_t poll;          /* disconnect watch on fd */
-    srv_job *next;           /* inbox link */
+    /* The batcher's state of the job (batcher.c), from batcher_reserve() on. */
+    struct batcher_slot *slot;
 };
 
-/* Tokenizes texts[0..n) with model's tokenizer.  truncate == 0 makes an
- * input longer than the model's max length a 422; empty texts and invalid
- * UTF-8 are 422 too.  Takes over the model reference (released on failure
- * as well).  Returns 0 or -1 with err filled. */
-int job_create(srv_model *model, const srv_text *texts, int n, int truncate, srv_job **out,
+enum {
+    JOB_TRUNCATE = 1,      /* cut inputs longer than the model's max length (else 422) */
+    JOB_TRUNCATE_LEFT = 2, /* cut them at their start instead of their end */
+};
+
+/* Tokenizes texts[0..n) with model's tokenizer (flags: JOB_TRUNCATE*).
+ * Empty texts, texts of only whitespace or control characters, and
+ * invalid UTF-8 are 422; out of memory is 500.  Takes over the model
+ * reference (released on failure as well).  Returns 0 or -1 with err
+ * filled. */
+int job_create(srv_model *model, const srv_text *texts, int n, int flags, srv_job **out,
                srv_err *err);
 void job_free(srv_job *job);
 

@@ -27,13 +27,17 @@ struct timespec srv_deadline(int ms) {
     return t;
 }
 
+void srv_put_time(sbuf *b, const struct timespec *ts) {
+    struct tm tm;
+    gmtime_r(&ts->tv_sec, &tm);
+    sbuf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts->tv_nsec / 1000000);
+}
+
 void srv_put_timestamp(sbuf *b) {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    sbuf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    srv_put_time(b, &ts);
 }
 
 void srv_write_all(int fd, const char *buf, size_t len) {

@@ -29,6 +29,8 @@ uint64_t srv_now_ns(void);
 /* CLOCK_REALTIME now + ms: the deadline pthread_cond_timedwait wants. */
 struct timespec srv_deadline(int ms);
 void srv_put_timestamp(sbuf *b);
+/* ts (wall clock) in the same ISO-8601 form. */
+void srv_put_time(sbuf *b, const struct timespec *ts);
 
 /* write(2) all of buf to fd, retrying on EINTR / short writes. */
 void srv_write_all(int fd, const char *buf, size_t len);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/qgemm.h"
+#include "routes/route.h"
 
 #define MAX_BUCKETS 20
 
@@ -29,18 +30,12 @@ static const int codes[] = {200, 202, 400, 401, 403, 404, 405, 409, 413, 415, 42
 #define N_CODES ((int)(sizeof(codes) / sizeof(codes[0])))
 
 struct srv_metrics {
-    atomic_ullong requests[ROUTE_COUNT][N_CODES + 1]; /* last: any other code */
-    hist req_dur[ROUTE_COUNT];
+    int n_routes; /* the table's, plus "other" */
+    atomic_ullong (*requests)[N_CODES + 1]; /* [n_routes]; last: any other code */
+    hist *req_dur;                           /* [n_routes] */
     hist queue_wait, inference, batch_size, batch_tokens, batch_dur;
     atomic_ullong inputs, tokens, truncated, dropped;
 };
-
-static const char *const route_labels[ROUTE_COUNT] = {"/classify", "/predict", "/health", "/ready",
-                                                      "/models",   "/metrics", "/admin", "other"};
-
-const char *metrics_route_label(int route) {
-    return route >= 0 && route < ROUTE_COUNT ? route_labels[route] : "other";
-}
 
 static void hist_init(hist *h, const double *le, int n, double unit) {
     h->le = le;
@@ -59,8 +54,15 @@ static void hist_observe(hist *h, double v) {
 
 int metrics_create(srv_metrics **out) {
     srv_metrics *m = calloc(1, sizeof(*m));
-    if (!m) return -1;
-    for (int r = 0; r < ROUTE_COUNT; r++) hist_init(&m->req_dur[r], dur_le, NB(dur_le), 1e-9);
+    if (!m) return BCT_ENOMEM;
+    m->n_routes = routes_count() + 1;
+    m->requests = calloc((size_t)m->n_routes, sizeof(*m->requests));
+    m->req_dur = calloc((size_t)m->n_routes, sizeof(*m->req_dur));
+    if (!m->requests || !m->req_dur) {
+        metrics_free(m);
+        return BCT_ENOMEM;
+    }
+    for (int r = 0; r < m->n_routes; r++) hist_init(&m->req_dur[r], dur_le, NB(dur_le), 1e-9);
     hist_init(&m->queue_wait, dur_le, NB(dur_le), 1e-9);
     hist_init(&m->inference, dur_le, NB(dur_le), 1e-9);
     hist_init(&m->batch_dur, dur_le, NB(dur_le), 1e-9);
@@ -70,14 +72,19 @@ int metrics_create(srv_metrics **out) {
     return 0;
 }
 
-void metrics_free(srv_metrics *m) { free(m); }
+void metrics_free(srv_metrics *m) {
+    if (!m) return;
+    free(m->requests);
+    free(m->req_dur);
+    free(m);
+}
 
-void metrics_request(srv_metrics *m, int route, int status, double seconds) {
-    if (route < 0 || route >= ROUTE_COUNT) route = ROUTE_OTHER;
+void metrics_request(srv_metrics *m, int ri, int status, double seconds) {
+    if (ri < 0 || ri >= m->n_routes) ri = m->n_routes - 1;
     int c = 0;
     while (c < N_CODES && codes[c] != status) c++;
-    atomic_fetch_add_explicit(&m->requests[route][c], 1, memory_order_relaxed);
-    hist_observe(&m->req_dur[route], seconds);
+    atomic_fetch_add_explicit(&m->requests[ri][c], 1, memory_order_relaxed);
+    hist_observe(&m->req_dur[ri], seconds);
 }
 
 void metrics_job(srv_metrics *m, double queue_s, double inference_s, int truncated) {
@@ -135,23 +142,23 @@ static void hist_render(sbuf *o, const char *name, const char *labels, hist *h) 
 
 void metrics_render(srv_metrics *m, const metrics_gauges *g, sbuf *o) {
     header(o, "http_requests_total", "counter", "HTTP requests by route and status code.");
-    for (int r = 0; r < ROUTE_COUNT; r++)
+    for (int r = 0; r < m->n_routes; r++)
         for (int c = 0; c <= N_CODES; c++) {
             unsigned long long v = get(&m->requests[r][c]);
             if (!v) continue;
             if (c < N_CODES)
                 sbuf_printf(o, "bct_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
-                            route_labels[r], codes[c], v);
+                            routes_label(r), codes[c], v);
             else
                 sbuf_printf(o, "bct_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
-                            route_labels[r], v);
+                            routes_label(r), v);
         }
     header(o, "http_request_duration_seconds", "histogram",
            "Time from request arrival to response, by route.");
-    for (int r = 0; r < ROUTE_COUNT; r++) {
+    for (int r = 0; r < m->n_routes; r++) {
         if (!get(&m->req_dur[r].count)) continue;
-        char lb[64];
-        snprintf(lb, sizeof(lb), "route=\"%s\"", route_labels[r]);
+        char lb[128];
+        snprintf(lb, sizeof(lb), "route=\"%s\"", routes_label(r));
         hist_render(o, "http_request_duration_seconds", lb, &m->req_dur[r]);
     }
     header(o, "queue_wait_seconds", "histogram",
@@ -188,6 +195,8 @@ void metrics_render(srv_metrics *m, const metrics_gauges *g, sbuf *o) {
     sbuf_printf(o, "bct_workers %d\n", g->workers);
     header(o, "ready", "gauge", "1 when serving, 0 while loading or draining.");
     sbuf_printf(o, "bct_ready %d\n", g->ready);
+    header(o, "build_info", "gauge", "The version of bct serving.");
+    sbuf_printf(o, "bct_build_info{version=\"%s\"} 1\n", BCT_VERSION);
     header(o, "kernel_info", "gauge", "The int8 GEMM kernel level in use (cpuid's best, or BCT_ISA).");
     sbuf_printf(o, "bct_kernel_info{isa=\"%s\"} 1\n", bct_isa_name(qgemm_isa()));
     header(o, "model_info", "gauge", "One series per loaded model.");

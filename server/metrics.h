@@ -28,26 +28,15 @@
 #include "registry.h"
 #include "sbuf.h"
 
-enum {
-    ROUTE_CLASSIFY,
-    ROUTE_PREDICT,
-    ROUTE_HEALTH,
-    ROUTE_READY,
-    ROUTE_MODELS,
-    ROUTE_METRICS,
-    ROUTE_ADMIN, /* every /admin route */
-    ROUTE_OTHER, /* unknown paths, so the label set stays bounded */
-    ROUTE_COUNT
-};
-
-const char *metrics_route_label(int route);
-
 typedef struct srv_metrics srv_metrics;
 
+/* Request series are kept per route of routes/table.c (index
+ * routes_count() for requests that matched none). */
 int metrics_create(srv_metrics **out);
 void metrics_free(srv_metrics *m);
 
-void metrics_request(srv_metrics *m, int route, int status, double seconds);
+/* ri: an index into the route table, or routes_count(). */
+void metrics_request(srv_metrics *m, int ri, int status, double seconds);
 void metrics_job(srv_metrics *m, double queue_s, double inference_s, int truncated);
 void metrics_batch(srv_metrics *m, int inputs, long long tokens, double seconds);
 void metrics_dropped(srv_metrics *m);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "formats/bct_file.h"
+#include "model_probe.h"
 
 #define PATH_LEN 4096
 
@@ -182,7 +183,7 @@ int store_scan(const char *dir, store_entry **out, int *n, bct_error *err) {
         } else {
             continue;
         }
-        if (store_file_id(e.path, e.checkpoint, &e.id) != 0) continue;
+        if (store_file_id(e.path, e.checkpoint, &e.id) != 0 || store_is_unloaded(dir, e.name)) continue;
         /* A flat <name>.bct and a folder <name>/: the folder wins (the
          * flat file is its version 1). */
         int dup = -1;
@@ -447,4 +448,59 @@ int store_cleanup(const char *dir, int writer, const char *staging_dir, const sr
         srv_logf(lg, SRV_LOG_INFO, "model store %s: removed %d leftover file(s) of interrupted writes",
                  dir, removed);
     return removed;
+}
+
+/* <dir>/.unloaded/<name>: an empty file per model unloaded by an admin. */
+#define UNLOADED_DIR ".unloaded"
+
+int store_is_unloaded(const char *dir, const char *name) {
+    char path[PATH_LEN];
+    struct stat st;
+    return path_fmt(path, sizeof(path), "%s/" UNLOADED_DIR "/%s", dir, name) == 0 && lstat(path, &st) == 0;
+}
+
+int store_set_unloaded(model_store *s, const char *name, int unloaded, bct_error *err) {
+    char path[PATH_LEN];
+    if (path_fmt(path, sizeof(path), "%s/" UNLOADED_DIR, s->dir) != 0)
+        return bct_fail(err, BCT_EINVAL, "model store path is too long");
+    if (unloaded && mkdir(path, 0755) != 0 && errno != EEXIST)
+        return bct_fail(err, BCT_EIO, "cannot create %s: %s", path, strerror(errno));
+    if (path_fmt(path, sizeof(path), "%s/" UNLOADED_DIR "/%s", s->dir, name) != 0)
+        return bct_fail(err, BCT_EINVAL, "model store path is too long");
+    if (!unloaded) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            return bct_fail(err, BCT_EIO, "cannot remove %s: %s", path, strerror(errno));
+        return BCT_OK;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return bct_fail(err, BCT_EIO, "cannot create %s: %s", path, strerror(errno));
+    close(fd);
+    return BCT_OK;
+}
+
+int store_find(const char *dir, const char *name, store_entry *out, bct_error *err) {
+    store_entry *list;
+    int n, rc = store_scan(dir, &list, &n, err);
+    if (rc != BCT_OK) return rc;
+    rc = bct_fail(err, BCT_EINVAL, "no model named \"%s\" in the store %s", name, dir);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i].name, name)) {
+            *out = list[i];
+            rc = BCT_OK;
+        }
+    free(list);
+    return rc;
+}
+
+int store_open_entry(const store_entry *e, int max_seq_len, srv_model **out, bct_error *err) {
+    srv_model *m = NULL;
+    int rc = registry_open(e->name, e->path, max_seq_len, &m, err);
+    if (rc == BCT_OK) rc = registry_set_origin(m, e->path, e->version, 1, &e->id, err);
+    if (rc == BCT_OK) rc = model_probe(m->m, err);
+    if (rc != BCT_OK) {
+        registry_release(m);
+        return rc;
+    }
+    *out = m;
+    return BCT_OK;
 }

@@ -109,6 +109,20 @@ int store_cleanup(const char *dir, int writer, const char *staging_dir, const sr
 /* Removes trash older than STORE_TRASH_DELAY_S (writer only). */
 void store_empty_trash(const char *dir, const srv_log *lg);
 
+/* Admin unloads: a marker <dir>/.unloaded/<name> hides NAME from
+ * store_scan (so from every replica's start-up and watcher) while its
+ * files stay.  store_set_unloaded: call with the store locked. */
+int store_is_unloaded(const char *dir, const char *name);
+int store_set_unloaded(model_store *s, const char *name, int unloaded, bct_error *err);
+
+/* The current entry of NAME (store_scan's); BCT_EINVAL when there is none. */
+int store_find(const char *dir, const char *name, store_entry *out, bct_error *err);
+
+/* Opens an entry as a served model: loads it, records its origin
+ * (version, file identity) and runs model_probe.  *out is the caller's
+ * (registry_put it, or registry_release it). */
+int store_open_entry(const store_entry *e, int max_seq_len, srv_model **out, bct_error *err);
+
 /* rm -rf of a directory we own (never follows symlinks).  0 or -1. */
 int store_rmtree(const char *path);
 

@@ -118,9 +118,7 @@ static int load_entry(srv_registry *reg, const store_entry *e, const srv_config 
     bct_error err = {{0}};
     uint64_t t = srv_now_ns();
     srv_model *m;
-    int rc = registry_open(e->name, e->path, cfg->max_seq_len, &m, &err);
-    if (rc == BCT_OK && (rc = registry_set_origin(m, e->path, e->version, 1, &e->id, &err)) != BCT_OK)
-        registry_release(m);
+    int rc = store_open_entry(e, cfg->max_seq_len, &m, &err);
     if (rc == BCT_OK && (rc = registry_put_if(reg, m, NULL, &err)) == 0)
         rc = bct_fail(&err, BCT_EINVAL, "two models are named \"%s\" (%s)", e->name, e->path);
     if (rc < 0) {
@@ -206,6 +204,7 @@ static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig 
  * so that MHD may be stopped. */
 static void drain(srv_lifecycle *life, batcher *bat, srv_http *http, const srv_config *cfg,
                   const srv_log *lg) {
+    http_quiesce(http); /* first: nothing new arrives while draining */
     batcher_flush(bat);
     uint64_t deadline = srv_now_ns() + (uint64_t)cfg->drain_timeout_s * 1000000000u;
     int done = 0;
@@ -218,6 +217,10 @@ static void drain(srv_lifecycle *life, batcher *bat, srv_http *http, const srv_c
         }
         uint64_t left_ms = (deadline - now) / 1000000u;
         done = lifecycle_drain(life, left_ms < 100 ? (int)left_ms : 100) == 0;
+        if (done && http_pending(http) > 0) { /* a request on its way, or a 503 being sent */
+            done = 0;
+            usleep(1000);
+        }
         if (!done && wait_signal(0)) {
             srv_logf(lg, SRV_LOG_WARN, "second signal: answering what is left with 503");
             break;

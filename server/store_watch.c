@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "model_probe.h"
 
 #define WATCH_SETTLE_MS 200
 
@@ -93,10 +92,7 @@ static void load_entry(store_watch *w, todo *t) {
     bct_error err = {{0}};
     srv_model *m = NULL;
     uint64_t t0 = srv_now_ns();
-    if (registry_open(e->name, e->path, w->o.max_seq_len, &m, &err) != BCT_OK ||
-        registry_set_origin(m, e->path, e->version, 1, &e->id, &err) != BCT_OK ||
-        model_probe(m->m, &err) != BCT_OK) {
-        registry_release(m);
+    if (store_open_entry(e, w->o.max_seq_len, &m, &err) != BCT_OK) {
         srv_logf(w->o.log, SRV_LOG_WARN,
                  "model store: cannot load \"%s\" from %s (tried again when the file changes): %s",
                  e->name, e->path, err.msg);
@@ -278,18 +274,34 @@ int watch_start(const watch_opts *o, store_watch **out, bct_error *err) {
         free(w);
         return bct_fail(err, BCT_EIO, "cannot start the store watcher: %s", uv_strerror(rc));
     }
-    uv_async_init(&w->loop, &w->stop, on_stop);
-    uv_timer_init(&w->loop, &w->periodic);
-    uv_timer_init(&w->loop, &w->settle);
+    /* Each handle initialised is closed, in reverse, if a later one fails. */
+    uv_handle_t *inited[3];
+    int n_inited = 0;
+    const char *what = "uv_async_init";
+    if ((rc = uv_async_init(&w->loop, &w->stop, on_stop)) == 0) {
+        inited[n_inited++] = (uv_handle_t *)&w->stop;
+        what = "uv_timer_init";
+        if ((rc = uv_timer_init(&w->loop, &w->periodic)) == 0) {
+            inited[n_inited++] = (uv_handle_t *)&w->periodic;
+            if ((rc = uv_timer_init(&w->loop, &w->settle)) == 0) inited[n_inited++] = (uv_handle_t *)&w->settle;
+        }
+    }
+    if (rc != 0) {
+        while (n_inited > 0) uv_close(inited[--n_inited], NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+        free(w);
+        return bct_fail(err, BCT_EIO, "cannot start the store watcher: %s: %s", what, uv_strerror(rc));
+    }
     w->stop.data = w->periodic.data = w->settle.data = w;
-    uv_fs_event_init(&w->loop, &w->root);
+    rc = uv_fs_event_init(&w->loop, &w->root);
     w->root.data = w;
-    rc = uv_fs_event_start(&w->root, on_fs_event, o->store->dir, 0);
+    if (rc == 0) rc = uv_fs_event_start(&w->root, on_fs_event, o->store->dir, 0);
     if (rc == 0) w->root_ok = 1;
     else {
         srv_logf(o->log, SRV_LOG_WARN, "cannot watch %s (%s): rescanning every %d s only",
                  o->store->dir, uv_strerror(rc), w->o.rescan_s);
-        uv_close((uv_handle_t *)&w->root, NULL);
+        if (w->root.loop) uv_close((uv_handle_t *)&w->root, NULL);
     }
     uint64_t every = (uint64_t)w->o.rescan_s * 1000;
     uv_timer_start(&w->periodic, on_periodic, every, every);

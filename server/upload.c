@@ -177,6 +177,10 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
                       key, UPLOAD_FIELD_MAX);
             return MHD_NO;
         }
+        if (memchr(data, '\0', size)) { /* it would cut the value short, silently */
+            set_error(u, 422, ERR_VALIDATION, "field \"%.60s\" holds a NUL byte", key);
+            return MHD_NO;
+        }
         memcpy(ps->value + ps->bytes, data, size);
         ps->bytes += (long long)size;
         ps->value[ps->bytes] = '\0';

@@ -35,8 +35,8 @@ static void *worker_main(void *arg) {
         w->head = t->next;
         if (!w->head) w->tail = NULL;
         pthread_mutex_unlock(&w->mu);
-        /* A NULL ws (out of memory at start) is passed on; bert_forward
-         * reports it as an error for that batch. */
+        /* A NULL ws (out of memory at start) is passed on; the task
+         * (batcher.c's run_batch) fails that batch with an error. */
         t->run(t, ws);
         pthread_mutex_lock(&w->mu);
     }

@@ -211,19 +211,6 @@ void bert_config_free(bert_config *cfg) {
     cfg->num_labels = 0;
 }
 
-int bert_config_copy(bert_config *dst, const bert_config *src) {
-    *dst = *src;
-    dst->labels = calloc((size_t)src->num_labels, sizeof(char *));
-    if (!dst->labels) return BCT_ENOMEM;
-    for (int i = 0; i < src->num_labels; i++) {
-        if (!(dst->labels[i] = strdup(src->labels[i]))) {
-            bert_config_free(dst);
-            return BCT_ENOMEM;
-        }
-    }
-    return BCT_OK;
-}
-
 const char *bert_act_name(bert_act act) {
     switch (act) {
     case BERT_ACT_GELU: return "gelu";

@@ -44,8 +44,6 @@ typedef struct bert_config {
 int bert_config_parse(const char *json, size_t len, bert_config *cfg, bct_error *err);
 int bert_config_load(const char *path, bert_config *cfg, bct_error *err);
 void bert_config_free(bert_config *cfg);
-/* Deep copy; dst must be unused. */
-int bert_config_copy(bert_config *dst, const bert_config *src);
 
 /* The config as Hugging Face config.json fields (what bert_config_parse
  * reads back); NULL when out of memory.  Caller frees with cJSON_Delete. */

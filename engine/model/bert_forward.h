@@ -1,4 +1,5 @@
-/* bert_forward.h - fp32 reference forward pass of a BERT classifier.
+/* bert_forward.h - the forward pass of a BERT classifier: fp32 (the
+ * reference) or blockwise-quantized.
  *
  * A batch is a list of sequences of different lengths.  Tokens of all
  * sequences are packed back to back ([total_tokens][hidden], no padding),

@@ -434,6 +434,11 @@ void tok_free(tokenizer *t) {
 
 int tok_encode(const tokenizer *t, const char *a, size_t alen, const char *b, size_t blen, int max_len,
                tok_encoding *out, bct_error *err) {
+    return tok_encode_dir(t, a, alen, b, blen, max_len, 0, out, err);
+}
+
+int tok_encode_dir(const tokenizer *t, const char *a, size_t alen, const char *b, size_t blen, int max_len,
+                   int left, tok_encoding *out, bct_error *err) {
     if (!t || !out) return bct_fail(err, BCT_EINVAL, "tok_encode: tokenizer or output is NULL");
     if (t->j) return tjson_encode(t->j, a, alen, b, blen, max_len, out, err);
     int min_len = b ? 3 : 2;
@@ -478,15 +483,17 @@ int tok_encode(const tokenizer *t, const char *a, size_t alen, const char *b, si
     int n = 0;
     out->ids[n] = t->cls;
     out->type_ids[n++] = 0;
+    /* left keeps each side's last pieces instead. */
+    size_t skip_a = left ? na - keep_a : 0, skip_b = left ? nb - keep_b : 0;
     for (size_t i = 0; i < keep_a; i++) {
-        out->ids[n] = s.ids[i];
+        out->ids[n] = s.ids[skip_a + i];
         out->type_ids[n++] = 0;
     }
     out->ids[n] = t->sep;
     out->type_ids[n++] = 0;
     if (b) {
         for (size_t i = 0; i < keep_b; i++) {
-            out->ids[n] = s.ids[na + i];
+            out->ids[n] = s.ids[na + skip_b + i];
             out->type_ids[n++] = 1;
         }
         out->ids[n] = t->sep;

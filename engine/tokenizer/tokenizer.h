@@ -77,6 +77,11 @@ int32_t tok_id_count(const tokenizer *t);
 int tok_encode(const tokenizer *t, const char *a, size_t alen, const char *b, size_t blen,
                int max_len, tok_encoding *out, bct_error *err);
 
+/* tok_encode, with left != 0 cutting each text's first pieces instead of
+ * its last ones (truncation_direction "left"). */
+int tok_encode_dir(const tokenizer *t, const char *a, size_t alen, const char *b, size_t blen,
+                   int max_len, int left, tok_encoding *out, bct_error *err);
+
 /* Word-level pieces without special tokens or truncation: writes up to cap
  * ids, returns the total count (may exceed cap) or a negative code. */
 int tok_tokenize(const tokenizer *t, const char *text, size_t len, int32_t *ids, int cap,

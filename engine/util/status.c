@@ -29,16 +29,3 @@ int bct_fail_prefix(bct_error *err, int code, const char *fmt, ...) {
     }
     return code;
 }
-
-const char *bct_strerror(int code) {
-    switch (code) {
-    case BCT_OK: return "ok";
-    case BCT_EIO: return "I/O error";
-    case BCT_EFORMAT: return "malformed input";
-    case BCT_ENOMEM: return "out of memory";
-    case BCT_EINVAL: return "invalid argument";
-    case BCT_EUNSUPPORTED: return "unsupported";
-    case BCT_ERANGE: return "out of range";
-    }
-    return "unknown error";
-}

@@ -32,6 +32,4 @@ int bct_fail(bct_error *err, int code, const char *fmt, ...)
 int bct_fail_prefix(bct_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-const char *bct_strerror(int code);
-
 #endif

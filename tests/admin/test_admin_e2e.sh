@@ -103,7 +103,7 @@ wait_until "access log of the upload" grep -q '"path":"/admin/compress","status"
 check_contains "access log: model of the upload" "\"model\":\"$NAME\"" \
     "$(grep '"path":"/admin/compress","status":202' "$WORK/access.log" | head -1)"
 check_eq "metrics: /admin uploads counted (CLI + curl)" 2 \
-    "$(metric bct_http_requests_total '{route="/admin",code="202"}')"
+    "$(metric bct_http_requests_total '{route="/admin/compress",code="202"}')"
 
 # ---- 4: delete it, while the default model keeps serving ----
 "$BCT" admin delete --server "$URL" --token "$TOKEN" "$NAME" > "$WORK/delete.json" || fail "bct admin delete"

@@ -12,7 +12,6 @@
 #   405, 404 (unknown route, job, model), 409 (default model, checkpoint
 #   folder), 415 (not multipart); and a client leaving mid-upload
 . "$(dirname "$0")/lib.sh"
-need_shared
 need_tools
 
 BAD=$WORK/bad
@@ -20,28 +19,28 @@ mkdir -p "$BAD"
 # variant NAME: a copy of the tiny checkpoint (links) to spoil one file of.
 variant() {
     mkdir -p "$BAD/$1"
-    ln -sf "$TINY/config.json" "$TINY/vocab.txt" "$TINY/model.safetensors" "$BAD/$1/"
+    ln -sf "$CKPT/config.json" "$CKPT/vocab.txt" "$CKPT/model.safetensors" "$BAD/$1/"
 }
 variant trunc
 rm "$BAD/trunc/model.safetensors"
-head -c 100000 "$TINY/model.safetensors" > "$BAD/trunc/model.safetensors"
+head -c 100000 "$CKPT/model.safetensors" > "$BAD/trunc/model.safetensors"
 variant hdrlen   # header length 32 MiB in a 17 MB file
 rm "$BAD/hdrlen/model.safetensors"
-{ printf '\x00\x00\x00\x02\x00\x00\x00\x00'; tail -c +9 "$TINY/model.safetensors"; } > "$BAD/hdrlen/model.safetensors"
+{ printf '\x00\x00\x00\x02\x00\x00\x00\x00'; tail -c +9 "$CKPT/model.safetensors"; } > "$BAD/hdrlen/model.safetensors"
 variant shapes   # config.json says intermediate_size 256; the tensors are 512
 rm "$BAD/shapes/config.json"
-jq '.intermediate_size = 256' "$TINY/config.json" > "$BAD/shapes/config.json"
+jq '.intermediate_size = 256' "$CKPT/config.json" > "$BAD/shapes/config.json"
 variant arch
 rm "$BAD/arch/config.json"
-jq '.architectures = ["GPT2LMHeadModel"] | .model_type = "gpt2"' "$TINY/config.json" > "$BAD/arch/config.json"
+jq '.architectures = ["GPT2LMHeadModel"] | .model_type = "gpt2"' "$CKPT/config.json" > "$BAD/arch/config.json"
 variant vocab    # a vocabulary without [CLS]
 rm "$BAD/vocab/vocab.txt"
-grep -v '^\[CLS\]$' "$TINY/vocab.txt" > "$BAD/vocab/vocab.txt"
+grep -v '^\[CLS\]$' "$CKPT/vocab.txt" > "$BAD/vocab/vocab.txt"
 head -c 1500000 /dev/zero | tr '\0' ' ' > "$BAD/big-config.json"
 
 new_store
 mkdir -p "$STORE/ckpt"     # a checkpoint folder in the store
-ln -s "$TINY/config.json" "$TINY/vocab.txt" "$TINY/model.safetensors" "$STORE/ckpt/"
+ln -s "$CKPT/config.json" "$CKPT/vocab.txt" "$CKPT/model.safetensors" "$STORE/ckpt/"
 start_admin --default-model sst2-tiny
 
 # nothing_left DESCRIPTION: no staging files, no model beyond the two.
@@ -64,7 +63,8 @@ err_header() { grep -i "^$1:" "$WORK/err_headers" | head -1 | cut -d: -f2- | tr 
 
 # ---- the checkpoint is invalid (validated before the 202) ----
 upload bad "$BAD/trunc"
-rejected 422 Validation "extend past the 95336-byte data region" "truncated weights"
+hdr=$(od -An -tu8 -N8 "$CKPT/model.safetensors" | tr -d ' ')
+rejected 422 Validation "extend past the $((100000 - 8 - hdr))-byte data region" "truncated weights"
 check_contains "truncated weights: the file is named by its part" "model.safetensors" "$ERR_BODY"
 check_eq "truncated weights: no server path in the message" "" "$(echo "$ERR_BODY" | grep -F "$WORK")"
 upload bad "$BAD/hdrlen"
@@ -77,46 +77,46 @@ upload bad "$BAD/vocab"
 rejected 422 Validation "[CLS]" "vocabulary without [CLS]"
 
 # ---- the form is wrong ----
-req POST /admin/compress "${AUTH[@]}" -F name=bad -F "config=@$TINY/config.json" -F "weights=@$TINY/model.safetensors"
+req POST /admin/compress "${AUTH[@]}" -F name=bad -F "config=@$CKPT/config.json" -F "weights=@$CKPT/model.safetensors"
 rejected 422 Validation 'no "vocab" file part' "missing part"
-req POST /admin/compress "${AUTH[@]}" -F "config=@$TINY/config.json" -F "weights=@$TINY/model.safetensors" -F "vocab=@$TINY/vocab.txt"
+req POST /admin/compress "${AUTH[@]}" -F "config=@$CKPT/config.json" -F "weights=@$CKPT/model.safetensors" -F "vocab=@$CKPT/vocab.txt"
 rejected 422 Validation 'no "name" field' "missing name"
 for name in ../evil ../../etc/passwd a/b . .. .hidden UPPER "sp ace" \
     0123456789012345678901234567890123456789012345678901234567890123456789; do
-    upload "$name" "$TINY"
+    upload "$name" "$CKPT"
     rejected 422 Validation "field name" "name \"$name\""
 done
 check "no file escaped the store" test ! -e "$WORK/evil"
-upload bad "$TINY" -F preset=w2a2
+upload bad "$CKPT" -F preset=w2a2
 rejected 422 Validation "unknown preset" "unknown preset"
-upload bad "$TINY" -F block=48
+upload bad "$CKPT" -F block=48
 rejected 422 Validation "multiple of 32" "block not a multiple of 32"
 # A block larger than the rows is fitted to them (test_admin_widths.sh);
 # one beyond the quantizer's limit is not.
-upload bad "$TINY" -F block=8192
+upload bad "$CKPT" -F block=8192
 rejected 422 Validation "multiple of 32" "block beyond 4096"
-upload bad "$TINY" -F weights=q5
+upload bad "$CKPT" -F weights=q5
 rejected 422 Validation "q8, q4, q3 or q2" "unknown weight format"
-upload bad "$TINY" -F "extra=@$TINY/vocab.txt"
+upload bad "$CKPT" -F "extra=@$CKPT/vocab.txt"
 rejected 422 Validation 'unknown part "extra"' "unknown part"
-upload bad "$TINY" -F "vocab=@$TINY/vocab.txt"
+upload bad "$CKPT" -F "vocab=@$CKPT/vocab.txt"
 rejected 422 Validation "sent twice" "repeated part"
-req POST /admin/compress "${AUTH[@]}" -F name=bad -F "config=<$TINY/config.json" \
-    -F "weights=@$TINY/model.safetensors" -F "vocab=@$TINY/vocab.txt"
+req POST /admin/compress "${AUTH[@]}" -F name=bad -F "config=<$CKPT/config.json" \
+    -F "weights=@$CKPT/model.safetensors" -F "vocab=@$CKPT/vocab.txt"
 rejected 422 Validation "must be a file" "a file sent as a field"
 req POST /admin/compress "${AUTH[@]}" -H 'Content-Type: application/json' --data-binary '{"name": "x"}'
 rejected 415 UnsupportedMediaType "multipart/form-data" "not multipart"
-upload ckpt "$TINY"
+upload ckpt "$CKPT"
 rejected 409 Conflict "checkpoint folder" "a checkpoint folder's name"
 
 # ---- sizes ----
 req POST /admin/compress "${AUTH[@]}" -F name=bad -F "config=@$BAD/big-config.json" \
-    -F "weights=@$TINY/model.safetensors" -F "vocab=@$TINY/vocab.txt"
+    -F "weights=@$CKPT/model.safetensors" -F "vocab=@$CKPT/vocab.txt"
 rejected 413 PayloadTooLarge 'part "config" is larger than its limit' "oversize part"
 
 # ---- a client that goes away mid-upload ----
 curl -s -o /dev/null --limit-rate 2M --max-time 60 "${AUTH[@]}" -F name=gone \
-    -F "config=@$TINY/config.json" -F "weights=@$TINY/model.safetensors" -F "vocab=@$TINY/vocab.txt" \
+    -F "config=@$CKPT/config.json" -F "weights=@$CKPT/model.safetensors" -F "vocab=@$CKPT/vocab.txt" \
     "$URL/admin/compress" &
 up=$!
 EXTRA_PIDS+=($up)
@@ -130,14 +130,14 @@ still_serving "after an abandoned upload"
 nothing_left "after an abandoned upload"
 
 # ---- authentication ----
-req POST /admin/compress -F name=bad -F "config=@$TINY/config.json"
+req POST /admin/compress -F name=bad -F "config=@$CKPT/config.json"
 rejected 401 Unauthorized "Authorization: Bearer" "no token"
 check_contains "no token: WWW-Authenticate" Bearer "$(err_header WWW-Authenticate)"
-req POST /admin/compress -H 'Authorization: Bearer wrong-token' -F name=bad -F "config=@$TINY/config.json"
+req POST /admin/compress -H 'Authorization: Bearer wrong-token' -F name=bad -F "config=@$CKPT/config.json"
 rejected 403 Forbidden "not valid" "wrong token"
 upload_wrong() {
-    req POST /admin/compress -H "Authorization: Bearer ${TOKEN}x" -F name=bad -F "config=@$TINY/config.json" \
-        -F "weights=@$TINY/model.safetensors" -F "vocab=@$TINY/vocab.txt"
+    req POST /admin/compress -H "Authorization: Bearer ${TOKEN}x" -F name=bad -F "config=@$CKPT/config.json" \
+        -F "weights=@$CKPT/model.safetensors" -F "vocab=@$CKPT/vocab.txt"
 }
 upload_wrong
 rejected 403 Forbidden "not valid" "wrong token, large upload (refused before the body)"
@@ -151,7 +151,7 @@ req GET /admin/compress "${AUTH[@]}"
 rejected 405 MethodNotAllowed "use POST" "GET /admin/compress"
 check_eq "405: Allow" POST "$(err_header Allow)"
 req GET /admin/nothing "${AUTH[@]}"
-rejected 404 NotFound "admin routes" "unknown admin route"
+rejected 404 NotFound "openapi.json" "unknown admin route"
 req GET /admin/jobs/no-such-job "${AUTH[@]}"
 rejected 404 NotFound "no job" "unknown job"
 req DELETE /admin/models/sst2-tiny "${AUTH[@]}"
@@ -169,15 +169,15 @@ check_eq "exit code" 0 "$SERVER_RC"
 
 # ---- the whole upload over admin_max_upload_mb (16 MiB; the upload is 17.8 MB) ----
 start_admin --admin-max-upload-mb 16
-upload bad "$TINY"
+upload bad "$CKPT"
 rejected 413 PayloadTooLarge "admin_max_upload_mb" "upload over the limit (Content-Length)"
-upload bad "$TINY" -H 'Transfer-Encoding: chunked'
+upload bad "$CKPT" -H 'Transfer-Encoding: chunked'
 rejected 413 PayloadTooLarge "admin_max_upload_mb" "upload over the limit (chunked)"
 stop_server TERM
 
 # ---- no token configured: the admin routes do not exist ----
 start_server --model-store "$STORE"
-upload bad "$TINY"
+upload bad "$CKPT"
 rejected 404 NotFound "admin API is off" "admin API off: upload"
 req GET /admin/jobs "${AUTH[@]}"
 rejected 404 NotFound "admin API is off" "admin API off: jobs"

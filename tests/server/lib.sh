@@ -9,6 +9,10 @@
 case "$BCT" in /*) ;; *) BCT=$PWD/$BCT ;; esac
 MRPC=$SHARED/models/mrpc-bert-mini-scratch
 SST2_DEV=$SHARED/data/glue/SST-2/dev.tsv
+# A model for tests that need one but no reference data: ../shared's tiny
+# checkpoint when present, else the bundled compressed model (a bare clone).
+BUNDLED=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/models/sst2-tiny.bct
+if [ -d "$TINY" ]; then SERVE_MODEL=$TINY; else SERVE_MODEL=$BUNDLED; fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bct-server-test.XXXXXX")
 mkdir -p "$WORK/par"
 SERVER_PID=

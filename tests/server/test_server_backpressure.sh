@@ -3,12 +3,11 @@
 # disconnects while its request is queued has the request dropped (never
 # computed); a burst against a tiny queue gets only 200s and 429s.
 . "$(dirname "$0")/lib.sh"
-need_shared
 need_tools
 
 # max_wait_us = 10 s and batches of up to 64: a request sits in the queue
 # for 10 s unless a batch fills, which makes queue states deterministic.
-start_server --model "$TINY" --threads 1 --queue-size 4 --max-inputs-per-request 4 \
+start_server --model "$SERVE_MODEL" --threads 1 --queue-size 4 --max-inputs-per-request 4 \
     --max-batch-size 64 --max-wait-us 10000000
 
 queue_is() { [ "$(metric bct_queue_depth)" = "$1" ]; }
@@ -55,7 +54,7 @@ stop_server TERM
 check_eq "exit code" 0 "$SERVER_RC"
 
 # ---- a realistic burst against a tiny queue (no waiting for batches) ----
-start_server --model "$TINY" --threads 1 --queue-size 2 --max-inputs-per-request 2 \
+start_server --model "$SERVE_MODEL" --threads 1 --queue-size 2 --max-inputs-per-request 2 \
     --max-batch-size 1 --max-wait-us 0 --access-log off
 long="it 's a charming and often affecting journey through the lives of people we come to know"
 rm -f "$WORK"/par/*

@@ -54,19 +54,18 @@ serve_fails 2 "not valid JSON" "broken JSON" --config "$WORK/broken.json" --mode
 echo '[1]' > "$WORK/array.json"
 serve_fails 2 "must be a JSON object" "not an object" --config "$WORK/array.json" --model /x
 
-need_shared
 # ---- start-up failures (exit 1) ----
 serve_fails 1 "/nonexistent" "missing model" --model /nonexistent
-serve_fails 1 "is not loaded" "unknown default model" --model "$TINY" --default-model nope
+serve_fails 1 "is not loaded" "unknown default model" --model "$SERVE_MODEL" --default-model nope
 mkdir -p "$WORK/empty"
 serve_fails 1 "no models found" "empty model store" --model-store "$WORK/empty"
 serve_fails 1 "model store" "missing model store" --model-store "$WORK/missing"
-serve_fails 1 "resolve" "bad bind address" --model "$TINY" --host no.such.host.invalid
+serve_fails 1 "resolve" "bad bind address" --model "$SERVE_MODEL" --host no.such.host.invalid
 
 # ---- precedence: file < environment < flags ----
 # Relative paths in a file are relative to the file, not to the cwd.
 mkdir -p "$WORK/cfg/store"
-ln -s "$TINY" "$WORK/cfg/store/tiny"
+ln -s "$SERVE_MODEL" "$WORK/cfg/store/tiny$([ -f "$SERVE_MODEL" ] && echo .bct)"
 cat > "$WORK/cfg/server.json" <<'EOF'
 {"model_store": "store", "queue_size": 100, "threads": 1, "max_inputs_per_request": 8}
 EOF
@@ -92,20 +91,20 @@ stop_server
 cd "$ROOT"
 
 # ---- config/default.json is valid and matches the built-in defaults ----
-start_server --config "$ROOT/config/default.json" --model "$TINY"
+start_server --config "$ROOT/config/default.json" --model "$SERVE_MODEL"
 check_eq "default.json: queue_size" "$(jq .queue_size config/default.json)" "$(capacity)"
 check_eq "default.json: one worker per CPU" "$(nproc)" "$(metric bct_workers)"
-check_eq "--model names the model after its folder" sst2-bert-tiny-scratch \
+check_eq "--model names the model after its folder (or file)" "$(basename "${SERVE_MODEL%.bct}")" \
     "$(curl -s "$URL/models" | jq -r .default)"
 # Another server cannot take the same port.
 port=${URL##*:}
-out=$(timeout 60 "$BCT" serve --model "$TINY" --port "$port" --access-log off 2>&1 >/dev/null)
+out=$(timeout 60 "$BCT" serve --model "$SERVE_MODEL" --port "$port" --access-log off 2>&1 >/dev/null)
 check_eq "port in use: exit code" 1 $?
 check_contains "port in use: message" "cannot listen" "$out"
 stop_server
 
 # ---- max_connections ----
-start_server --model "$TINY" --max-connections 2
+start_server --model "$SERVE_MODEL" --max-connections 2
 port=${URL##*:}
 # Two keep-alive connections, each known to be accepted (answered once).
 for fd in 3 4; do
@@ -125,12 +124,12 @@ stop_server
 
 # ---- log level ----
 : > "$WORK/server.log"
-start_server --model "$TINY" --log-level warn
+start_server --model "$SERVE_MODEL" --log-level warn
 stop_server
 grep -q '"level":"info"' "$WORK/server.log" && fail "log_level warn still printed info lines"
 pass=$((pass + 1))
 : > "$WORK/server.log"
-start_server --model "$TINY" --access-log off
+start_server --model "$SERVE_MODEL" --access-log off
 req GET /health
 stop_server
 check_eq "access_log off writes nothing" 0 "$(wc -c < "$WORK/access.log")"

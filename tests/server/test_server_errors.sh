@@ -3,10 +3,9 @@
 # with the right status, and no client input may produce a 500, a crash or
 # a hang.
 . "$(dirname "$0")/lib.sh"
-need_shared
 need_tools
 
-start_server --model "$TINY" --threads 1 --max-body-bytes 65536 --max-inputs-per-request 8 \
+start_server --model "$SERVE_MODEL" --threads 1 --max-body-bytes 65536 --max-inputs-per-request 8 \
     --queue-size 64 --connection-timeout-s 3
 
 # raw_request FILE: sends FILE's bytes as they are and prints the answer
@@ -144,7 +143,7 @@ done <<'EOF'
 {"inputs": [[1]]}
 {"inputs": {"text": "a"}}
 {"inputs": ""}
-{"inputs": "x", "truncation_direction": "left"}
+{"inputs": "x", "truncation_direction": "up"}
 {"inputs": "x", "truncation_direction": 1}
 {"inputs": "x", "raw_scores": "no"}
 EOF

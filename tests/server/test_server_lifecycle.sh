@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # bct serve lifecycle: while models load, /health is 200 and /ready and
 # inference are 503.  Graceful shutdown: SIGTERM during a burst loses
-# nothing (every request completes with 200, exit code 0); while draining,
-# /ready and new requests get 503 but requests that had arrived are
+# nothing (every request completes with 200, exit code 0); draining stops
+# accepting at once (new connections are refused, never reset), new
+# requests on open connections get 503, and requests that had arrived are
 # finished; the drain timeout bounds how long a stalled client can hold the
 # exit.
 . "$(dirname "$0")/lib.sh"
-need_shared
 need_tools
 
 queue_is() { [ "$(metric bct_queue_depth)" = "$1" ]; }
 active_at_least() { [ "$(metric bct_http_requests_active)" -ge "$1" ]; }
 ready_is() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL/ready")" = "$1" ]; }
 
+# The loading phase and the burst compare with ../shared's checkpoint and
+# reference logits; the drain parts (B on) run on any model.
+if [ -d "$TINY" ]; then
 # ---- while models load ----
 # The model's config.json is a named pipe: loading blocks on it until the
 # test writes the real file into it.
@@ -71,26 +74,33 @@ check_eq "access log: 16 answered requests" 16 "$(grep -c '"path":"/classify","s
 grep -q '"msg":"stopped"' "$WORK/server.log" || fail "no 'stopped' log line"
 pass=$((pass + 1))
 
+else
+    echo "(loading and burst parts skipped: ../shared not present)"
+fi
+
 # ---- B: draining with a request still uploading ----
-start_server --model "$TINY" --threads 1 --drain-timeout-s 120
+# Draining stops accepting first: new connections are refused (a client or
+# balancer retries elsewhere, nothing was sent), while connections already
+# open are served: a request still uploading gets its answer, a new request
+# on an open keep-alive connection gets 503 with Connection: close.
+start_server --model "$SERVE_MODEL" --threads 1 --drain-timeout-s 120
 body='{"inputs": "a charming and often affecting journey"}'
 exec 3<>"/dev/tcp/127.0.0.1/${URL##*:}" || fail "cannot connect"
 printf 'POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
     "${#body}" "${body:0:10}" >&3
+exec 4<>"/dev/tcp/127.0.0.1/${URL##*:}" || fail "cannot connect"
+printf 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' >&4
 wait_until "the stalled request arrived" active_at_least 2
 kill -TERM "$SERVER_PID"
-wait_until "/ready turns 503" ready_is 503
-req GET /ready
-expect_error 503 Unavailable "/ready while draining"
-check_eq "/ready says draining" draining "$(echo "$BODY" | jq -r .status)"
-post /classify '{"inputs": "too late"}'
-expect_error 503 Unavailable "new request while draining"
-check_eq "503 Retry-After" 1 "$(header Retry-After)"
-check_eq "503 closes the connection" close "$(header Connection)"
-req GET /health
-check_eq "/health still 200 while draining" 200 "$STATUS"
-check_eq "metrics: not ready" 0 "$(metric bct_ready)"
+refused() { curl -s -o /dev/null --max-time 10 "$URL/health"; [ $? = 7 ]; }
+wait_until "new connections are refused" refused
 server_alive || fail "the server exited before the uploading request finished"
+printf 'POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{"inputs": "too late"}' >&4
+answer4=$(timeout 60 cat <&4)
+exec 4<&- 4>&-
+check_contains "a new request on an open connection: 503" "HTTP/1.1 503" "$answer4"
+check_contains "with Connection: close" "Connection: close" "$answer4"
+check_contains "and Retry-After" "Retry-After: 1" "$answer4"
 printf '%s' "${body:10}" >&3
 answer=$(timeout 60 cat <&3)
 exec 3<&- 3>&-
@@ -100,8 +110,34 @@ wait "$SERVER_PID"
 check_eq "exit code after draining" 0 $?
 SERVER_PID=
 
+# ---- B2: requests at the very end of a drain are answered or refused, never reset ----
+# (issue 17, item 8) Clients keep opening fresh connections while the
+# server drains and exits: each gets an answer (200, or 503 while draining)
+# or a refused connection (curl 7), never a reset (56) or an empty reply (52).
+start_server --model "$SERVE_MODEL" --threads 1
+burst() {
+    local i=0
+    while [ ! -e "$WORK/stop-burst" ] && [ $i -lt 400 ]; do
+        curl -s -o /dev/null -w '%{http_code}\n' --max-time 30 -H 'Content-Type: application/json' \
+            -d '{"inputs": "fine"}' "$URL/classify" >> "$WORK/burst.$1"
+        echo "rc $?" >> "$WORK/burst.$1"
+        i=$((i + 1))
+    done
+}
+rm -f "$WORK"/burst.* "$WORK/stop-burst"
+for c in 1 2 3 4 5 6; do burst $c & done
+wait_until "the burst runs" test -s "$WORK/burst.1"
+sleep 0.5
+stop_server TERM
+touch "$WORK/stop-burst"
+wait
+check_eq "exit code after a drain under a burst" 0 "$SERVER_RC"
+bad=$(cat "$WORK"/burst.* | grep '^rc ' | grep -v -e '^rc 0$' -e '^rc 7$' | sort | uniq -c)
+check_eq "no reset or empty reply during the drain" "" "$bad"
+check_eq "only 200 or 503 answers" "" "$(cat "$WORK"/burst.* | grep -v '^rc ' | grep -v -e '^200$' -e '^503$' -e '^000$' | sort -u)"
+
 # ---- C: the drain timeout bounds a stalled client ----
-start_server --model "$TINY" --threads 1 --drain-timeout-s 1
+start_server --model "$SERVE_MODEL" --threads 1 --drain-timeout-s 1
 exec 3<>"/dev/tcp/127.0.0.1/${URL##*:}" || fail "cannot connect"
 printf 'POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"inp' >&3
 wait_until "the stalled request arrived" active_at_least 2
@@ -113,7 +149,7 @@ check_eq "exit code after the drain timeout" 0 "$SERVER_RC"
 pass=$((pass + 1))
 
 # ---- D: SIGINT is the same as SIGTERM ----
-start_server --model "$TINY" --threads 1
+start_server --model "$SERVE_MODEL" --threads 1
 post /classify '{"inputs": "fine"}'
 check_eq "served before SIGINT" 200 "$STATUS"
 stop_server INT

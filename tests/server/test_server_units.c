@@ -3,6 +3,7 @@
  * response formatting, JSON escaping, metrics text, the model store's
  * layout (scan, publish, remove, cleanup), model names, the admin token. */
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "metrics.h"
 #include "model_store.h"
 #include "registry.h"
+#include "routes/route.h"
 #include "sbuf.h"
 #include "test_util.h"
 
@@ -239,7 +241,10 @@ START_TEST(api_errors) {
         {API_CLASSIFY, "{\"inputs\": \"a\\u0000\"}", 422, "u0000"},
         {API_PREDICT, "{\"inputs\": [\"a\", \"b\", \"c\"]}", 422, "1 or 2"},
         {API_PREDICT, "{\"inputs\": [[\"a\"], \"b\"]}", 422, "inputs[1]"},
-        {API_PREDICT, "{\"inputs\": \"a\", \"truncation_direction\": \"left\"}", 422, "not supported"},
+        {API_PREDICT, "{\"inputs\": \"a\", \"truncation_direction\": \"up\"}", 422, "\"right\" or \"left\""},
+        {API_ROOT, "{\"inputs\": \"a\", \"parameters\": 1}", 422, "parameters"},
+        {API_ROOT, "{\"inputs\": \"a\", \"parameters\": {\"function_to_apply\": \"tanh\"}}", 422,
+         "function_to_apply"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         api_request r;
@@ -252,6 +257,17 @@ START_TEST(api_errors) {
     /* Not errors: a valid surrogate pair, an escaped backslash before u0000. */
     api_request r;
     srv_err e;
+    ck_assert_int_eq(parse(API_PREDICT, "{\"inputs\": \"a\", \"truncation_direction\": \"Left\"}", &r, &e), 0);
+    ck_assert_int_eq(r.trunc_left, 1);
+    api_request_free(&r);
+    /* POST /: one list per input even for one text; the Inference API's parameters */
+    ck_assert_int_eq(parse(API_ROOT, "{\"inputs\": \"a\", \"parameters\": {\"top_k\": 1, "
+                                     "\"function_to_apply\": \"none\"}}", &r, &e), 0);
+    ck_assert_int_eq(r.single, 0);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.top_k, 1);
+    ck_assert_int_eq(r.raw_scores, 1);
+    api_request_free(&r);
     ck_assert_int_eq(parse(API_CLASSIFY, "{\"inputs\": \"\\ud83d\\ude00\"}", &r, &e), 0);
     ck_assert_str_eq(r.texts[0].a, "\xf0\x9f\x98\x80");
     api_request_free(&r);
@@ -310,12 +326,20 @@ END_TEST
 
 /* ---- metrics ---- */
 
+/* The table's index of a route, by pattern. */
+static int route_index(const char *pattern) {
+    for (int i = 0; i < routes_count(); i++)
+        if (!strcmp(routes_at(i)->pattern, pattern)) return i;
+    ck_abort_msg("no route %s", pattern);
+    return -1;
+}
+
 START_TEST(metrics_text) {
     srv_metrics *m;
     ck_assert_int_eq(metrics_create(&m), 0);
-    metrics_request(m, ROUTE_CLASSIFY, 200, 0.003);
-    metrics_request(m, ROUTE_OTHER, 404, 0.0001);
-    metrics_request(m, ROUTE_CLASSIFY, 418, 0.001);
+    metrics_request(m, route_index("/classify"), 200, 0.003);
+    metrics_request(m, routes_count(), 404, 0.0001);
+    metrics_request(m, route_index("/classify"), 418, 0.001);
     metrics_batch(m, 3, 40, 0.002);
     metrics_dropped(m);
     metrics_gauges g = {.queue_depth = 5, .queue_capacity = 9, .workers = 2, .ready = 1};
@@ -334,8 +358,96 @@ START_TEST(metrics_text) {
     ck_assert(strstr(b.data, "bct_requests_dropped_total 1\n"));
     ck_assert(strstr(b.data, "bct_queue_depth 5\n"));
     ck_assert(strstr(b.data, "# TYPE bct_batch_size histogram\n"));
+    ck_assert(strstr(b.data, "bct_build_info{version=\"" BCT_VERSION "\"} 1\n"));
     sbuf_free(&b);
     metrics_free(m);
+}
+END_TEST
+
+/* ---- the route table ---- */
+
+static int match(const char *method, const char *path, srv_req *rq) {
+    memset(rq, 0, sizeof(*rq));
+    snprintf(rq->method, sizeof(rq->method), "%s", method);
+    snprintf(rq->path, sizeof(rq->path), "%s", path);
+    return routes_match(rq);
+}
+
+START_TEST(routes_match_table) {
+    srv_req rq;
+    ck_assert_int_eq(match("POST", "/classify", &rq), 0);
+    ck_assert_str_eq(rq.route->pattern, "/classify");
+    ck_assert_int_eq(match("POST", "/", &rq), 0);
+    ck_assert_str_eq(rq.route->label, "/");
+    ck_assert_int_eq(match("HEAD", "/models/sst2", &rq), 0);
+    ck_assert_str_eq(rq.route->pattern, "/models/{name}");
+    ck_assert_str_eq(rq.arg, "sst2");
+    ck_assert_int_eq(match("POST", "/admin/models/m-1/unload", &rq), 0);
+    ck_assert_int_eq(rq.route->op, ADMIN_UNLOAD);
+    ck_assert_str_eq(rq.arg, "m-1");
+    ck_assert_int_eq(match("DELETE", "/admin/models/m-1", &rq), 0);
+    ck_assert_int_eq(rq.route->op, ADMIN_DELETE);
+    /* 404: an empty {arg}, a longer path, an unknown one */
+    const char *none[] = {"/models/", "/models/a/b", "/nope", "/classify/x", "/admin/models//load"};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        ck_assert_int_eq(match("GET", none[i], &rq), -1);
+        ck_assert_int_eq(rq.reply.status, 404);
+        ck_assert_int_eq(rq.route_index, routes_count());
+        ck_assert(strstr(rq.reply.body, "openapi.json"));
+        route_reply_free(&rq.reply);
+    }
+    /* 405 from the table's methods, with Allow */
+    ck_assert_int_eq(match("GET", "/classify", &rq), -1);
+    ck_assert_int_eq(rq.reply.status, 405);
+    ck_assert_str_eq(rq.reply.allow, "POST");
+    ck_assert_str_eq(routes_label(rq.route_index), "/classify");
+    route_reply_free(&rq.reply);
+    ck_assert_int_eq(match("POST", "/models/x", &rq), -1);
+    ck_assert_str_eq(rq.reply.allow, "GET, HEAD");
+    route_reply_free(&rq.reply);
+    ck_assert_str_eq(routes_label(routes_count()), "other");
+}
+END_TEST
+
+/* /openapi.json parses and lists exactly the table's routes and methods. */
+START_TEST(routes_openapi_matches_table) {
+    sbuf b;
+    sbuf_init(&b);
+    routes_openapi(&b);
+    ck_assert(!b.oom);
+    cJSON *doc = cJSON_Parse(b.data);
+    ck_assert_msg(doc != NULL, "openapi.json does not parse");
+    ck_assert_str_eq(cJSON_GetObjectItem(doc, "openapi")->valuestring, "3.0.3");
+    const cJSON *paths = cJSON_GetObjectItem(doc, "paths");
+    ck_assert_int_eq(cJSON_GetArraySize(paths), routes_count());
+    const cJSON *schemas = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "components"), "schemas");
+    for (int i = 0; i < routes_count(); i++) {
+        const route *r = routes_at(i);
+        const cJSON *p = cJSON_GetObjectItem(paths, r->pattern);
+        ck_assert_msg(p != NULL, "%s missing", r->pattern);
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "get") != NULL, (r->methods & M_GET) != 0);
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "post") != NULL, (r->methods & M_POST) != 0);
+        ck_assert_int_eq(cJSON_GetObjectItem(p, "delete") != NULL, (r->methods & M_DELETE) != 0);
+        ck_assert_int_eq(cJSON_GetArraySize(p), __builtin_popcount(r->methods));
+        for (const cJSON *op = p->child; op; op = op->next) {
+            ck_assert_int_eq(cJSON_GetObjectItem(op, "security") != NULL, r->auth != AUTH_OPEN);
+            ck_assert_int_eq(cJSON_GetObjectItem(op, "parameters") != NULL, strchr(r->pattern, '{') != NULL);
+            /* every $ref names a schema of the document */
+            char *text = cJSON_PrintUnformatted(op);
+            for (const char *q = text; (q = strstr(q, "#/components/schemas/")); ) {
+                q += strlen("#/components/schemas/");
+                char name[64];
+                size_t n = strcspn(q, "\"");
+                ck_assert(n < sizeof(name));
+                memcpy(name, q, n);
+                name[n] = '\0';
+                ck_assert_msg(cJSON_GetObjectItem(schemas, name) != NULL, "no schema %s", name);
+            }
+            free(text);
+        }
+    }
+    cJSON_Delete(doc);
+    sbuf_free(&b);
 }
 END_TEST
 
@@ -488,6 +600,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, api_format_sorted_topk);
     tcase_add_test(tc, sbuf_json_escaping);
     tcase_add_test(tc, metrics_text);
+    tcase_add_test(tc, routes_match_table);
+    tcase_add_test(tc, routes_openapi_matches_table);
     tcase_add_test(tc, store_scan_layout);
     tcase_add_test(tc, store_names);
     tcase_add_test(tc, admin_token_check);

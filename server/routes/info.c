@@ -1,0 +1,62 @@
+/* info.c - the GET routes: /health, /ready, /models, /models/{name},
+ * /metrics, /openapi.json (route.op says which). */
+#include <stdlib.h>
+
+#include "api_info.h"
+#include "model_store.h"
+#include "route.h"
+
+static int end(srv_req *rq) {
+    const srv_deps *d = rq->d;
+    sbuf b;
+    sbuf_init(&b);
+    int status = 200;
+    const char *ctype = NULL;
+    switch (rq->route->op) {
+    case INFO_HEALTH:
+        sbuf_puts(&b, "{\"status\":\"ok\"}");
+        break;
+    case INFO_READY:
+        status = api_ready_json(lifecycle_phase(d->life), &b);
+        break;
+    case INFO_MODELS:
+        status = api_models_json(d->reg, &b);
+        break;
+    case INFO_MODEL: {
+        int in_store = d->cfg->model_store[0] && store_name_check(rq->arg, NULL, 0) == 0 &&
+                       store_kind(d->cfg->model_store, rq->arg) != STORE_ABSENT;
+        status = api_model_json(d->reg, rq->arg, lifecycle_phase(d->life), in_store, &b);
+        if (status == 404) {
+            sbuf_free(&b);
+            return route_fail(rq, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" (GET /models lists them)",
+                              rq->arg);
+        }
+        break;
+    }
+    case INFO_OPENAPI:
+        routes_openapi(&b);
+        break;
+    default: { /* INFO_METRICS */
+        metrics_gauges g = {.queue_depth = batcher_queue_depth(d->bat),
+                            .queue_capacity = d->cfg->queue_size,
+                            .in_flight = batcher_in_flight(d->bat),
+                            .active = lifecycle_busy(d->life),
+                            .workers = d->workers,
+                            .ready = lifecycle_phase(d->life) == PHASE_READY};
+        if (registry_list(d->reg, &g.models, &g.n_models, &g.default_index) != 0) g.n_models = 0;
+        metrics_render(d->metrics, &g, &b);
+        for (int i = 0; i < g.n_models; i++) registry_release(g.models[i]);
+        free(g.models);
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+    }
+    }
+    if (b.oom) {
+        sbuf_free(&b);
+        return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+    }
+    route_reply_sbuf(rq, status, &b, ctype);
+    if (status == 503) rq->reply.error_type = ERR_UNAVAILABLE;
+    return ROUTE_REPLY;
+}
+
+const route_handler route_info = {.end = end};

@@ -1,0 +1,17 @@
+/* srv_limits.h - the server's fixed limits, each named once.  (The
+ * configurable ones are config/config.h's settings.) */
+#ifndef BCT_SRV_LIMITS_H
+#define BCT_SRV_LIMITS_H
+
+#define SRV_MIB (1024LL * 1024LL)
+
+/* A body refused from its headers is still read and dropped (so that
+ * keep-alive connections survive the answer) up to twice its route's
+ * limit plus this slack; past it the connection is closed. */
+#define SRV_DROP_SLACK SRV_MIB
+
+/* The longest X-Request-Id taken from a client; longer ones are replaced
+ * by a generated id. */
+#define SRV_REQUEST_ID_MAX 64
+
+#endif
