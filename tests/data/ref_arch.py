@@ -27,6 +27,10 @@ Commands:
                     reference logits: DATA/NAME.ids ("id id ...\tTYPES" per line)
                     and DATA/NAME.logits (one row of logits per line)
   logits DIR IDS    (needs torch) prints the reference logits of DIR for IDS
+  train NAME OUT TRAIN_TSV VOCAB REF_BERT_DIR [EPOCHS [MAX_LEN [LIMIT]]]
+                    (needs torch) trains one of TRAINED below on SST-2 from scratch
+                    (one thread; REF_BERT_DIR holds ../shared/tools/ref_bert.py, whose
+                    WordPiece tokenizer bct matches) and writes a checkpoint to OUT
 
 Run the torch commands with /usr/bin/python3 (Debian's python3-torch).
 """
@@ -258,12 +262,13 @@ class Ref:
     """Forward pass of a checkpoint directory, on a right-padded batch with an
     attention mask (bct packs sequences without padding: a different route)."""
 
-    def __init__(self, d):
+    def __init__(self, d=None, cfg=None, weights=None):
+        """From a checkpoint directory d, or from a config dict and a state dict."""
         import torch
         self.torch = torch
-        self.c = json.load(open(os.path.join(d, "config.json")))
+        self.c = cfg if cfg is not None else json.load(open(os.path.join(d, "config.json")))
         self.arch = self.c["model_type"]
-        w = st_read(os.path.join(d, "model.safetensors"))
+        w = weights if weights is not None else st_read(os.path.join(d, "model.safetensors"))
         pre = PREFIX[self.arch] + "."
         self.w = {(k[len(pre):] if k.startswith(pre) else k): v for k, v in w.items()}
         c = self.c
@@ -313,7 +318,7 @@ class Ref:
 
     def logits(self, ids, types, mask):
         t, w = self.torch, self.w
-        with t.no_grad():
+        if True:  # (differentiable: `train` runs it with gradients)
             x = w["embeddings.word_embeddings.weight"][ids] + \
                 w["embeddings.position_embeddings.weight"][self.positions(ids)]
             if self.arch != "distilbert":
@@ -354,7 +359,10 @@ class Ref:
             ids[i, :len(a)] = t.tensor(a)
             types[i, :len(b)] = t.tensor(b)
             mask[i, :len(a)] = 1
-        return self.logits(ids, types, mask)
+        if not t.is_grad_enabled():
+            return self.logits(ids, types, mask)
+        with t.no_grad():
+            return self.logits(ids, types, mask)
 
 
 def golden_ids(name):
@@ -393,6 +401,117 @@ def write_golden(name, d, data):
             f.write("\t".join("%.7g" % v for v in row) + "\n")
 
 
+# ------------------------------------------------------------------ training
+# Small SST-2 classifiers of each architecture, trained from scratch on the
+# bert-base-uncased WordPiece vocabulary (../shared/models/*/vocab.txt), so
+# bct's own tokenizer reads them; to measure what compression costs on
+# trained weights (random ones have no accuracy).
+TRAINED = {
+    "distilbert": dict(arch="distilbert", hidden=128, layers=2, heads=2, inter=512, max_pos=128,
+                       act="gelu", sinusoidal=False),
+    "roberta": dict(arch="roberta", hidden=128, layers=2, heads=2, inter=512, max_pos=129,
+                    act="gelu", eps=1e-5),
+    "xlm-roberta": dict(arch="xlm-roberta", hidden=128, layers=2, heads=2, inter=512, max_pos=129,
+                        act="gelu", eps=1e-5),
+    "electra": dict(arch="electra", hidden=256, emb=128, layers=1, heads=4, inter=512, max_pos=128,
+                    act="gelu"),
+}
+
+
+def train(name, out_dir, train_tsv, vocab_path, ref_bert_dir, epochs=1, max_len=64, limit=0, seed=0):
+    import torch
+    sys.path.insert(0, ref_bert_dir)
+    import ref_bert  # ../shared/tools/ref_bert.py: the WordPiece tokenizer bct matches
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)  # a shared machine
+    fx = dict(TRAINED[name], dtype="F32", problem="single_label_classification",
+              labels=["negative", "positive"], prefix=True, seed=seed)
+    vocab = open(vocab_path, encoding="utf-8").read().split("\n")
+    vocab = vocab[:-1] if vocab[-1] == "" else vocab
+    cfg = config_for(fx, len(vocab))
+    if fx["arch"] in ("roberta", "xlm-roberta"):
+        cfg["pad_token_id"] = vocab.index("[PAD]")  # position ids count from it
+        cfg["max_position_embeddings"] = fx["max_pos"] + cfg["pad_token_id"]
+    cfg["do_lower_case"] = True
+    # HF-style initialisation: normal(0, 0.02) matrices, zero biases, unit LayerNorm.
+    state = {}
+    for n, shape, vals in tensors_for(fx, cfg, _ShapeOnly()):
+        if n.endswith("LayerNorm.weight") or n.endswith("layer_norm.weight"):
+            state[n] = torch.ones(shape)
+        elif len(shape) == 1:
+            state[n] = torch.zeros(shape)
+        else:
+            state[n] = torch.randn(shape) * 0.02
+    for v in state.values():
+        v.requires_grad_(True)
+    model = Ref(cfg=cfg, weights=state)
+    tok = ref_bert.Tokenizer(vocab_path, lower=True)
+    lines = [l.rstrip("\n").split("\t") for l in open(train_tsv, encoding="utf-8")][1:]
+    data = [(tok.encode(a, None, max_len)[0], int(y)) for a, y in lines]
+    if limit:
+        data = data[:limit]
+    params = list(state.values())
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    bs = 64
+    steps = epochs * ((len(data) + bs - 1) // bs)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / (0.1 * steps)) * max(0.0, (steps - s) / steps))
+    rng = random.Random(seed)
+    step = 0
+    for ep in range(epochs):
+        order = list(range(len(data)))
+        rng.shuffle(order)
+        total = 0.0
+        for b0 in range(0, len(order), bs):
+            batch = [data[i] for i in order[b0:b0 + bs]]
+            seqs = [(ids, [0] * len(ids)) for ids, _ in batch]
+            y = torch.tensor([l for _, l in batch])
+            T = max(len(a) for a, _ in seqs)
+            ids = torch.full((len(seqs), T), model.pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, (a, _) in enumerate(seqs):
+                ids[i, :len(a)] = torch.tensor(a)
+                mask[i, :len(a)] = 1
+            loss = torch.nn.functional.cross_entropy(model.logits(ids, torch.zeros_like(ids), mask), y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            total += loss.item()
+            if step % 200 == 0:
+                print("%s epoch %d step %d/%d loss %.4f" % (name, ep, step, steps, total / 200), flush=True)
+                total = 0.0
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    with open(os.path.join(out_dir, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    st_write_np(os.path.join(out_dir, "model.safetensors"),
+                [(n, v.detach().numpy()) for n, v in state.items()])
+
+
+class _ShapeOnly:
+    """A stand-in for random.Random when only the tensor shapes are wanted."""
+    def gauss(self, mu, sigma):
+        return 0.0
+
+
+def st_write_np(path, arrays):
+    """F32 safetensors from (name, numpy array) pairs (fast for large tensors)."""
+    header, blobs, off = {}, [], 0
+    for name, a in arrays:
+        raw = a.astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
 def main(argv):
     if len(argv) == 3 and argv[0] == "make":
         make(argv[1], argv[2])
@@ -409,6 +528,8 @@ def main(argv):
             seqs.append((ids, [int(c) for c in types] if types else [0] * len(ids)))
         for row in Ref(argv[1]).run(seqs).tolist():
             print("\t".join("%.7g" % v for v in row))
+    elif len(argv) >= 6 and argv[0] == "train":
+        train(argv[1], argv[2], argv[3], argv[4], argv[5], *[int(v) for v in argv[6:]])
     else:
         sys.exit(__doc__)
 
