@@ -79,7 +79,8 @@ static int bind_all(bert_model *m, bct_error *err) {
     bert_slot *slots = calloc((size_t)n, sizeof(bert_slot));
     if (!slots) return bct_fail(err, BCT_ENOMEM, "out of memory");
     bert_slots(m, slots);
-    for (int i = 0; i < n && rc == BCT_OK; i++) rc = bind(m->storage, &slots[i], bert_arch_prefix(m->cfg.arch), err);
+    const char *pre = bert_arch_prefix(m->cfg.arch);
+    for (int i = 0; i < n && rc == BCT_OK; i++) rc = bind(m->storage, &slots[i], pre, err);
     free(slots);
     return rc;
 }
