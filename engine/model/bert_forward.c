@@ -416,7 +416,7 @@ typedef struct embed_job {
 
 /* Position-table row of token t of sq.  RoBERTa / XLM-R count non-pad
  * tokens: row pos_offset + (non-pad tokens before t), pad_id for a pad;
- * *run carries the count of tokens [0, t) from the call for t - 1 (pass
+ * *run carries the non-pad count of tokens [0, t) from the call for t - 1 (pass
  * t == 0 or a fresh *run = -1 to start over). */
 static int position_row(const bert_config *c, const bert_seq *sq, int t, int *run) {
     if (!c->pos_offset) return t;

@@ -447,9 +447,9 @@ def train(name, out_dir, train_tsv, vocab_path, ref_bert_dir, epochs=1, max_len=
     model = Ref(cfg=cfg, weights=state)
     tok = ref_bert.Tokenizer(vocab_path, lower=True)
     lines = [l.rstrip("\n").split("\t") for l in open(train_tsv, encoding="utf-8")][1:]
-    data = [(tok.encode(a, None, max_len)[0], int(y)) for a, y in lines]
     if limit:
-        data = data[:limit]
+        lines = lines[:limit]
+    data = [(tok.encode(a, None, max_len)[0], int(y)) for a, y in lines]
     params = list(state.values())
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
     bs = 64
