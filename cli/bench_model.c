@@ -83,12 +83,11 @@ int bench_write_random_bert(const char *dir, const bench_shape *sh, unsigned see
     if ((rc = write_text(dir, "config.json", cfg, err)) || (rc = write_vocab(dir, sh->vocab, err)))
         return rc;
 
-    /* The canonical tensor list, from the engine's own slot table. */
+    /* The canonical tensor list, from the engine's own slot table for the
+     * config just written (parsed, so every derived field is set). */
     bert_model m;
     memset(&m, 0, sizeof(m));
-    m.cfg = (bert_config){.vocab_size = sh->vocab, .hidden = sh->hidden, .layers = sh->layers,
-                          .heads = sh->heads, .intermediate = sh->intermediate,
-                          .max_pos = sh->max_pos, .type_vocab = 2, .num_labels = sh->labels};
+    if ((rc = bert_config_parse(cfg, strlen(cfg), &m.cfg, err)) != BCT_OK) return rc;
     int n = bert_slot_count(&m.cfg);
     bert_slot *slots = calloc((size_t)n, sizeof(bert_slot));
     m.layer = calloc((size_t)sh->layers, sizeof(bert_layer));
@@ -147,5 +146,6 @@ done:
     free(hdr);
     free(slots);
     free(m.layer);
+    bert_config_free(&m.cfg);
     return rc;
 }

@@ -297,6 +297,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
         goto done;
     }
     cJSON_AddItemToObject(meta, "config", cfg);
+    cJSON_AddStringToObject(meta, "architecture", bert_arch_name(m->cfg.arch));
     cJSON *tok = cJSON_AddObjectToObject(meta, "tokenizer");
     cJSON_AddBoolToObject(tok, "lowercase", m->cfg.lowercase);
     cJSON_AddNumberToObject(tok, "max_len", m->max_len);

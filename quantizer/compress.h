@@ -22,7 +22,7 @@ struct bert_slot;
 
 typedef struct compress_opts {
     char preset[32];        /* recorded in the file ("custom" if hand-set) */
-    bq_spec weights;        /* Linear weights (Q, K, V, attention out, FFN, pooler, classifier) */
+    bq_spec weights;        /* Linear weights (Q, K, V, attention out, FFN, embedding projection, head) */
     bq_spec embeddings;     /* word embeddings */
     bq_spec tables;         /* position and token-type embeddings */
     int act_int8;           /* run with int8 matmul inputs */

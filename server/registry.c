@@ -234,7 +234,4 @@ int registry_count(srv_registry *r) {
     return n;
 }
 
-const char *registry_architecture(const srv_model *m) {
-    (void)m;
-    return "BertForSequenceClassification";
-}
+const char *registry_architecture(const srv_model *m) { return bert_arch_name(m->m->cfg.arch); }

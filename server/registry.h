@@ -85,7 +85,7 @@ int registry_list(srv_registry *r, srv_model ***out, int *n, int *default_index)
 
 int registry_count(srv_registry *r);
 
-/* "BertForSequenceClassification": the one architecture the engine runs. */
+/* The model's Hugging Face class ("BertForSequenceClassification", ...). */
 const char *registry_architecture(const srv_model *m);
 
 #endif

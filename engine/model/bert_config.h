@@ -1,10 +1,14 @@
-/* bert_config.h - the parts of a Hugging Face config.json that define a BERT
- * sequence classifier.
+/* bert_config.h - the parts of a Hugging Face config.json that define a
+ * BERT-family sequence classifier.
  *
- * bert_config_parse() accepts BertForSequenceClassification configs (and
- * configs with no "architectures" but model_type "bert"); anything else is
- * BCT_EUNSUPPORTED naming what was found.  Every size is checked for range
- * and consistency (hidden_size divisible by num_attention_heads, ...).
+ * bert_config_parse() accepts the *ForSequenceClassification configs of
+ * BERT, DistilBERT, RoBERTa, XLM-RoBERTa and ELECTRA, told apart by
+ * "architectures"[0] or, without it, by "model_type" (both, when present,
+ * must agree); anything else is BCT_EUNSUPPORTED naming what was found.
+ * DistilBERT's own keys (dim, n_layers, n_heads, hidden_dim, activation,
+ * sinusoidal_pos_embds) are read into the same fields as BERT's.  Every
+ * size is checked for range and consistency (hidden_size divisible by
+ * num_attention_heads, ...).
  */
 #ifndef BCT_BERT_CONFIG_H
 #define BCT_BERT_CONFIG_H
@@ -25,14 +29,41 @@ typedef enum bert_problem {
     BERT_REGRESSION,   /* one raw score */
 } bert_problem;
 
+/* Which network a config describes: tensor names, embeddings and head. */
+typedef enum bert_arch {
+    BERT_ARCH_BERT,        /* BertForSequenceClassification: pooler (tanh) + classifier */
+    BERT_ARCH_DISTILBERT,  /* no token types; pre_classifier + ReLU head */
+    BERT_ARCH_ROBERTA,     /* positions from padding_idx + 1; dense + tanh + out_proj head */
+    BERT_ARCH_XLM_ROBERTA, /* RoBERTa's network under its own name */
+    BERT_ARCH_ELECTRA,     /* embedding_size + embeddings_project; dense + GELU + out_proj head */
+} bert_arch;
+#define BERT_ARCH_COUNT 5
+
+/* What the head applies between its dense layer and the classifier. */
+typedef enum bert_head_act {
+    BERT_HEAD_TANH, /* BERT pooler, RoBERTa classifier.dense */
+    BERT_HEAD_RELU, /* DistilBERT pre_classifier */
+    BERT_HEAD_GELU, /* ELECTRA classifier.dense (exact erf GELU) */
+} bert_head_act;
+
 typedef struct bert_config {
+    bert_arch arch;
     int vocab_size;
-    int hidden;       /* hidden_size */
-    int layers;       /* num_hidden_layers */
-    int heads;        /* num_attention_heads */
-    int intermediate; /* intermediate_size */
-    int max_pos;      /* max_position_embeddings */
-    int type_vocab;   /* type_vocab_size */
+    int hidden;       /* hidden_size (DistilBERT: dim) */
+    int layers;       /* num_hidden_layers (n_layers) */
+    int heads;        /* num_attention_heads (n_heads) */
+    int intermediate; /* intermediate_size (hidden_dim) */
+    int emb_size;     /* width of the embedding tables: embedding_size (ELECTRA), else hidden */
+    /* Longest sequence in tokens: max_position_embeddings less pos_offset.
+     * The position table has max_pos + pos_offset rows. */
+    int max_pos;
+    /* RoBERTa / XLM-R: pad_token_id + 1.  Token t of a sequence takes
+     * position row pos_offset + (non-pad tokens before t), a pad token row
+     * pad_id.  0 elsewhere: token t takes row t. */
+    int pos_offset;
+    int pad_id;       /* pad_token_id */
+    int type_vocab;   /* type_vocab_size; 0: no token-type table (DistilBERT); <= 1: type ids ignored */
+    int sinusoidal;   /* DistilBERT sinusoidal_pos_embds: fixed table, computed if absent */
     bert_act act;
     float ln_eps;
     int lowercase;    /* do_lower_case (default 1: uncased) */
@@ -40,6 +71,13 @@ typedef struct bert_config {
     int num_labels;
     char **labels;    /* num_labels names in id order (id2label) */
 } bert_config;
+
+/* "BertForSequenceClassification", ... */
+const char *bert_arch_name(bert_arch arch);
+/* Base-model prefix of the tensor names ("bert", "distilbert", "roberta",
+ * "electra"), which checkpoints may omit. */
+const char *bert_arch_prefix(bert_arch arch);
+bert_head_act bert_arch_head_act(bert_arch arch);
 
 int bert_config_parse(const char *json, size_t len, bert_config *cfg, bct_error *err);
 int bert_config_load(const char *path, bert_config *cfg, bct_error *err);

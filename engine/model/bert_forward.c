@@ -461,7 +461,7 @@ static int check_inputs(const bert_config *c, const bert_seq *seqs, int n, bct_e
             if (seqs[s].ids[t] < 0 || seqs[s].ids[t] >= c->vocab_size)
                 return bct_fail(err, BCT_EINVAL, "sequence %d: token id %d outside the vocabulary", s,
                                 seqs[s].ids[t]);
-            if (seqs[s].type_ids[t] >= c->type_vocab)
+            if (c->type_vocab > 1 && seqs[s].type_ids[t] >= c->type_vocab)
                 return bct_fail(err, BCT_EINVAL, "sequence %d: token type %d >= type_vocab_size", s,
                                 seqs[s].type_ids[t]);
         }
@@ -483,15 +483,32 @@ typedef struct embed_job {
     float *x;
 } embed_job;
 
-/* Embedding sums of rows [chunk * task, ...): any tokens of any sequences. */
+/* Position-table row of token t of sq.  RoBERTa / XLM-R count non-pad
+ * tokens: row pos_offset + (non-pad tokens before t), pad_id for a pad;
+ * *run carries the non-pad count of tokens [0, t) from the call for t - 1 (pass
+ * t == 0 or a fresh *run = -1 to start over). */
+static int position_row(const bert_config *c, const bert_seq *sq, int t, int *run) {
+    if (!c->pos_offset) return t;
+    if (*run < 0 || t == 0) {
+        *run = 0;
+        for (int i = 0; i < t; i++) *run += sq->ids[i] != c->pad_id;
+    }
+    int pad = sq->ids[t] == c->pad_id, row = pad ? c->pad_id : c->pos_offset + *run;
+    *run += !pad;
+    return row;
+}
+
+/* Embedding sums of rows [chunk * task, ...): any tokens of any sequences.
+ * Word + position (+ token type, as the architecture has it), emb_size wide. */
 static void embed_task(void *ctx, int task, int worker) {
     const embed_job *j = ctx;
     const bert_model *m = j->f->m;
+    const bert_config *c = &m->cfg;
     const int *start = j->f->ws->start;
-    int H = m->cfg.hidden;
+    int E = c->emb_size;
     float *tmp = j->f->ws->wk[worker].f;
     int r0 = task * j->chunk, r1 = r0 + j->chunk < j->total ? r0 + j->chunk : j->total;
-    int s = 0;
+    int s = 0, run = -1;
     for (int lo = 0, hi = j->n - 1; lo <= hi;) { /* the sequence holding row r0 */
         int mid = (lo + hi) / 2;
         if (start[mid] <= r0) s = mid, lo = mid + 1;
@@ -501,19 +518,38 @@ static void embed_task(void *ctx, int task, int worker) {
         while (s + 1 < j->n && start[s + 1] <= row) s++;
         const bert_seq *sq = &j->seqs[s];
         int t = row - start[s];
-        float *o = j->x + (size_t)row * H;
-        const float *w = table_row(&m->word_emb, sq->ids[t], H, tmp);
-        memcpy(o, w, (size_t)H * sizeof(float));
-        const float *p = table_row(&m->pos_emb, t, H, tmp);
-        for (int i = 0; i < H; i++) o[i] += p[i];
-        const float *ty = table_row(&m->type_emb, sq->type_ids[t], H, tmp);
-        for (int i = 0; i < H; i++) o[i] += ty[i];
+        float *o = j->x + (size_t)row * E;
+        const float *w = table_row(&m->word_emb, sq->ids[t], E, tmp);
+        memcpy(o, w, (size_t)E * sizeof(float));
+        const float *p = table_row(&m->pos_emb, position_row(c, sq, t, &run), E, tmp);
+        for (int i = 0; i < E; i++) o[i] += p[i];
+        if (c->type_vocab == 0) continue;
+        /* One token type (RoBERTa): every token takes row 0, whatever a
+         * pair-aware tokenizer said. */
+        const float *ty = table_row(&m->type_emb, c->type_vocab > 1 ? sq->type_ids[t] : 0, E, tmp);
+        for (int i = 0; i < E; i++) o[i] += ty[i];
     }
 }
 
 /* Block size of the integer GELU: the FFN output weight's, so GELU codes
  * and the next matmul's input blocks line up. */
 static int gelu_block(const bert_layer *L) { return L->ffn_out.q ? L->ffn_out.q->block : QMAT_GROUP; }
+
+/* The head's activation, in fp32 in every mode: it runs on one row per
+ * sequence. */
+static void head_activation(bert_head_act act, float *x, size_t n) {
+    switch (act) {
+    case BERT_HEAD_TANH:
+        for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+        break;
+    case BERT_HEAD_RELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+        break;
+    case BERT_HEAD_GELU:
+        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+        break;
+    }
+}
 
 /* One group of whole sequences (see bert_forward.h on grouping). */
 static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logits, bct_error *err) {
@@ -536,9 +572,15 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     float *ffn = k;
     for (int s = 0, row = 0; s < n; row += seqs[s].len, s++) ws->start[s] = row;
 
-    embed_job ej = {f, seqs, n, total, row_chunk(f, total, (size_t)H * 8), x};
+    /* Embeddings narrower than the hidden state (ELECTRA) are summed and
+     * normalised in the FFN scratch, then projected into x. */
+    int E = c->emb_size, project = E != H;
+    float *emb = project ? ffn : x;
+    embed_job ej = {f, seqs, n, total, row_chunk(f, total, (size_t)E * 8), emb};
     bct_pool_run(f->pool, ceil_div(total, ej.chunk), embed_task, &ej);
-    add_layer_norm(f, x, NULL, total, H, &m->emb_norm, c->ln_eps);
+    add_layer_norm(f, emb, NULL, total, E, &m->emb_norm, c->ln_eps);
+    if (project && (rc = linear(f, &m->emb_proj, emb, E, total, NULL, x)))
+        return bct_fail(err, rc, "out of memory");
 
     for (int li = 0; li < c->layers && rc == BCT_OK; li++) {
         const bert_layer *L = &m->layer[li];
@@ -569,9 +611,9 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     }
     if (rc != BCT_OK) return bct_fail(err, rc, "out of memory running a batch of %d tokens", total);
 
-    /* x now holds one row per sequence: [CLS] after the last layer. */
-    if ((rc = linear(f, &m->pooler, x, H, n, NULL, q))) return bct_fail(err, rc, "out of memory");
-    for (size_t i = 0; i < (size_t)n * H; i++) q[i] = tanhf(q[i]);
+    /* x now holds one row per sequence: the first token after the last layer. */
+    if ((rc = linear(f, &m->head_dense, x, H, n, NULL, q))) return bct_fail(err, rc, "out of memory");
+    head_activation(bert_arch_head_act(c->arch), q, (size_t)n * H);
     if ((rc = linear(f, &m->classifier, q, H, n, NULL, logits))) return bct_fail(err, rc, "out of memory");
     return BCT_OK;
 }

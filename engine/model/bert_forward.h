@@ -5,8 +5,8 @@
  * sequences are packed back to back ([total_tokens][hidden], no padding),
  * so every Linear layer is one GEMM over the whole batch and no work is
  * spent on padding; attention runs per sequence and head.  In the last
- * layer only the [CLS] rows feed the pooler, so only they go through the
- * attention output and FFN.  GEMMs use OpenBLAS cblas_sgemm.
+ * layer only the first token of each sequence feeds the classifier head,
+ * so only it goes through the attention output and FFN.  GEMMs use OpenBLAS cblas_sgemm.
  *
  * This path is the accuracy reference that compressed modes are measured
  * against; it reproduces ../shared/tools/ref_bert.py to ~1e-5.

@@ -84,6 +84,21 @@ int bert_model_init_tokenizer_json(bert_model *m, const char *json, size_t len, 
 }
 
 int bert_slot_count(const bert_config *cfg) { return 5 + 16 * cfg->layers + 4; }
+/* Slots of the embeddings: word, position, token-type tables (as the
+ * architecture has them), their LayerNorm, ELECTRA's projection. */
+static int embedding_slots(const bert_config *c) {
+    return 4 + (c->type_vocab > 0) + 2 * (c->emb_size != c->hidden);
+}
+
+int bert_slot_count(const bert_config *cfg) { return embedding_slots(cfg) + 16 * cfg->layers + 4; }
+
+void bert_sinusoid_table(float *out, int rows, int cols) {
+    for (int p = 0; p < rows; p++)
+        for (int j = 0; j < cols; j++) {
+            double a = p / pow(10000.0, 2.0 * (j / 2) / cols);
+            out[(size_t)p * cols + j] = (float)(j % 2 ? cos(a) : sin(a));
+        }
+}
 
 static bert_slot *add_slot(bert_slot *s, bert_role role, int rows, int cols, const float **f,
                            const qmat **q, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
@@ -97,6 +112,7 @@ static bert_slot *add_slot(bert_slot *s, bert_role role, int rows, int cols, con
     s->role = role;
     s->rows = rows;
     s->cols = cols;
+    s->sinusoid = 0;
     s->f = f;
     s->q = q;
     return s + 1;
@@ -109,37 +125,73 @@ static bert_slot *linear_slots(bert_slot *s, bert_linear *l, int out, int in, co
     return add_slot(s, BERT_ROLE_PARAM, out, 0, &l->b, NULL, "%s.bias", prefix);
 }
 
-static bert_slot *norm_slots(bert_slot *s, bert_norm *nm, int n, const char *prefix) {
-    s = add_slot(s, BERT_ROLE_PARAM, n, 0, &nm->gamma, NULL, "%s.LayerNorm.weight", prefix);
-    return add_slot(s, BERT_ROLE_PARAM, n, 0, &nm->beta, NULL, "%s.LayerNorm.bias", prefix);
+/* name: the LayerNorm module, e.g. "bert.embeddings.LayerNorm". */
+static bert_slot *norm_slots(bert_slot *s, bert_norm *nm, int n, const char *name) {
+    s = add_slot(s, BERT_ROLE_PARAM, n, 0, &nm->gamma, NULL, "%s.weight", name);
+    return add_slot(s, BERT_ROLE_PARAM, n, 0, &nm->beta, NULL, "%s.bias", name);
 }
+
+/* Module names inside encoder layer i, per architecture: BERT's (shared by
+ * RoBERTa, XLM-R, ELECTRA) and DistilBERT's. */
+enum { LN_Q, LN_K, LN_V, LN_ATT_OUT, LN_ATT_NORM, LN_FFN_IN, LN_FFN_OUT, LN_FFN_NORM, LN_COUNT };
+static const char *const bert_layer_names[LN_COUNT] = {
+    "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+    "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"};
+static const char *const distil_layer_names[LN_COUNT] = {
+    "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
+    "sa_layer_norm", "ffn.lin1", "ffn.lin2", "output_layer_norm"};
 
 void bert_slots(bert_model *m, bert_slot *s) {
     const bert_config *c = &m->cfg;
-    int H = c->hidden, I = c->intermediate;
+    int H = c->hidden, I = c->intermediate, E = c->emb_size, distil = c->arch == BERT_ARCH_DISTILBERT;
+    const char *pre = bert_arch_prefix(c->arch);
+    const char *const *ln = distil ? distil_layer_names : bert_layer_names;
     char p[96];
-    s = add_slot(s, BERT_ROLE_TABLE, c->vocab_size, H, &m->word_emb.f, &m->word_emb.q,
-                 "bert.embeddings.word_embeddings.weight");
-    s = add_slot(s, BERT_ROLE_TABLE, c->max_pos, H, &m->pos_emb.f, &m->pos_emb.q,
-                 "bert.embeddings.position_embeddings.weight");
-    s = add_slot(s, BERT_ROLE_TABLE, c->type_vocab, H, &m->type_emb.f, &m->type_emb.q,
-                 "bert.embeddings.token_type_embeddings.weight");
-    s = norm_slots(s, &m->emb_norm, H, "bert.embeddings");
+    s = add_slot(s, BERT_ROLE_TABLE, c->vocab_size, E, &m->word_emb.f, &m->word_emb.q,
+                 "%s.embeddings.word_embeddings.weight", pre);
+    s = add_slot(s, BERT_ROLE_TABLE, c->max_pos + c->pos_offset, E, &m->pos_emb.f, &m->pos_emb.q,
+                 "%s.embeddings.position_embeddings.weight", pre);
+    s[-1].sinusoid = c->sinusoidal;
+    if (c->type_vocab > 0)
+        s = add_slot(s, BERT_ROLE_TABLE, c->type_vocab, E, &m->type_emb.f, &m->type_emb.q,
+                     "%s.embeddings.token_type_embeddings.weight", pre);
+    snprintf(p, sizeof(p), "%s.embeddings.LayerNorm", pre);
+    s = norm_slots(s, &m->emb_norm, E, p);
+    if (E != H) {
+        snprintf(p, sizeof(p), "%s.embeddings_project", pre);
+        s = linear_slots(s, &m->emb_proj, H, E, p);
+    }
     for (int i = 0; i < c->layers; i++) {
         bert_layer *L = &m->layer[i];
-#define LAYER(suffix) (snprintf(p, sizeof(p), "bert.encoder.layer.%d.%s", i, suffix), p)
-        s = linear_slots(s, &L->query, H, H, LAYER("attention.self.query"));
-        s = linear_slots(s, &L->key, H, H, LAYER("attention.self.key"));
-        s = linear_slots(s, &L->value, H, H, LAYER("attention.self.value"));
-        s = linear_slots(s, &L->attn_out, H, H, LAYER("attention.output.dense"));
-        s = norm_slots(s, &L->attn_norm, H, LAYER("attention.output"));
-        s = linear_slots(s, &L->ffn_in, I, H, LAYER("intermediate.dense"));
-        s = linear_slots(s, &L->ffn_out, H, I, LAYER("output.dense"));
-        s = norm_slots(s, &L->ffn_norm, H, LAYER("output"));
+#define LAYER(k) (snprintf(p, sizeof(p), "%s.%s.layer.%d.%s", pre, distil ? "transformer" : "encoder", i, \
+                           ln[k]),                                                                   \
+                  p)
+        s = linear_slots(s, &L->query, H, H, LAYER(LN_Q));
+        s = linear_slots(s, &L->key, H, H, LAYER(LN_K));
+        s = linear_slots(s, &L->value, H, H, LAYER(LN_V));
+        s = linear_slots(s, &L->attn_out, H, H, LAYER(LN_ATT_OUT));
+        s = norm_slots(s, &L->attn_norm, H, LAYER(LN_ATT_NORM));
+        s = linear_slots(s, &L->ffn_in, I, H, LAYER(LN_FFN_IN));
+        s = linear_slots(s, &L->ffn_out, H, I, LAYER(LN_FFN_OUT));
+        s = norm_slots(s, &L->ffn_norm, H, LAYER(LN_FFN_NORM));
 #undef LAYER
     }
-    s = linear_slots(s, &m->pooler, H, H, "bert.pooler.dense");
-    linear_slots(s, &m->classifier, c->num_labels, H, "classifier");
+    switch (c->arch) {
+    case BERT_ARCH_BERT:
+        s = linear_slots(s, &m->head_dense, H, H, "bert.pooler.dense");
+        linear_slots(s, &m->classifier, c->num_labels, H, "classifier");
+        break;
+    case BERT_ARCH_DISTILBERT:
+        s = linear_slots(s, &m->head_dense, H, H, "pre_classifier");
+        linear_slots(s, &m->classifier, c->num_labels, H, "classifier");
+        break;
+    case BERT_ARCH_ROBERTA:
+    case BERT_ARCH_XLM_ROBERTA:
+    case BERT_ARCH_ELECTRA:
+        s = linear_slots(s, &m->head_dense, H, H, "classifier.dense");
+        linear_slots(s, &m->classifier, c->num_labels, H, "classifier.out_proj");
+        break;
+    }
 }
 
 static int init_norm(bert_norm *nm, int n, float eps, bct_error *err) {
@@ -161,7 +213,7 @@ static void free_norm(bert_norm *nm) {
 }
 
 int bert_model_init_int_norms(bert_model *m, bct_error *err) {
-    int H = m->cfg.hidden, rc = init_norm(&m->emb_norm, H, m->cfg.ln_eps, err);
+    int H = m->cfg.hidden, rc = init_norm(&m->emb_norm, m->cfg.emb_size, m->cfg.ln_eps, err);
     for (int i = 0; i < m->cfg.layers && rc == BCT_OK; i++)
         if ((rc = init_norm(&m->layer[i].attn_norm, H, m->cfg.ln_eps, err)) == BCT_OK)
             rc = init_norm(&m->layer[i].ffn_norm, H, m->cfg.ln_eps, err);

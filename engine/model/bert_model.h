@@ -1,10 +1,18 @@
-/* bert_model.h - a BERT sequence classifier's weights, bound by name and
- * checked against its config.
+/* bert_model.h - a BERT-family sequence classifier's weights, bound by
+ * name and checked against its config.
+ *
+ * One struct serves every architecture of bert_config.h: the encoder
+ * layers are BERT's (post-LayerNorm), and the architectures differ in
+ * their tensor names (bert_slots), their embeddings (token types or not,
+ * RoBERTa's position offset, ELECTRA's projection) and their head (a
+ * dense layer on the first token, an activation, the classifier).
  *
  * bert_model_load_hf() reads a Hugging Face checkpoint directory
  * (config.json, vocab.txt, model.safetensors).  Tensor names may carry the
- * "bert." prefix or not, and LayerNorm parameters may be called
- * weight/bias or gamma/beta.  Every tensor the forward pass needs must be
+ * base-model prefix ("bert.", "distilbert.", "roberta.", "electra.") or
+ * not, and LayerNorm parameters may be called weight/bias or gamma/beta.
+ * DistilBERT's sinusoidal position table is computed when the checkpoint
+ * leaves it out.  Every tensor the forward pass needs must be
  * present with the shape the config implies; a missing or misshaped tensor
  * is an error naming it.  F32 tensors are used in place from the mapping
  * when aligned; F16/BF16 (or unaligned F32) are converted to fp32 once.
@@ -73,12 +81,17 @@ struct bert_model {
     long long source_bytes; /* bytes of the fp32 checkpoint it came from */
 
     bert_mode mode;
-    bert_table word_emb; /* [vocab_size][hidden] */
-    bert_table pos_emb;  /* [max_pos][hidden] */
-    bert_table type_emb; /* [type_vocab][hidden] */
-    bert_norm emb_norm;
+    bert_table word_emb; /* [vocab_size][emb_size] */
+    bert_table pos_emb;  /* [max_pos + pos_offset][emb_size] */
+    bert_table type_emb; /* [type_vocab][emb_size]; unset when type_vocab is 0 */
+    bert_norm emb_norm;  /* over emb_size */
+    bert_linear emb_proj; /* emb_size -> hidden (ELECTRA); unset when they are equal */
     bert_layer *layer;     /* cfg.layers entries */
-    bert_linear pooler;
+    /* Head on the first token: head_dense, then bert_arch_head_act(), then
+     * classifier.  BERT: pooler.dense / classifier; DistilBERT:
+     * pre_classifier / classifier; RoBERTa, ELECTRA: classifier.dense /
+     * classifier.out_proj. */
+    bert_linear head_dense;
     bert_linear classifier;
 
     vocab *vocab;
@@ -100,11 +113,15 @@ typedef struct bert_slot {
     char name[96]; /* e.g. "bert.encoder.layer.0.attention.self.query.weight" */
     int rows, cols; /* cols == 0 for vectors */
     bert_role role;
+    int sinusoid;   /* a fixed sinusoidal table a checkpoint may leave out (DistilBERT) */
     const float **f; /* where the fp32 data pointer goes */
     const qmat **q;  /* where a quantized matrix goes (NULL for vectors) */
 } bert_slot;
 
 int bert_slot_count(const bert_config *cfg);
+/* DistilBERT's fixed position table: row p, column j holds sin (j even)
+ * or cos (j odd) of p / 10000^(2 floor(j/2) / cols), computed in double. */
+void bert_sinusoid_table(float *out, int rows, int cols);
 /* Fills slots[bert_slot_count(&m->cfg)] for m (m->layer must be allocated). */
 void bert_slots(bert_model *m, bert_slot *slots);
 

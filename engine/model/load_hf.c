@@ -10,22 +10,27 @@
 #include "formats/safetensors.h"
 #include "formats/torch_bin.h"
 
-/* Finds `name` under the naming variants real checkpoints use: with or
- * without the "bert." prefix, LayerNorm weight/bias or gamma/beta. */
-static const st_tensor *find_variant(const st_file *st, const char *name) {
-    char buf[512];
+/* st_find(name), else name without the base-model prefix "pre.". */
+static const st_tensor *find_prefixed(const st_file *st, const char *name, const char *pre) {
     const st_tensor *t = st_find(st, name);
+    size_t n = strlen(pre);
+    if (!t && strncmp(name, pre, n) == 0 && name[n] == '.') t = st_find(st, name + n + 1);
+    return t;
+}
+
+/* Finds `name` under the naming variants real checkpoints use: with or
+ * without the base-model prefix, LayerNorm weight/bias or gamma/beta. */
+static const st_tensor *find_variant(const st_file *st, const char *name, const char *pre) {
+    char buf[512];
+    const st_tensor *t = find_prefixed(st, name, pre);
     if (t) return t;
-    if (strncmp(name, "bert.", 5) == 0 && (t = st_find(st, name + 5))) return t;
     const char *ln = strstr(name, "LayerNorm.");
     if (!ln) return NULL;
     const char *suffix = ln + strlen("LayerNorm.");
     const char *alt = strcmp(suffix, "weight") == 0 ? "gamma" : strcmp(suffix, "bias") == 0 ? "beta" : NULL;
     if (!alt) return NULL;
     snprintf(buf, sizeof(buf), "%.*s%s", (int)(suffix - name), name, alt);
-    if ((t = st_find(st, buf))) return t;
-    if (strncmp(buf, "bert.", 5) == 0) return st_find(st, buf + 5);
-    return NULL;
+    return find_prefixed(st, buf, pre);
 }
 
 static int shape_error(const st_tensor *t, const bert_slot *s, bct_error *err) {
@@ -41,8 +46,16 @@ static int shape_error(const st_tensor *t, const bert_slot *s, bct_error *err) {
 
 /* Binds one slot as fp32: in place from the mapping when F32 and aligned,
  * else converted once into an owned buffer. */
-static int bind(struct bert_storage *s, const bert_slot *slot, bct_error *err) {
-    const st_tensor *t = find_variant(s->st, slot->name);
+static int bind(struct bert_storage *s, const bert_slot *slot, const char *pre, bct_error *err) {
+    const st_tensor *t = find_variant(s->st, slot->name, pre);
+    if (!t && slot->sinusoid) {
+        float *tab = bert_alloc64((size_t)slot->rows * (size_t)slot->cols * sizeof(float));
+        if (!tab || bert_storage_keep(s, tab) != BCT_OK)
+            return bct_fail(err, BCT_ENOMEM, "out of memory computing \"%s\"", slot->name);
+        bert_sinusoid_table(tab, slot->rows, slot->cols);
+        *slot->f = tab;
+        return BCT_OK;
+    }
     if (!t) return bct_fail(err, BCT_EFORMAT, "model.safetensors: missing tensor \"%s\"", slot->name);
     int ndim = slot->cols ? 2 : 1;
     if (t->ndim != ndim || t->shape[0] != slot->rows || (slot->cols && t->shape[1] != slot->cols))
@@ -68,7 +81,8 @@ static int bind_all(bert_model *m, bct_error *err) {
     bert_slot *slots = calloc((size_t)n, sizeof(bert_slot));
     if (!slots) return bct_fail(err, BCT_ENOMEM, "out of memory");
     bert_slots(m, slots);
-    for (int i = 0; i < n && rc == BCT_OK; i++) rc = bind(m->storage, &slots[i], err);
+    const char *pre = bert_arch_prefix(m->cfg.arch);
+    for (int i = 0; i < n && rc == BCT_OK; i++) rc = bind(m->storage, &slots[i], pre, err);
     free(slots);
     return rc;
 }

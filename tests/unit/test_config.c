@@ -1,5 +1,6 @@
 /* Config parsing, checkpoint binding (name variants, missing and misshaped
  * tensors) and forward-pass invariants on tiny synthetic checkpoints. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,9 +89,11 @@ START_TEST(config_errors) {
     expect_error("{\"hidden_size\": 12", BCT_EFORMAT, "not valid JSON");
     expect_error("[1,2]", BCT_EFORMAT, "not a JSON object");
     expect_error("{" BASE ",\"num_attention_heads\":3}", BCT_EFORMAT, "appears twice");
+    expect_error(with_field("architectures", "[\"DebertaV2ForSequenceClassification\"]"),
+                 BCT_EUNSUPPORTED, "DebertaV2ForSequenceClassification");
     expect_error(with_field("architectures", "[\"RobertaForSequenceClassification\"]"),
-                 BCT_EUNSUPPORTED, "RobertaForSequenceClassification");
-    expect_error(with_field("model_type", "\"distilbert\""), BCT_EUNSUPPORTED, "distilbert");
+                 BCT_EFORMAT, "disagrees with model_type \"bert\"");
+    expect_error(with_field("model_type", "\"deberta-v2\""), BCT_EUNSUPPORTED, "deberta-v2");
     expect_error("{\"hidden_size\":8}", BCT_EUNSUPPORTED, "BERT");
     expect_error("{\"architectures\":[\"BertForSequenceClassification\"],\"hidden_size\":128}",
                  BCT_EFORMAT, "vocab_size");
@@ -107,6 +110,117 @@ START_TEST(config_errors) {
                  "relative_key");
     expect_error(with_field("problem_type", "\"ranking\""), BCT_EUNSUPPORTED, "ranking");
     expect_error(with_field("vocab_size", "0"), BCT_EFORMAT, "vocab_size");
+}
+END_TEST
+
+/* Each architecture's own keys, parsed and written back unchanged. */
+static void roundtrip(const bert_config *c) {
+    bert_config back;
+    bct_error err = {{0}};
+    cJSON *j = bert_config_to_json(c);
+    ck_assert_ptr_nonnull(j);
+    char *text = cJSON_PrintUnformatted(j);
+    ck_assert_int_eq(bert_config_parse(text, strlen(text), &back, &err), BCT_OK);
+    ck_assert_int_eq(back.arch, c->arch);
+    ck_assert_int_eq(back.hidden, c->hidden);
+    ck_assert_int_eq(back.layers, c->layers);
+    ck_assert_int_eq(back.heads, c->heads);
+    ck_assert_int_eq(back.intermediate, c->intermediate);
+    ck_assert_int_eq(back.emb_size, c->emb_size);
+    ck_assert_int_eq(back.max_pos, c->max_pos);
+    ck_assert_int_eq(back.pos_offset, c->pos_offset);
+    ck_assert_int_eq(back.pad_id, c->pad_id);
+    ck_assert_int_eq(back.type_vocab, c->type_vocab);
+    ck_assert_int_eq(back.sinusoidal, c->sinusoidal);
+    ck_assert_int_eq(back.act, c->act);
+    ck_assert(back.ln_eps == c->ln_eps);
+    ck_assert_int_eq(back.problem, c->problem);
+    ck_assert_int_eq(back.num_labels, c->num_labels);
+    for (int i = 0; i < c->num_labels; i++) ck_assert_str_eq(back.labels[i], c->labels[i]);
+    bert_config_free(&back);
+    free(text);
+    cJSON_Delete(j);
+}
+
+START_TEST(config_architectures) {
+    bert_config c;
+    bct_error err = {{0}};
+    ck_assert_int_eq(parse("{\"architectures\":[\"DistilBertForSequenceClassification\"],"
+                           "\"model_type\":\"distilbert\",\"vocab_size\":100,\"dim\":64,\"n_layers\":3,"
+                           "\"n_heads\":4,\"hidden_dim\":96,\"activation\":\"relu\",\"sinusoidal_pos_embds\":true,"
+                           "\"seq_classif_dropout\":0.2,\"problem_type\":\"multi_label_classification\","
+                           "\"id2label\":{\"0\":\"toxic\",\"1\":\"insult\",\"2\":\"threat\"}}",
+                           &c, &err),
+                     BCT_OK);
+    ck_assert_int_eq(c.arch, BERT_ARCH_DISTILBERT);
+    ck_assert_int_eq(c.hidden, 64);
+    ck_assert_int_eq(c.layers, 3);
+    ck_assert_int_eq(c.heads, 4);
+    ck_assert_int_eq(c.intermediate, 96);
+    ck_assert_int_eq(c.act, BERT_ACT_RELU);
+    ck_assert_int_eq(c.type_vocab, 0);
+    ck_assert_int_eq(c.sinusoidal, 1);
+    ck_assert_int_eq(c.max_pos, 512);
+    ck_assert_int_eq(c.problem, BERT_MULTI_LABEL);
+    ck_assert_str_eq(c.labels[2], "threat");
+    ck_assert_int_eq(bert_arch_head_act(c.arch), BERT_HEAD_RELU);
+    roundtrip(&c);
+    bert_config_free(&c);
+
+    /* RoBERTa: 514 position rows, pad 1 -> 512 tokens from row 2. */
+    ck_assert_int_eq(parse("{\"model_type\":\"roberta\",\"vocab_size\":100,\"hidden_size\":64,"
+                           "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":80,"
+                           "\"max_position_embeddings\":514,\"type_vocab_size\":1,\"layer_norm_eps\":1e-5,"
+                           "\"num_labels\":1}",
+                           &c, &err),
+                     BCT_OK);
+    ck_assert_int_eq(c.arch, BERT_ARCH_ROBERTA);
+    ck_assert_int_eq(c.pad_id, 1);
+    ck_assert_int_eq(c.pos_offset, 2);
+    ck_assert_int_eq(c.max_pos, 512);
+    ck_assert_int_eq(c.problem, BERT_REGRESSION);
+    ck_assert_str_eq(bert_arch_name(c.arch), "RobertaForSequenceClassification");
+    roundtrip(&c);
+    bert_config_free(&c);
+
+    ck_assert_int_eq(parse("{\"architectures\":[\"XLMRobertaForSequenceClassification\"],"
+                           "\"model_type\":\"xlm-roberta\",\"vocab_size\":100,\"hidden_size\":64,"
+                           "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":80,"
+                           "\"max_position_embeddings\":20,\"pad_token_id\":3}",
+                           &c, &err),
+                     BCT_OK);
+    ck_assert_int_eq(c.arch, BERT_ARCH_XLM_ROBERTA);
+    ck_assert_int_eq(c.max_pos, 16);
+    ck_assert_str_eq(bert_arch_prefix(c.arch), "roberta");
+    roundtrip(&c);
+    bert_config_free(&c);
+
+    ck_assert_int_eq(parse("{\"architectures\":[\"ElectraForSequenceClassification\"],"
+                           "\"vocab_size\":100,\"hidden_size\":64,\"embedding_size\":32,"
+                           "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":80}",
+                           &c, &err),
+                     BCT_OK);
+    ck_assert_int_eq(c.arch, BERT_ARCH_ELECTRA);
+    ck_assert_int_eq(c.emb_size, 32);
+    ck_assert_int_eq(bert_arch_head_act(c.arch), BERT_HEAD_GELU);
+    roundtrip(&c);
+    bert_config_free(&c);
+
+    expect_error("{\"model_type\":\"distilbert\",\"vocab_size\":100,\"hidden_size\":64}", BCT_EFORMAT,
+                 "\"dim\"");
+    expect_error("{\"model_type\":\"distilbert\",\"vocab_size\":100,\"dim\":64,\"n_layers\":1,"
+                 "\"n_heads\":3,\"hidden_dim\":8}",
+                 BCT_EFORMAT, "dim 64 is not divisible by n_heads 3");
+    expect_error("{\"model_type\":\"distilbert\",\"vocab_size\":100,\"dim\":64,\"n_layers\":1,"
+                 "\"n_heads\":2,\"hidden_dim\":8,\"activation\":\"silu\"}",
+                 BCT_EUNSUPPORTED, "activation \"silu\"");
+    expect_error("{\"model_type\":\"roberta\",\"vocab_size\":100,\"hidden_size\":64,"
+                 "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":80,"
+                 "\"max_position_embeddings\":3}",
+                 BCT_EFORMAT, "max_position_embeddings 3");
+    expect_error("{\"model_type\":\"electra\",\"vocab_size\":100,\"hidden_size\":64,\"embedding_size\":128,"
+                 "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":80}",
+                 BCT_EUNSUPPORTED, "embedding_size 128 > hidden_size 64");
 }
 END_TEST
 
@@ -295,6 +409,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, config_valid_defaults);
     tcase_add_test(tc, config_labels_and_act);
     tcase_add_test(tc, config_errors);
+    tcase_add_test(tc, config_architectures);
     tcase_add_test(tc, model_name_variants_agree);
     tcase_add_test(tc, forward_batch_equals_single);
     tcase_add_test(tc, model_missing_tensor);
