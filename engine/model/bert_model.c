@@ -83,7 +83,6 @@ int bert_model_init_tokenizer_json(bert_model *m, const char *json, size_t len, 
     return BCT_OK;
 }
 
-int bert_slot_count(const bert_config *cfg) { return 5 + 16 * cfg->layers + 4; }
 /* Slots of the embeddings: word, position, token-type tables (as the
  * architecture has them), their LayerNorm, ELECTRA's projection. */
 static int embedding_slots(const bert_config *c) {
