@@ -13,12 +13,16 @@
 #include "model/bert_model.h"
 #include "calibrate.h"
 #include "formats/qcodec.h"
+#include "smooth.h"
 
 #define BCT_TOOL_VERSION "bct 0.1"
 /* Non-linear ops take 16-bit block codes: int8 would do for GELU's
  * 32-element blocks, but LayerNorm and softmax see whole rows, where an
  * outlier dimension of a pretrained BERT would eat an 8-bit range. */
 #define BCT_NL_BITS 16
+/* Calibration input rows kept per Linear for the smoothing search: 256
+ * rows x 3072 floats is 3 MB for a bert-base FFN output. */
+#define CALIB_KEEP_ROWS 256
 
 int compress_preset(const char *name, compress_opts *o, bct_error *err) {
     memset(o, 0, sizeof(*o));
@@ -87,9 +91,37 @@ static const bq_spec *spec_for(const compress_opts *o, const bert_slot *s) {
 }
 
 /* Writes one tensor's blobs and its meta entry; fills the report row. */
-static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec,
-                        const float *col_weight, cJSON *entries, compress_tensor *row,
-                        compress_report *rep, bct_error *err) {
+static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *data, const bq_spec *spec,
+                             const float *col_weight, const smooth_slot *sm, cJSON *entries,
+                             compress_tensor *row, compress_report *rep, bct_error *err);
+
+/* Applies the smoothing plan (if any) to slot i, then writes it. */
+static int write_tensor(bctf_writer *w, const bert_slot *slots, int i, const bq_spec *spec,
+                        const float *col_weight, const smooth_plan *plan, cJSON *entries,
+                        compress_tensor *row, compress_report *rep, bct_error *err) {
+    const float *data;
+    float *owned, *cw = NULL;
+    const smooth_slot *sm = plan && plan->slot ? &plan->slot[i] : NULL;
+    if (smooth_apply(plan, slots, i, &data, &owned) != BCT_OK)
+        return bct_fail(err, BCT_ENOMEM, "out of memory smoothing %s", slots[i].name);
+    if (sm && sm->col_mul && col_weight) {
+        /* The weight's column j now meets inputs divided by col_mul[j]. */
+        if (!(cw = malloc((size_t)slots[i].cols * sizeof(float)))) {
+            free(owned);
+            return bct_fail(err, BCT_ENOMEM, "out of memory smoothing %s", slots[i].name);
+        }
+        for (int j = 0; j < slots[i].cols; j++) cw[j] = col_weight[j] / (sm->col_mul[j] * sm->col_mul[j]);
+        col_weight = cw;
+    }
+    int rc = write_tensor_data(w, &slots[i], data, spec, col_weight, sm, entries, row, rep, err);
+    free(cw);
+    free(owned);
+    return rc;
+}
+
+static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *data, const bq_spec *spec,
+                             const float *col_weight, const smooth_slot *sm, cJSON *entries,
+                             compress_tensor *row, compress_report *rep, bct_error *err) {
     char blob[128];
     int rc;
     size_t n = (size_t)s->rows * (size_t)(s->cols ? s->cols : 1);
@@ -105,13 +137,21 @@ static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec,
     row->bits = spec->bits;
     row->block = spec->block;
     row->bits_per_weight = bq_bits_per_weight(spec);
+    row->smooth_alpha = sm ? sm->alpha : -1;
 
     if (spec->bits == 32) {
         cJSON_AddStringToObject(e, "type", "f32");
-        return bctf_writer_add(w, s->name, *s->f, n * sizeof(float), err);
+        return bctf_writer_add(w, s->name, data, n * sizeof(float), err);
+    }
+    if (sm && sm->act_scale) {
+        /* Q, K and V share one blob: the engine quantizes their input once. */
+        cJSON_AddStringToObject(e, "act_scale", sm->act_blob);
+        if (sm->act_owner &&
+            (rc = bctf_writer_add(w, sm->act_blob, sm->act_scale, (size_t)s->cols * sizeof(float), err)) != BCT_OK)
+            return rc;
     }
     bq_result q;
-    if ((rc = bq_quantize(*s->f, s->rows, s->cols, spec, col_weight, &q, err)) != BCT_OK)
+    if ((rc = bq_quantize(data, s->rows, s->cols, spec, col_weight, &q, err)) != BCT_OK)
         return bct_fail_prefix(err, rc, "%s", s->name);
     size_t code_bytes = qcodec_codes_bytes(spec->bits, s->rows, s->cols);
     size_t scale_bytes = qcodec_scales_bytes(spec->scale, (size_t)s->rows * (s->cols / spec->block));
@@ -204,6 +244,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     bctf_writer *w = NULL;
     bert_slot *slots = NULL;
     calib_stats calib = {0};
+    smooth_plan plan = {0};
     cJSON *meta = cJSON_CreateObject();
     int rc = bert_model_load_hf(hf_dir, &m, err);
     if (rc != BCT_OK) goto done;
@@ -246,13 +287,23 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     cJSON_AddItemToObject(meta, "quantization", quant_meta(o));
     cJSON *entries = cJSON_AddArrayToObject(meta, "tensors");
     if (o->calib) {
-        if ((rc = calib_collect(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256, &calib,
-                                err)) != BCT_OK)
+        if ((rc = calib_collect(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256,
+                                o->smooth ? CALIB_KEEP_ROWS : 0, &calib, err)) != BCT_OK)
             goto done;
         cJSON *c = cJSON_AddObjectToObject(cJSON_GetObjectItem(meta, "quantization"), "calibration");
         cJSON_AddNumberToObject(c, "sentences", calib.sentences);
         cJSON_AddNumberToObject(c, "tokens", (double)calib.tokens);
         cJSON_AddStringToObject(c, "method", "input-channel weighted block MSE");
+        if (o->smooth) {
+            if ((rc = smooth_plan_make(m, slots, n, &calib, &o->weights, o->smooth_alpha, &plan, err)) != BCT_OK)
+                goto done;
+            cJSON *sm = cJSON_AddObjectToObject(c, "smoothing");
+            if (o->smooth_alpha > 0) cJSON_AddNumberToObject(sm, "alpha", o->smooth_alpha);
+            else cJSON_AddStringToObject(sm, "alpha", "searched per Linear");
+        }
+    } else if (o->smooth) {
+        rc = bct_fail(err, BCT_EINVAL, "smoothing needs calibration text (--calib)");
+        goto done;
     }
 
     if ((rc = bctf_writer_open(out_path, &w, err)) != BCT_OK) goto done;
@@ -263,8 +314,8 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
             break;
         }
         if (o->progress) o->progress(o->progress_ud, i, n, slots[i].name);
-        rc = write_tensor(w, &slots[i], spec_for(o, &slots[i]), calib.col_weight ? calib.col_weight[i] : NULL,
-                          entries, &rep->tensors[i], rep, err);
+        rc = write_tensor(w, slots, i, spec_for(o, &slots[i]), calib.col_weight ? calib.col_weight[i] : NULL,
+                          &plan, entries, &rep->tensors[i], rep, err);
         rep->n_tensors = i + 1;
     }
     if (rc != BCT_OK) goto done;
@@ -279,6 +330,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     rep->seconds = now() - t0;
 done:
     if (w) bctf_writer_abort(w);
+    smooth_plan_free(&plan);
     calib_free(&calib);
     cJSON_Delete(meta);
     free(slots);
@@ -312,6 +364,7 @@ cJSON *compress_report_json(const compress_report *rep) {
         if (t->bits != 32) cJSON_AddNumberToObject(e, "block", t->block);
         cJSON_AddNumberToObject(e, "bits_per_weight", t->bits_per_weight);
         cJSON_AddNumberToObject(e, "rel_error", t->rel_error);
+        if (t->smooth_alpha >= 0) cJSON_AddNumberToObject(e, "smooth_alpha", t->smooth_alpha);
         cJSON_AddItemToArray(arr, e);
     }
     return o;

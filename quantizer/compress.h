@@ -28,6 +28,8 @@ typedef struct compress_opts {
     int int_nonlinear;      /* run GELU, Softmax, LayerNorm in integer arithmetic */
     const char *calib;      /* optional calibration text (see calibrate.h), or NULL */
     int calib_max;          /* sentences read from it (default 256) */
+    int smooth;             /* move activation outliers into the weights (smooth.h); needs calib */
+    float smooth_alpha;     /* <= 0: searched per Linear; else this exponent everywhere */
     /* Optional progress callback: tensor i of n is about to be quantized. */
     void (*progress)(void *ud, int i, int n, const char *tensor);
     void *progress_ud;
@@ -45,6 +47,7 @@ typedef struct compress_tensor {
     int bits, block;
     double bits_per_weight;
     double rel_error;
+    float smooth_alpha; /* < 0: not smoothed */
 } compress_tensor;
 
 typedef struct compress_report {

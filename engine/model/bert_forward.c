@@ -34,6 +34,9 @@ struct bert_ws {
     int *start; /* first row of each sequence */
     int cap_seqs;
     qscratch qx; /* matmul input */
+    const float *qx_scale; /* the act_scale qx was quantized with */
+    float *sx;             /* x * act_scale before quantization */
+    size_t sx_cap;         /* floats */
     bct_pool *pool;
     bert_wk *wk;
     int nwk;
@@ -54,6 +57,7 @@ void bert_ws_free(bert_ws *ws) {
     if (!ws) return;
     free(ws->buf);
     free(ws->start);
+    free(ws->sx);
     qmat_free(&ws->qx.m);
     for (int i = 0; i < ws->nwk; i++) {
         bert_wk *w = &ws->wk[i];
@@ -164,11 +168,21 @@ static int row_chunk(const fwd *f, int rows, size_t cost) {
     return chunk < min_rows ? min_rows : chunk < 1 ? 1 : chunk;
 }
 
-/* Quantizes x (rows x cols, stride ldx) to int8 blocks in ws->qx. */
-static const qmat *quantize_input(const fwd *f, const float *x, int ldx, int rows, int cols, int block) {
+/* Quantizes x (rows x cols, stride ldx), times act_scale per column when
+ * not NULL, to int8 blocks in ws->qx. */
+static const qmat *quantize_input(const fwd *f, const float *x, int ldx, int rows, int cols, int block,
+                                  const float *act_scale) {
     bert_ws *ws = f->ws;
     if (qscratch_shape(&ws->qx, rows, cols, block) != BCT_OK) return NULL;
+    if (act_scale) {
+        if (grow((void **)&ws->sx, &ws->sx_cap, (size_t)rows * cols, sizeof(float)) != BCT_OK) return NULL;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) ws->sx[(size_t)r * cols + c] = x[(size_t)r * ldx + c] * act_scale[c];
+        x = ws->sx;
+        ldx = cols;
+    }
     qmat_quantize_act_mt(&ws->qx.m, x, ldx, f->pool);
+    ws->qx_scale = act_scale;
     return &ws->qx.m;
 }
 
@@ -179,9 +193,9 @@ static int linear(const fwd *f, const bert_linear *l, const float *x, int ldx, i
                   const qmat *pre, float *y) {
     bert_ws *ws = f->ws;
     if (l->q) {
-        const qmat *qx = pre && pre->block == l->q->block && pre->rows == rows
+        const qmat *qx = pre && pre->block == l->q->block && pre->rows == rows && ws->qx_scale == l->act_scale
                              ? pre
-                             : quantize_input(f, x, ldx, rows, l->in, l->q->block);
+                             : quantize_input(f, x, ldx, rows, l->in, l->q->block, l->act_scale);
         if (!qx) return BCT_ENOMEM;
         qgemm_run(l->q, l->q->pack, qx, l->b, y, l->out, f->pool);
         return BCT_OK;
@@ -474,7 +488,7 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     for (int li = 0; li < c->layers && rc == BCT_OK; li++) {
         const bert_layer *L = &m->layer[li];
         int last = li == c->layers - 1;
-        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q->block) : NULL;
+        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q->block, L->key.act_scale) : NULL;
         if (L->key.q && !qx) return bct_fail(err, BCT_ENOMEM, "out of memory");
         if ((rc = linear(f, &L->key, x, H, total, qx, k)) || (rc = linear(f, &L->value, x, H, total, qx, v)))
             break;
