@@ -33,6 +33,8 @@ static const char *usage_text =
     "  --smooth A          with --calib: move activation outliers into the weights\n"
     "                      (SmoothQuant-style, per input channel); A = auto searches\n"
     "                      the exponent per Linear, or a number in (0, 1]\n"
+    "  --gptq              with --calib: quantize Linear weights by GPTQ (error\n"
+    "                      compensation along each row from the inputs' Hessian)\n"
     "  --json              print the report as one JSON object\n"
     "  -h, --help          this text\n";
 
@@ -73,12 +75,12 @@ int cmd_compress(int argc, char **argv) {
         {"block", required_argument, 0, 'b'}, {"scales", required_argument, 0, 's'},
         {"activations", required_argument, 0, 'A'}, {"nonlinear", required_argument, 0, 'N'},
         {"calib", required_argument, 0, 'c'}, {"calib-n", required_argument, 0, 'n'},
-        {"smooth", required_argument, 0, 'S'},
+        {"smooth", required_argument, 0, 'S'}, {"gptq", no_argument, 0, 'G'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *in = NULL, *out = NULL, *preset = "w8a8";
     const char *weights = NULL, *emb = NULL, *tables = NULL, *scales = NULL, *act = NULL, *nl = NULL;
     const char *calib = NULL, *smooth = NULL;
-    int block = 0, json = 0, calib_n = 0, c;
+    int block = 0, json = 0, calib_n = 0, gptq = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -93,6 +95,7 @@ int cmd_compress(int argc, char **argv) {
         case 'N': nl = optarg; break;
         case 'c': calib = optarg; break;
         case 'S': smooth = optarg; break;
+        case 'G': gptq = 1; break;
         case 'n': if (cli_parse_int(optarg, "--calib-n", 1, 1000000, &calib_n)) return CLI_USAGE; break;
         case 'b': if (cli_parse_int(optarg, "--block", 32, 4096, &block)) return CLI_USAGE; break;
         case 'j': json = 1; break;
@@ -135,6 +138,11 @@ int cmd_compress(int argc, char **argv) {
     o.progress = progress;
     o.calib = calib;
     o.calib_max = calib_n;
+    if (gptq && !calib) {
+        fprintf(stderr, "bct: --gptq needs --calib\n");
+        return CLI_USAGE;
+    }
+    o.gptq = gptq;
     if (smooth) {
         char *end;
         o.smooth = 1;

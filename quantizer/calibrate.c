@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "model/bert_forward.h"
 
 enum { CALIB_BATCH = 16 };
@@ -81,8 +83,8 @@ static int add_line(const bert_model *m, char *line, size_t len, batch *b, calib
     return BCT_OK;
 }
 
-static int run_file(const bert_model *m, FILE *f, int max_sentences, accum *a, calib_stats *out,
-                    bct_error *err) {
+static int run_file(const bert_model *m, FILE *f, int max_sentences, bert_observer fn, void *ud,
+                    calib_stats *out, bct_error *err) {
     bert_ws *ws = bert_ws_create();
     batch *b = calloc(1, sizeof(batch));
     float *logits = malloc((size_t)CALIB_BATCH * m->cfg.num_labels * sizeof(float));
@@ -90,7 +92,7 @@ static int run_file(const bert_model *m, FILE *f, int max_sentences, accum *a, c
     size_t cap = 0;
     ssize_t n;
     int rc = ws && b && logits ? BCT_OK : bct_fail(err, BCT_ENOMEM, "out of memory");
-    if (rc == BCT_OK) bert_ws_observe(ws, observe, a);
+    if (rc == BCT_OK) bert_ws_observe(ws, fn, ud);
     for (int lineno = 1; rc == BCT_OK && out->sentences < max_sentences &&
                          (n = getline(&line, &cap, f)) >= 0;
          lineno++) {
@@ -133,7 +135,7 @@ int calib_collect(const bert_model *m, const bert_slot *slots, int n_slots, cons
             rc = BCT_ENOMEM;
     }
     if (rc != BCT_OK) bct_fail(err, rc, "out of memory");
-    else rc = run_file(m, f, max_sentences, &a, out, err);
+    else rc = run_file(m, f, max_sentences, observe, &a, out, err);
     fclose(f);
     if (rc == BCT_OK && out->sentences == 0) rc = bct_fail(err, BCT_EINVAL, "%s: no calibration text", path);
     for (int i = 0; i < n_slots && rc == BCT_OK; i++) {
@@ -173,4 +175,50 @@ void calib_free(calib_stats *s) {
     free(s->rows);
     free(s->n_rows);
     memset(s, 0, sizeof(*s));
+}
+
+typedef struct hess_accum {
+    const bert_slot *slots;
+    int n_slots;
+    float **h;
+} hess_accum;
+
+static void observe_hessian(void *ud, const bert_linear *l, const float *x, int ldx, int rows) {
+    hess_accum *a = ud;
+    for (int i = 0; i < a->n_slots; i++) {
+        if (a->slots[i].f != &l->w) continue;
+        if (a->h[i])
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, l->in, rows, 1.0f, x, ldx, 1.0f, a->h[i], l->in);
+        return;
+    }
+}
+
+int calib_hessians(const bert_model *m, const bert_slot *slots, int n_slots, const char *path,
+                   int max_sentences, const int *want, float **h, bct_error *err) {
+    if (m->mode.act_int8) return bct_fail(err, BCT_EINVAL, "calibration needs the fp32 model");
+    int rc = BCT_OK;
+    for (int i = 0; i < n_slots; i++) h[i] = NULL;
+    for (int i = 0; i < n_slots && rc == BCT_OK; i++)
+        if (want[i] && slots[i].role == BERT_ROLE_WEIGHT &&
+            !(h[i] = calloc((size_t)slots[i].cols * (size_t)slots[i].cols, sizeof(float))))
+            rc = bct_fail(err, BCT_ENOMEM, "out of memory for the Hessian of %s", slots[i].name);
+    FILE *f = rc == BCT_OK ? fopen(path, "rb") : NULL;
+    if (rc == BCT_OK && !f) rc = bct_fail(err, BCT_EIO, "%s: %s", path, strerror(errno));
+    if (rc == BCT_OK) {
+        hess_accum a = {slots, n_slots, h};
+        calib_stats counts = {0};
+        rc = run_file(m, f, max_sentences, observe_hessian, &a, &counts, err);
+    }
+    if (f) fclose(f);
+    for (int i = 0; i < n_slots && rc == BCT_OK; i++) {
+        int n = slots[i].cols;
+        for (int r = 0; h[i] && r < n; r++) /* mirror the upper triangle down */
+            for (int c = 0; c < r; c++) h[i][(size_t)r * n + c] = h[i][(size_t)c * n + r];
+    }
+    if (rc != BCT_OK)
+        for (int i = 0; i < n_slots; i++) {
+            free(h[i]);
+            h[i] = NULL;
+        }
+    return rc;
 }

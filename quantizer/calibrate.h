@@ -33,4 +33,11 @@ int calib_collect(const bert_model *m, const bert_slot *slots, int n_slots, cons
                   int max_sentences, int keep_rows, calib_stats *out, bct_error *err);
 void calib_free(calib_stats *s);
 
+/* One more pass over the calibration text: for every slot with want[i]
+ * (a Linear weight), h[i] = sum over its input rows of x^T x
+ * ([cols][cols], malloc'd, both triangles); other h[i] = NULL.  On error
+ * nothing is left allocated. */
+int calib_hessians(const bert_model *m, const bert_slot *slots, int n_slots, const char *path,
+                   int max_sentences, const int *want, float **h, bct_error *err);
+
 #endif

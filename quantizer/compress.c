@@ -13,6 +13,7 @@
 #include "model/bert_model.h"
 #include "calibrate.h"
 #include "formats/qcodec.h"
+#include "gptq.h"
 #include "smooth.h"
 
 #define BCT_TOOL_VERSION "bct 0.1"
@@ -23,6 +24,9 @@
 /* Calibration input rows kept per Linear for the smoothing search: 256
  * rows x 3072 floats is 3 MB for a bert-base FFN output. */
 #define CALIB_KEEP_ROWS 256
+/* Hessians held at once for GPTQ: one calibration pass per group of
+ * Linears that fits (bert-base: 47 MB per layer, so 4 layers a pass). */
+#define GPTQ_HESSIAN_BYTES (192u << 20)
 
 int compress_preset(const char *name, compress_opts *o, bct_error *err) {
     memset(o, 0, sizeof(*o));
@@ -92,12 +96,26 @@ static const bq_spec *spec_for(const compress_opts *o, const bert_slot *s) {
 
 /* Writes one tensor's blobs and its meta entry; fills the report row. */
 static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *data, const bq_spec *spec,
-                             const float *col_weight, const smooth_slot *sm, cJSON *entries,
-                             compress_tensor *row, compress_report *rep, bct_error *err);
+                             const float *col_weight, const double *hess, const smooth_slot *sm,
+                             cJSON *entries, compress_tensor *row, compress_report *rep, bct_error *err);
 
-/* Applies the smoothing plan (if any) to slot i, then writes it. */
+/* H of the smoothed weight: the input is divided by col_mul, so
+ * H'_ab = H_ab / (col_mul_a col_mul_b).  Double, for gptq_quantize. */
+static double *hessian_for(const float *h, int n, const smooth_slot *sm) {
+    double *d = malloc((size_t)n * n * sizeof(double) + 1);
+    for (size_t a = 0; d && a < (size_t)n; a++)
+        for (size_t b = 0; b < (size_t)n; b++) {
+            double v = h[a * n + b];
+            if (sm && sm->col_mul) v /= (double)sm->col_mul[a] * sm->col_mul[b];
+            d[a * n + b] = v;
+        }
+    return d;
+}
+
+/* Applies the smoothing plan (if any) to slot i, then writes it (by GPTQ
+ * when hess, slot i's Hessian, is given). */
 static int write_tensor(bctf_writer *w, const bert_slot *slots, int i, const bq_spec *spec,
-                        const float *col_weight, const smooth_plan *plan, cJSON *entries,
+                        const float *col_weight, const float *hess, const smooth_plan *plan, cJSON *entries,
                         compress_tensor *row, compress_report *rep, bct_error *err) {
     const float *data;
     float *owned, *cw = NULL;
@@ -113,15 +131,19 @@ static int write_tensor(bctf_writer *w, const bert_slot *slots, int i, const bq_
         for (int j = 0; j < slots[i].cols; j++) cw[j] = col_weight[j] / (sm->col_mul[j] * sm->col_mul[j]);
         col_weight = cw;
     }
-    int rc = write_tensor_data(w, &slots[i], data, spec, col_weight, sm, entries, row, rep, err);
+    double *hd = hess && spec->bits != 32 ? hessian_for(hess, slots[i].cols, sm) : NULL;
+    int rc = hess && spec->bits != 32 && !hd
+                 ? bct_fail(err, BCT_ENOMEM, "out of memory for the Hessian of %s", slots[i].name)
+                 : write_tensor_data(w, &slots[i], data, spec, col_weight, hd, sm, entries, row, rep, err);
+    free(hd);
     free(cw);
     free(owned);
     return rc;
 }
 
 static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *data, const bq_spec *spec,
-                             const float *col_weight, const smooth_slot *sm, cJSON *entries,
-                             compress_tensor *row, compress_report *rep, bct_error *err) {
+                             const float *col_weight, const double *hess, const smooth_slot *sm,
+                             cJSON *entries, compress_tensor *row, compress_report *rep, bct_error *err) {
     char blob[128];
     int rc;
     size_t n = (size_t)s->rows * (size_t)(s->cols ? s->cols : 1);
@@ -151,7 +173,8 @@ static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *da
             return rc;
     }
     bq_result q;
-    if ((rc = bq_quantize(data, s->rows, s->cols, spec, col_weight, &q, err)) != BCT_OK)
+    if ((rc = hess ? gptq_quantize(data, s->rows, s->cols, hess, spec, &q, err)
+                   : bq_quantize(data, s->rows, s->cols, spec, col_weight, &q, err)) != BCT_OK)
         return bct_fail_prefix(err, rc, "%s", s->name);
     size_t code_bytes = qcodec_codes_bytes(spec->bits, s->rows, s->cols);
     size_t scale_bytes = qcodec_scales_bytes(spec->scale, (size_t)s->rows * (s->cols / spec->block));
@@ -236,6 +259,28 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static int n_slots_of(const bert_model *m) { return m ? bert_slot_count(&m->cfg) : 0; }
+
+/* Frees the Hessians held and collects those of the Linear weights from
+ * slot `from` on that fit GPTQ_HESSIAN_BYTES (at least one). */
+static int next_hessians(const bert_model *m, const bert_slot *slots, int n, const compress_opts *o, int from,
+                         int *want, float **hess, bct_error *err) {
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        free(hess[i]);
+        hess[i] = NULL;
+        want[i] = 0;
+    }
+    for (int i = from; i < n; i++) {
+        if (slots[i].role != BERT_ROLE_WEIGHT || spec_for(o, &slots[i])->bits == 32) continue;
+        size_t b = (size_t)slots[i].cols * (size_t)slots[i].cols * sizeof(float);
+        if (bytes && bytes + b > GPTQ_HESSIAN_BYTES) break;
+        bytes += b;
+        want[i] = 1;
+    }
+    return calib_hessians(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256, want, hess, err);
+}
+
 int compress_checkpoint(const char *hf_dir, const char *out_path, const compress_opts *o,
                         compress_report *rep, bct_error *err) {
     double t0 = now();
@@ -245,6 +290,8 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     bert_slot *slots = NULL;
     calib_stats calib = {0};
     smooth_plan plan = {0};
+    float **hess = NULL; /* GPTQ: per slot, the Hessians of the current group */
+    int *want = NULL;
     cJSON *meta = cJSON_CreateObject();
     int rc = bert_model_load_hf(hf_dir, &m, err);
     if (rc != BCT_OK) goto done;
@@ -306,6 +353,18 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
         goto done;
     }
 
+    if (o->gptq && !o->calib) {
+        rc = bct_fail(err, BCT_EINVAL, "GPTQ needs calibration text (--calib)");
+        goto done;
+    }
+    if (o->gptq) {
+        cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(meta, "quantization"), "calibration");
+        cJSON_ReplaceItemInObject(c, "method", cJSON_CreateString("GPTQ (per-block scales) on calibration Hessians"));
+        if (!(hess = calloc((size_t)n, sizeof(float *))) || !(want = calloc((size_t)n, sizeof(int)))) {
+            rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
     if ((rc = bctf_writer_open(out_path, &w, err)) != BCT_OK) goto done;
     if ((rc = write_vocab(w, m, tok, err)) != BCT_OK) goto done;
     for (int i = 0; i < n && rc == BCT_OK; i++) {
@@ -314,8 +373,11 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
             break;
         }
         if (o->progress) o->progress(o->progress_ud, i, n, slots[i].name);
+        if (hess && slots[i].role == BERT_ROLE_WEIGHT && spec_for(o, &slots[i])->bits != 32 && !hess[i] &&
+            (rc = next_hessians(m, slots, n, o, i, want, hess, err)) != BCT_OK)
+            break;
         rc = write_tensor(w, slots, i, spec_for(o, &slots[i]), calib.col_weight ? calib.col_weight[i] : NULL,
-                          &plan, entries, &rep->tensors[i], rep, err);
+                          hess ? hess[i] : NULL, &plan, entries, &rep->tensors[i], rep, err);
         rep->n_tensors = i + 1;
     }
     if (rc != BCT_OK) goto done;
@@ -330,6 +392,9 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     rep->seconds = now() - t0;
 done:
     if (w) bctf_writer_abort(w);
+    for (int i = 0; hess && i < n_slots_of(m); i++) free(hess[i]);
+    free(hess);
+    free(want);
     smooth_plan_free(&plan);
     calib_free(&calib);
     cJSON_Delete(meta);

@@ -30,6 +30,7 @@ typedef struct compress_opts {
     int calib_max;          /* sentences read from it (default 256) */
     int smooth;             /* move activation outliers into the weights (smooth.h); needs calib */
     float smooth_alpha;     /* <= 0: searched per Linear; else this exponent everywhere */
+    int gptq;               /* Linear weights by GPTQ (gptq.h) on calib's Hessians; needs calib */
     /* Optional progress callback: tensor i of n is about to be quantized. */
     void (*progress)(void *ud, int i, int n, const char *tensor);
     void *progress_ud;
