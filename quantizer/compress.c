@@ -259,6 +259,23 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The embedding tables' rows are summed and go through the embedding
+ * LayerNorm: an error in hidden dimension j comes out times gamma_j.  In
+ * a model with outlier dimensions (gamma_j 20-50x the rest) those columns
+ * must be kept closer, so a column's squared error counts gamma_j^2 (with
+ * a floor, as calibrate.c's, for dimensions LayerNorm nearly drops). */
+static float *embedding_weights(const bert_model *m) {
+    int H = m->cfg.hidden;
+    float *w = malloc((size_t)H * sizeof(float));
+    double mean = 0;
+    for (int j = 0; w && j < H; j++) mean += (double)m->emb_norm.gamma[j] * m->emb_norm.gamma[j] / H;
+    for (int j = 0; w && j < H; j++) {
+        double v = (double)m->emb_norm.gamma[j] * m->emb_norm.gamma[j];
+        w[j] = (float)(v > 1e-2 * mean ? v : 1e-2 * mean);
+    }
+    return w;
+}
+
 static int n_slots_of(const bert_model *m) { return m ? bert_slot_count(&m->cfg) : 0; }
 
 /* Frees the Hessians held and collects those of the Linear weights from
@@ -292,6 +309,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     smooth_plan plan = {0};
     float **hess = NULL; /* GPTQ: per slot, the Hessians of the current group */
     int *want = NULL;
+    float *emb_weight = NULL; /* the embedding tables' column importance */
     cJSON *meta = cJSON_CreateObject();
     int rc = bert_model_load_hf(hf_dir, &m, err);
     if (rc != BCT_OK) goto done;
@@ -365,6 +383,10 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
             goto done;
         }
     }
+    if (!(emb_weight = embedding_weights(m))) {
+        rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+        goto done;
+    }
     if ((rc = bctf_writer_open(out_path, &w, err)) != BCT_OK) goto done;
     if ((rc = write_vocab(w, m, tok, err)) != BCT_OK) goto done;
     for (int i = 0; i < n && rc == BCT_OK; i++) {
@@ -376,8 +398,10 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
         if (hess && slots[i].role == BERT_ROLE_WEIGHT && spec_for(o, &slots[i])->bits != 32 && !hess[i] &&
             (rc = next_hessians(m, slots, n, o, i, want, hess, err)) != BCT_OK)
             break;
-        rc = write_tensor(w, slots, i, spec_for(o, &slots[i]), calib.col_weight ? calib.col_weight[i] : NULL,
-                          hess ? hess[i] : NULL, &plan, entries, &rep->tensors[i], rep, err);
+        const float *cw = calib.col_weight ? calib.col_weight[i] : NULL;
+        if (slots[i].role == BERT_ROLE_TABLE) cw = emb_weight;
+        rc = write_tensor(w, slots, i, spec_for(o, &slots[i]), cw, hess ? hess[i] : NULL, &plan, entries,
+                          &rep->tensors[i], rep, err);
         rep->n_tensors = i + 1;
     }
     if (rc != BCT_OK) goto done;
@@ -395,6 +419,7 @@ done:
     for (int i = 0; hess && i < n_slots_of(m); i++) free(hess[i]);
     free(hess);
     free(want);
+    free(emb_weight);
     smooth_plan_free(&plan);
     calib_free(&calib);
     cJSON_Delete(meta);
