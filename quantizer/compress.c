@@ -25,8 +25,10 @@
  * rows x 3072 floats is 3 MB for a bert-base FFN output. */
 #define CALIB_KEEP_ROWS 256
 /* Hessians held at once for GPTQ: one calibration pass per group of
- * Linears that fits (bert-base: 47 MB per layer, so 4 layers a pass). */
-#define GPTQ_HESSIAN_BYTES (192u << 20)
+ * Linears that fits (bert-base: 47 MB per layer, so 2-3 layers a pass);
+ * with the mapped checkpoint and GPTQ's own cols^2 doubles this keeps
+ * the peak near 1.5x the checkpoint. */
+#define GPTQ_HESSIAN_BYTES (128u << 20)
 
 int compress_preset(const char *name, compress_opts *o, bct_error *err) {
     memset(o, 0, sizeof(*o));
@@ -96,7 +98,7 @@ static const bq_spec *spec_for(const compress_opts *o, const bert_slot *s) {
 
 /* Writes one tensor's blobs and its meta entry; fills the report row. */
 static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *data, const bq_spec *spec,
-                             const float *col_weight, const double *hess, const smooth_slot *sm,
+                             const float *col_weight, double *hess, const smooth_slot *sm,
                              cJSON *entries, compress_tensor *row, compress_report *rep, bct_error *err);
 
 /* H of the smoothed weight: the input is divided by col_mul, so
@@ -142,7 +144,7 @@ static int write_tensor(bctf_writer *w, const bert_slot *slots, int i, const bq_
 }
 
 static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *data, const bq_spec *spec,
-                             const float *col_weight, const double *hess, const smooth_slot *sm,
+                             const float *col_weight, double *hess, const smooth_slot *sm,
                              cJSON *entries, compress_tensor *row, compress_report *rep, bct_error *err) {
     char blob[128];
     int rc;
@@ -402,6 +404,10 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
         if (slots[i].role == BERT_ROLE_TABLE) cw = emb_weight;
         rc = write_tensor(w, slots, i, spec_for(o, &slots[i]), cw, hess ? hess[i] : NULL, &plan, entries,
                           &rep->tensors[i], rep, err);
+        if (hess) { /* done with it: memory for the next group */
+            free(hess[i]);
+            hess[i] = NULL;
+        }
         rep->n_tensors = i + 1;
     }
     if (rc != BCT_OK) goto done;

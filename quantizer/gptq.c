@@ -61,20 +61,20 @@ static uint32_t block_scale(const double *x, int n, const double *h, const bq_sp
     return best_code;
 }
 
-int gptq_quantize(const float *w, int rows, int cols, const double *h, const bq_spec *spec, bq_result *r,
+int gptq_quantize(const float *w, int rows, int cols, double *h, const bq_spec *spec, bq_result *r,
                   bct_error *err) {
     memset(r, 0, sizeof(*r));
     if (!bq_spec_ok(spec, cols, err)) return BCT_EINVAL;
     int B = spec->block, lo = qcodec_code_min(spec->bits), hi = qcodec_code_max(spec->bits);
     size_t n = (size_t)cols, nw = (size_t)rows * n;
     size_t nblocks = (size_t)rows * (size_t)(cols / B);
-    double *W = malloc(nw * sizeof(double)), *U = malloc(n * n * sizeof(double));
+    double *W = malloc(nw * sizeof(double)), *U = h;
     double *E = malloc((size_t)rows * B * sizeof(double)), *diag = malloc(n * sizeof(double));
     float *d = malloc((size_t)rows * sizeof(float));
     r->codes = malloc(nw + 1);
     r->scales = malloc(qcodec_scales_bytes(spec->scale, nblocks) + 1);
     int rc = BCT_OK;
-    if (!W || !U || !E || !diag || !d || !r->codes || !r->scales) {
+    if (!W || !E || !diag || !d || !r->codes || !r->scales) {
         rc = bct_fail(err, BCT_ENOMEM, "out of memory quantizing a %dx%d tensor (GPTQ)", rows, cols);
         goto done;
     }
@@ -85,7 +85,6 @@ int gptq_quantize(const float *w, int rows, int cols, const double *h, const bq_
         r->sq_sum += (double)w[i] * w[i];
     }
     r->base = amax > 0 ? amax / (float)hi : 1.0f;
-    memcpy(U, h, n * n * sizeof(double));
     double mean = 0;
     for (size_t j = 0; j < n; j++) {
         if (U[j * n + j] == 0) { /* never excited: no information, weight 0 */
@@ -136,7 +135,6 @@ int gptq_quantize(const float *w, int rows, int cols, const double *h, const bq_
         }
 done:
     free(W);
-    free(U);
     free(E);
     free(diag);
     free(d);

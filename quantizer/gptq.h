@@ -30,9 +30,10 @@
 #define GPTQ_DAMP 0.01
 
 /* w: rows x cols (not modified); h: cols x cols symmetric (both triangles
- * read; not modified).  Fills r as bq_quantize does (sq_err is the
- * plain squared error of the stored weights against w). */
-int gptq_quantize(const float *w, int rows, int cols, const double *h, const bq_spec *spec, bq_result *r,
+ * read), overwritten (it becomes U: no second cols^2 copy, which is 75 MB
+ * for bert-base's FFN output).  Fills r as bq_quantize does (sq_err is
+ * the plain squared error of the stored weights against w). */
+int gptq_quantize(const float *w, int rows, int cols, double *h, const bq_spec *spec, bq_result *r,
                   bct_error *err);
 
 #endif

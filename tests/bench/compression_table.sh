@@ -10,6 +10,10 @@ out=docs/compression.md
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# The frontier section (tests/bench/frontier_table.sh makes its rows) is
+# kept as it is below the regenerated table.
+frontier=$(sed -n '/^## Frontier/,$p' "$out" 2>/dev/null || true)
+
 num() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" <<< "$2" | head -1; }
 
 # name | bct compress arguments
@@ -65,5 +69,7 @@ done
 echo
 echo "Reproduce one row: \`build/bct compress --in ../shared/models/sst2-bert-tiny-scratch --out m.bct --preset w4a8\`"
 echo "then \`build/bct compare ../shared/models/sst2-bert-tiny-scratch m.bct --task sst2 --data ../shared/data/glue/SST-2/dev.tsv\`."
-} > "$out"
+[ -z "$frontier" ] || printf '\n%s\n' "$frontier"
+} > "$out.tmp"
+mv "$out.tmp" "$out"
 echo "wrote $out"
