@@ -25,7 +25,7 @@
  * rows x 3072 floats is 3 MB for a bert-base FFN output. */
 #define CALIB_KEEP_ROWS 256
 /* Hessians held at once for GPTQ: one calibration pass per group of
- * Linears that fits (bert-base: 47 MB per layer, so 2-3 layers a pass);
+ * Linears that fits (bert-base: 47 MB per layer, so 2 layers a pass);
  * with the mapped checkpoint and GPTQ's own cols^2 doubles this keeps
  * the peak near 1.5x the checkpoint. */
 #define GPTQ_HESSIAN_BYTES (128u << 20)
