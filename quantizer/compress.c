@@ -115,9 +115,10 @@ static double *hessian_for(const float *h, int n, const smooth_slot *sm) {
 }
 
 /* Applies the smoothing plan (if any) to slot i, then writes it (by GPTQ
- * when hess, slot i's Hessian, is given). */
+ * when *hess, slot i's Hessian, is set: it is freed, and set to NULL,
+ * once its double copy is made, so the two never coexist at the peak). */
 static int write_tensor(bctf_writer *w, const bert_slot *slots, int i, const bq_spec *spec,
-                        const float *col_weight, const float *hess, const smooth_plan *plan, cJSON *entries,
+                        const float *col_weight, float **hess, const smooth_plan *plan, cJSON *entries,
                         compress_tensor *row, compress_report *rep, bct_error *err) {
     const float *data;
     float *owned, *cw = NULL;
@@ -133,8 +134,13 @@ static int write_tensor(bctf_writer *w, const bert_slot *slots, int i, const bq_
         for (int j = 0; j < slots[i].cols; j++) cw[j] = col_weight[j] / (sm->col_mul[j] * sm->col_mul[j]);
         col_weight = cw;
     }
-    double *hd = hess && spec->bits != 32 ? hessian_for(hess, slots[i].cols, sm) : NULL;
-    int rc = hess && spec->bits != 32 && !hd
+    int gptq = hess && *hess && spec->bits != 32;
+    double *hd = gptq ? hessian_for(*hess, slots[i].cols, sm) : NULL;
+    if (hd) {
+        free(*hess);
+        *hess = NULL;
+    }
+    int rc = gptq && !hd
                  ? bct_fail(err, BCT_ENOMEM, "out of memory for the Hessian of %s", slots[i].name)
                  : write_tensor_data(w, &slots[i], data, spec, col_weight, hd, sm, entries, row, rep, err);
     free(hd);
@@ -402,7 +408,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
             break;
         const float *cw = calib.col_weight ? calib.col_weight[i] : NULL;
         if (slots[i].role == BERT_ROLE_TABLE) cw = emb_weight;
-        rc = write_tensor(w, slots, i, spec_for(o, &slots[i]), cw, hess ? hess[i] : NULL, &plan, entries,
+        rc = write_tensor(w, slots, i, spec_for(o, &slots[i]), cw, hess ? &hess[i] : NULL, &plan, entries,
                           &rep->tensors[i], rep, err);
         if (hess) { /* done with it: memory for the next group */
             free(hess[i]);
