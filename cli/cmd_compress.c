@@ -33,6 +33,11 @@ static const char *usage_text =
     "  --calib FILE        calibration text (one example per line, TAB for pairs):\n"
     "                      weights each input channel's error by its mean square\n"
     "  --calib-n N         examples read from --calib (default 256)\n"
+    "  --smooth A          with --calib: move activation outliers into the weights\n"
+    "                      (SmoothQuant-style, per input channel); A = auto searches\n"
+    "                      the exponent per Linear, or a number in (0, 1]\n"
+    "  --gptq              with --calib: quantize Linear weights by GPTQ (error\n"
+    "                      compensation along each row from the inputs' Hessian)\n"
     "  --json              print the report as one JSON object\n"
     "  -h, --help          this text\n";
 
@@ -72,11 +77,12 @@ int cmd_compress(int argc, char **argv) {
         {"block", required_argument, 0, 'b'}, {"scales", required_argument, 0, 's'},
         {"activations", required_argument, 0, 'A'}, {"nonlinear", required_argument, 0, 'N'},
         {"calib", required_argument, 0, 'c'}, {"calib-n", required_argument, 0, 'n'},
+        {"smooth", required_argument, 0, 'S'}, {"gptq", no_argument, 0, 'G'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *in = NULL, *out = NULL, *preset = "w8a8";
     const char *weights = NULL, *emb = NULL, *tables = NULL, *scales = NULL, *act = NULL, *nl = NULL;
-    const char *calib = NULL;
-    int block = 0, json = 0, calib_n = 0, c;
+    const char *calib = NULL, *smooth = NULL;
+    int block = 0, json = 0, calib_n = 0, gptq = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -90,6 +96,8 @@ int cmd_compress(int argc, char **argv) {
         case 'A': act = optarg; break;
         case 'N': nl = optarg; break;
         case 'c': calib = optarg; break;
+        case 'S': smooth = optarg; break;
+        case 'G': gptq = 1; break;
         case 'n': if (cli_parse_int(optarg, "--calib-n", 1, 1000000, &calib_n)) return CLI_USAGE; break;
         case 'b': if (cli_parse_int(optarg, "--block", QMAT_GROUP, BQ_MAX_BLOCK, &block)) return CLI_USAGE; break;
         case 'j': json = 1; break;
@@ -132,6 +140,24 @@ int cmd_compress(int argc, char **argv) {
     o.progress = progress;
     o.calib = calib;
     o.calib_max = calib_n;
+    if (gptq && !calib) {
+        fprintf(stderr, "bct: --gptq needs --calib\n");
+        return CLI_USAGE;
+    }
+    o.gptq = gptq;
+    if (smooth) {
+        char *end;
+        o.smooth = 1;
+        o.smooth_alpha = strcmp(smooth, "auto") == 0 ? 0 : strtof(smooth, &end);
+        if (strcmp(smooth, "auto") && (*end || !(o.smooth_alpha > 0 && o.smooth_alpha <= 1))) {
+            fprintf(stderr, "bct: --smooth is auto or a number in (0, 1]\n");
+            return CLI_USAGE;
+        }
+        if (!calib) {
+            fprintf(stderr, "bct: --smooth needs --calib\n");
+            return CLI_USAGE;
+        }
+    }
 
     compress_report rep;
     if (compress_checkpoint(in, out, &o, &rep, &err) != BCT_OK) {

@@ -18,13 +18,26 @@
 typedef struct calib_stats {
     int n_slots;
     float **col_weight; /* per slot: [cols] mean squares, or NULL (not a Linear weight) */
+    float **col_absmax; /* per slot: [cols] max |x| over every token, or NULL */
+    /* Per slot: up to keep_rows input rows [n_rows][cols], a uniform sample
+     * of all tokens (reservoir sampling, fixed seed), or NULL. */
+    float **rows;
+    int *n_rows;
     int sentences;
     long long tokens;
 } calib_stats;
 
-/* slots: bert_slots(m, ...) of the same model. */
+/* slots: bert_slots(m, ...) of the same model.  keep_rows: input rows to
+ * sample per Linear weight (0: none). */
 int calib_collect(const bert_model *m, const bert_slot *slots, int n_slots, const char *path,
-                  int max_sentences, calib_stats *out, bct_error *err);
+                  int max_sentences, int keep_rows, calib_stats *out, bct_error *err);
 void calib_free(calib_stats *s);
+
+/* One more pass over the calibration text: for every slot with want[i]
+ * (a Linear weight), h[i] = sum over its input rows of x^T x
+ * ([cols][cols], malloc'd, both triangles); other h[i] = NULL.  On error
+ * nothing is left allocated. */
+int calib_hessians(const bert_model *m, const bert_slot *slots, int n_slots, const char *path,
+                   int max_sentences, const int *want, float **h, bct_error *err);
 
 #endif

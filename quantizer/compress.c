@@ -14,12 +14,22 @@
 #include "model/bert_model.h"
 #include "calibrate.h"
 #include "formats/qcodec.h"
+#include "gptq.h"
+#include "smooth.h"
 
 #define BCT_TOOL_VERSION "bct 0.1"
 /* Non-linear ops take 16-bit block codes: int8 would do for GELU's
  * 32-element blocks, but LayerNorm and softmax see whole rows, where an
  * outlier dimension of a pretrained BERT would eat an 8-bit range. */
 #define BCT_NL_BITS 16
+/* Calibration input rows kept per Linear for the smoothing search: 256
+ * rows x 3072 floats is 3 MB for a bert-base FFN output. */
+#define CALIB_KEEP_ROWS 256
+/* Hessians held at once for GPTQ: one calibration pass per group of
+ * Linears that fits (bert-base: 47 MB per layer, so 2 layers a pass);
+ * with the mapped checkpoint and GPTQ's own cols^2 doubles this keeps
+ * the peak near 1.5x the checkpoint. */
+#define GPTQ_HESSIAN_BYTES (128u << 20)
 
 int compress_preset(const char *name, compress_opts *o, bct_error *err) {
     memset(o, 0, sizeof(*o));
@@ -125,9 +135,61 @@ int compress_format_parse(const char *s, bq_spec *spec) {
 }
 
 /* Writes one tensor's blobs and its meta entry; fills the report row. */
-static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec,
-                        const float *col_weight, cJSON *entries, compress_tensor *row,
-                        compress_report *rep, bct_error *err) {
+static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *data, const bq_spec *spec,
+                             const float *col_weight, double *hess, const smooth_slot *sm,
+                             cJSON *entries, compress_tensor *row, compress_report *rep, bct_error *err);
+
+/* H of the smoothed weight: the input is divided by col_mul, so
+ * H'_ab = H_ab / (col_mul_a col_mul_b).  Double, for gptq_quantize. */
+static double *hessian_for(const float *h, int n, const smooth_slot *sm) {
+    double *d = malloc((size_t)n * n * sizeof(double) + 1);
+    for (size_t a = 0; d && a < (size_t)n; a++)
+        for (size_t b = 0; b < (size_t)n; b++) {
+            double v = h[a * n + b];
+            if (sm && sm->col_mul) v /= (double)sm->col_mul[a] * sm->col_mul[b];
+            d[a * n + b] = v;
+        }
+    return d;
+}
+
+/* Applies the smoothing plan (if any) to slot i, then writes it (by GPTQ
+ * when *hess, slot i's Hessian, is set: it is freed, and set to NULL,
+ * once its double copy is made, so the two never coexist at the peak). */
+static int write_tensor(bctf_writer *w, const bert_slot *slots, int i, const bq_spec *spec,
+                        const float *col_weight, float **hess, const smooth_plan *plan, cJSON *entries,
+                        compress_tensor *row, compress_report *rep, bct_error *err) {
+    const float *data;
+    float *owned, *cw = NULL;
+    const smooth_slot *sm = plan && plan->slot ? &plan->slot[i] : NULL;
+    if (smooth_apply(plan, slots, i, &data, &owned) != BCT_OK)
+        return bct_fail(err, BCT_ENOMEM, "out of memory smoothing %s", slots[i].name);
+    if (sm && sm->col_mul && col_weight) {
+        /* The weight's column j now meets inputs divided by col_mul[j]. */
+        if (!(cw = malloc((size_t)slots[i].cols * sizeof(float)))) {
+            free(owned);
+            return bct_fail(err, BCT_ENOMEM, "out of memory smoothing %s", slots[i].name);
+        }
+        for (int j = 0; j < slots[i].cols; j++) cw[j] = col_weight[j] / (sm->col_mul[j] * sm->col_mul[j]);
+        col_weight = cw;
+    }
+    int gptq = hess && *hess && spec->bits != 32;
+    double *hd = gptq ? hessian_for(*hess, slots[i].cols, sm) : NULL;
+    if (hd) {
+        free(*hess);
+        *hess = NULL;
+    }
+    int rc = gptq && !hd
+                 ? bct_fail(err, BCT_ENOMEM, "out of memory for the Hessian of %s", slots[i].name)
+                 : write_tensor_data(w, &slots[i], data, spec, col_weight, hd, sm, entries, row, rep, err);
+    free(hd);
+    free(cw);
+    free(owned);
+    return rc;
+}
+
+static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *data, const bq_spec *spec,
+                             const float *col_weight, double *hess, const smooth_slot *sm,
+                             cJSON *entries, compress_tensor *row, compress_report *rep, bct_error *err) {
     char blob[128];
     int rc;
     size_t n = (size_t)s->rows * (size_t)(s->cols ? s->cols : 1);
@@ -145,13 +207,22 @@ static int write_tensor(bctf_writer *w, const bert_slot *s, const bq_spec *spec,
     row->block = spec->block;
     row->padded_cols = s->cols ? qmat_padded_cols(s->cols) : 0;
     row->bits_per_weight = bq_bits_per_weight(spec, s->cols);
+    row->smooth_alpha = sm ? sm->alpha : -1;
 
     if (spec->bits == 32) {
         cJSON_AddStringToObject(e, "type", "f32");
-        return bctf_writer_add(w, s->name, *s->f, n * sizeof(float), err);
+        return bctf_writer_add(w, s->name, data, n * sizeof(float), err);
+    }
+    if (sm && sm->act_scale) {
+        /* Q, K and V share one blob: the engine quantizes their input once. */
+        cJSON_AddStringToObject(e, "act_scale", sm->act_blob);
+        if (sm->act_owner &&
+            (rc = bctf_writer_add(w, sm->act_blob, sm->act_scale, (size_t)s->cols * sizeof(float), err)) != BCT_OK)
+            return rc;
     }
     bq_result q;
-    if ((rc = bq_quantize(*s->f, s->rows, s->cols, spec, col_weight, &q, err)) != BCT_OK)
+    if ((rc = hess ? gptq_quantize(data, s->rows, s->cols, hess, spec, &q, err)
+                   : bq_quantize(data, s->rows, s->cols, spec, col_weight, &q, err)) != BCT_OK)
         return bct_fail_prefix(err, rc, "%s", s->name);
     size_t code_bytes = qcodec_codes_bytes(spec->bits, s->rows, q.row_len);
     size_t scale_bytes = qcodec_scales_bytes(spec->scale, (size_t)s->rows * (size_t)(q.row_len / spec->block));
@@ -253,6 +324,45 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The embedding tables' rows are summed and go through the embedding
+ * LayerNorm: an error in hidden dimension j comes out times gamma_j.  In
+ * a model with outlier dimensions (gamma_j 20-50x the rest) those columns
+ * must be kept closer, so a column's squared error counts gamma_j^2 (with
+ * a floor, as calibrate.c's, for dimensions LayerNorm nearly drops). */
+static float *embedding_weights(const bert_model *m) {
+    int H = m->cfg.hidden;
+    float *w = malloc((size_t)H * sizeof(float));
+    double mean = 0;
+    for (int j = 0; w && j < H; j++) mean += (double)m->emb_norm.gamma[j] * m->emb_norm.gamma[j] / H;
+    for (int j = 0; w && j < H; j++) {
+        double v = (double)m->emb_norm.gamma[j] * m->emb_norm.gamma[j];
+        w[j] = (float)(v > 1e-2 * mean ? v : 1e-2 * mean);
+    }
+    return w;
+}
+
+static int n_slots_of(const bert_model *m) { return m ? bert_slot_count(&m->cfg) : 0; }
+
+/* Frees the Hessians held and collects those of the Linear weights from
+ * slot `from` on that fit GPTQ_HESSIAN_BYTES (at least one). */
+static int next_hessians(const bert_model *m, const bert_slot *slots, int n, const compress_opts *o, int from,
+                         int *want, float **hess, bct_error *err) {
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        free(hess[i]);
+        hess[i] = NULL;
+        want[i] = 0;
+    }
+    for (int i = from; i < n; i++) {
+        if (slots[i].role != BERT_ROLE_WEIGHT || spec_for(o, &slots[i])->bits == 32) continue;
+        size_t b = (size_t)slots[i].cols * (size_t)slots[i].cols * sizeof(float);
+        if (bytes && bytes + b > GPTQ_HESSIAN_BYTES) break;
+        bytes += b;
+        want[i] = 1;
+    }
+    return calib_hessians(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256, want, hess, err);
+}
+
 int compress_checkpoint(const char *hf_dir, const char *out_path, const compress_opts *o,
                         compress_report *rep, bct_error *err) {
     double t0 = now();
@@ -261,6 +371,10 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     bctf_writer *w = NULL;
     bert_slot *slots = NULL;
     calib_stats calib = {0};
+    smooth_plan plan = {0};
+    float **hess = NULL; /* GPTQ: per slot, the Hessians of the current group */
+    int *want = NULL;
+    float *emb_weight = NULL; /* the embedding tables' column importance */
     cJSON *meta = cJSON_CreateObject();
     int rc = bert_model_load_hf(hf_dir, &m, err);
     if (rc != BCT_OK) goto done;
@@ -304,15 +418,41 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     cJSON_AddItemToObject(meta, "quantization", quant_meta(o));
     cJSON *entries = cJSON_AddArrayToObject(meta, "tensors");
     if (o->calib) {
-        if ((rc = calib_collect(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256, &calib,
-                                err)) != BCT_OK)
+        if ((rc = calib_collect(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256,
+                                o->smooth ? CALIB_KEEP_ROWS : 0, &calib, err)) != BCT_OK)
             goto done;
         cJSON *c = cJSON_AddObjectToObject(cJSON_GetObjectItem(meta, "quantization"), "calibration");
         cJSON_AddNumberToObject(c, "sentences", calib.sentences);
         cJSON_AddNumberToObject(c, "tokens", (double)calib.tokens);
         cJSON_AddStringToObject(c, "method", "input-channel weighted block MSE");
+        if (o->smooth) {
+            if ((rc = smooth_plan_make(m, slots, n, &calib, &o->weights, o->smooth_alpha, &plan, err)) != BCT_OK)
+                goto done;
+            cJSON *sm = cJSON_AddObjectToObject(c, "smoothing");
+            if (o->smooth_alpha > 0) cJSON_AddNumberToObject(sm, "alpha", o->smooth_alpha);
+            else cJSON_AddStringToObject(sm, "alpha", "searched per Linear");
+        }
+    } else if (o->smooth) {
+        rc = bct_fail(err, BCT_EINVAL, "smoothing needs calibration text (--calib)");
+        goto done;
     }
 
+    if (o->gptq && !o->calib) {
+        rc = bct_fail(err, BCT_EINVAL, "GPTQ needs calibration text (--calib)");
+        goto done;
+    }
+    if (o->gptq) {
+        cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(meta, "quantization"), "calibration");
+        cJSON_ReplaceItemInObject(c, "method", cJSON_CreateString("GPTQ (per-block scales) on calibration Hessians"));
+        if (!(hess = calloc((size_t)n, sizeof(float *))) || !(want = calloc((size_t)n, sizeof(int)))) {
+            rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if (!(emb_weight = embedding_weights(m))) {
+        rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+        goto done;
+    }
     if ((rc = bctf_writer_open(out_path, &w, err)) != BCT_OK) goto done;
     if ((rc = write_vocab(w, m, tok, err)) != BCT_OK) goto done;
     for (int i = 0; i < n && rc == BCT_OK; i++) {
@@ -323,8 +463,17 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
         if (o->progress) o->progress(o->progress_ud, i, n, slots[i].name);
         const bq_spec *asked = spec_for(o, &slots[i]);
         bq_spec spec = asked->bits == 32 ? *asked : bq_fit(asked, slots[i].cols);
-        rc = write_tensor(w, &slots[i], &spec, calib.col_weight ? calib.col_weight[i] : NULL, entries,
-                          &rep->tensors[i], rep, err);
+        if (hess && slots[i].role == BERT_ROLE_WEIGHT && spec.bits != 32 && !hess[i] &&
+            (rc = next_hessians(m, slots, n, o, i, want, hess, err)) != BCT_OK)
+            break;
+        const float *cw = calib.col_weight ? calib.col_weight[i] : NULL;
+        if (slots[i].role == BERT_ROLE_TABLE) cw = emb_weight;
+        rc = write_tensor(w, slots, i, &spec, cw, hess ? &hess[i] : NULL, &plan, entries, &rep->tensors[i], rep,
+                          err);
+        if (hess) { /* done with it: memory for the next group */
+            free(hess[i]);
+            hess[i] = NULL;
+        }
         rep->n_tensors = i + 1;
         if (rc == BCT_OK && spec.bits != 32) note_block(rep, &rep->tensors[i], asked->block);
     }
@@ -340,6 +489,11 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     rep->seconds = now() - t0;
 done:
     if (w) bctf_writer_abort(w);
+    for (int i = 0; hess && i < n_slots_of(m); i++) free(hess[i]);
+    free(hess);
+    free(want);
+    free(emb_weight);
+    smooth_plan_free(&plan);
     calib_free(&calib);
     cJSON_Delete(meta);
     free(slots);
@@ -378,6 +532,7 @@ cJSON *compress_report_json(const compress_report *rep) {
         }
         cJSON_AddNumberToObject(e, "bits_per_weight", t->bits_per_weight);
         cJSON_AddNumberToObject(e, "rel_error", t->rel_error);
+        if (t->smooth_alpha >= 0) cJSON_AddNumberToObject(e, "smooth_alpha", t->smooth_alpha);
         cJSON_AddItemToArray(arr, e);
     }
     cJSON *blocks = cJSON_AddArrayToObject(o, "block_sizes");

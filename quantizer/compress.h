@@ -29,6 +29,9 @@ typedef struct compress_opts {
     int int_nonlinear;      /* run GELU, Softmax, LayerNorm in integer arithmetic */
     const char *calib;      /* optional calibration text (see calibrate.h), or NULL */
     int calib_max;          /* sentences read from it (default 256) */
+    int smooth;             /* move activation outliers into the weights (smooth.h); needs calib */
+    float smooth_alpha;     /* <= 0: searched per Linear; else this exponent everywhere */
+    int gptq;               /* Linear weights by GPTQ (gptq.h) on calib's Hessians; needs calib */
     /* Optional progress callback: tensor i of n is about to be quantized. */
     void (*progress)(void *ud, int i, int n, const char *tensor);
     void *progress_ud;
@@ -48,6 +51,7 @@ typedef struct compress_tensor {
     int padded_cols; /* codes per stored row (qmat_padded_cols(cols)) */
     double bits_per_weight;
     double rel_error;
+    float smooth_alpha; /* < 0: not smoothed */
 } compress_tensor;
 
 /* Which block a kind of tensor got for one row length (the report's

@@ -38,6 +38,9 @@ struct bert_ws {
     qscratch qx; /* matmul input */
     float *pad;     /* matmul input padded to a weight's padded width (pad_input) */
     size_t pad_cap; /* floats */
+    const float *qx_scale; /* the act_scale qx was quantized with */
+    float *sx;             /* x * act_scale before quantization */
+    size_t sx_cap;         /* floats */
     bct_pool *pool;
     bert_wk *wk;
     int nwk;
@@ -59,6 +62,7 @@ void bert_ws_free(bert_ws *ws) {
     free(ws->buf);
     free(ws->start);
     free(ws->pad);
+    free(ws->sx);
     qmat_free(&ws->qx.m);
     for (int i = 0; i < ws->nwk; i++) {
         bert_wk *w = &ws->wk[i];
@@ -203,16 +207,30 @@ static const float *pad_input(const fwd *f, const float *x, int ldx, int rows, i
     return ws->pad;
 }
 
-/* Quantizes x (rows x width, stride ldx) to int8 blocks in ws->qx, in the
- * (possibly padded) width and block of weight w. */
-static const qmat *quantize_input(const fwd *f, const float *x, int ldx, int rows, int width, const qmat *w) {
+/* Quantizes x (rows x width, stride ldx), times act_scale per column when
+ * not NULL, to int8 blocks in ws->qx, in the (possibly padded) width and
+ * block of weight w. */
+static const qmat *quantize_input(const fwd *f, const float *x, int ldx, int rows, int width, const qmat *w,
+                                  const float *act_scale) {
     bert_ws *ws = f->ws;
-    if (w->cols != width) {
+    if (act_scale) {
+        /* Scaled and padded in one pass (zeros past width, as pad_input). */
+        size_t cols = (size_t)w->cols;
+        if (grow((void **)&ws->sx, &ws->sx_cap, (size_t)rows * cols, sizeof(float)) != BCT_OK) return NULL;
+        for (int r = 0; r < rows; r++) {
+            float *o = ws->sx + (size_t)r * cols;
+            for (int c = 0; c < width; c++) o[c] = x[(size_t)r * ldx + c] * act_scale[c];
+            memset(o + width, 0, (cols - (size_t)width) * sizeof(float));
+        }
+        x = ws->sx;
+        ldx = w->cols;
+    } else if (w->cols != width) {
         if (!(x = pad_input(f, x, ldx, rows, width, w->cols))) return NULL;
         ldx = w->cols;
     }
     if (qscratch_shape(&ws->qx, rows, w->cols, w->block) != BCT_OK) return NULL;
     qmat_quantize_act_mt(&ws->qx.m, x, ldx, f->pool);
+    ws->qx_scale = act_scale;
     return &ws->qx.m;
 }
 
@@ -223,9 +241,10 @@ static int linear(const fwd *f, const bert_linear *l, const float *x, int ldx, i
                   const qmat *pre, float *y) {
     bert_ws *ws = f->ws;
     if (l->q) {
-        const qmat *qx = pre && pre->block == l->q->block && pre->cols == l->q->cols && pre->rows == rows
+        const qmat *qx = pre && pre->block == l->q->block && pre->cols == l->q->cols && pre->rows == rows &&
+                                 ws->qx_scale == l->act_scale
                              ? pre
-                             : quantize_input(f, x, ldx, rows, l->in, l->q);
+                             : quantize_input(f, x, ldx, rows, l->in, l->q, l->act_scale);
         if (!qx) return BCT_ENOMEM;
         qgemm_run(l->q, l->q->pack, qx, l->b, y, l->out, f->pool);
         return BCT_OK;
@@ -585,7 +604,7 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     for (int li = 0; li < c->layers && rc == BCT_OK; li++) {
         const bert_layer *L = &m->layer[li];
         int last = li == c->layers - 1;
-        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q) : NULL;
+        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q, L->key.act_scale) : NULL;
         if (L->key.q && !qx) return bct_fail(err, BCT_ENOMEM, "out of memory");
         if ((rc = linear(f, &L->key, x, H, total, qx, k)) || (rc = linear(f, &L->value, x, H, total, qx, v)))
             break;

@@ -114,6 +114,7 @@ static bert_slot *add_slot(bert_slot *s, bert_role role, int rows, int cols, con
     s->sinusoid = 0;
     s->f = f;
     s->q = q;
+    s->act_scale = NULL;
     return s + 1;
 }
 
@@ -121,6 +122,7 @@ static bert_slot *linear_slots(bert_slot *s, bert_linear *l, int out, int in, co
     l->out = out;
     l->in = in;
     s = add_slot(s, BERT_ROLE_WEIGHT, out, in, &l->w, &l->q, "%s.weight", prefix);
+    s[-1].act_scale = &l->act_scale;
     return add_slot(s, BERT_ROLE_PARAM, out, 0, &l->b, NULL, "%s.bias", prefix);
 }
 

@@ -35,6 +35,11 @@ typedef struct bert_linear {
     const float *w;
     const qmat *q;
     const float *b;
+    /* Optional per-input-channel factor (SmoothQuant-style): int8 inputs
+     * are quantized from x * act_scale, and the stored weights are
+     * W diag(1 / act_scale), so outlier channels stop setting the scale of
+     * their activation blocks.  NULL when the file has none. */
+    const float *act_scale;
     int out, in;
 } bert_linear;
 
@@ -116,6 +121,7 @@ typedef struct bert_slot {
     int sinusoid;   /* a fixed sinusoidal table a checkpoint may leave out (DistilBERT) */
     const float **f; /* where the fp32 data pointer goes */
     const qmat **q;  /* where a quantized matrix goes (NULL for vectors) */
+    const float **act_scale; /* Linear weights: where the input factor goes; else NULL */
 } bert_slot;
 
 int bert_slot_count(const bert_config *cfg);

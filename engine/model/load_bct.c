@@ -69,6 +69,26 @@ static int padded_cols(const cJSON *e, int cols, int block, int *out) {
     return BCT_OK;
 }
 
+/* The optional "act_scale" of a Linear weight's entry: the name of a blob
+ * of `cols` positive finite floats (see bert_linear). */
+static int bind_act_scale(struct bert_storage *st, const bert_slot *s, const cJSON *e,
+                          const float **out, bct_error *err) {
+    const cJSON *name = field(e, "act_scale");
+    if (!name) return BCT_OK;
+    if (!cJSON_IsString(name))
+        return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": act_scale is not a blob name", s->name);
+    const void *data;
+    int rc = blob(st->bf, name->valuestring, (size_t)s->cols * sizeof(float), &data, err);
+    if (rc != BCT_OK) return bct_fail_prefix(err, rc, "tensor \"%s\"", s->name);
+    const float *a = data;
+    for (int c = 0; c < s->cols; c++)
+        if (!(a[c] > 0) || !isfinite(a[c]))
+            return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": act_scale[%d] is not a positive number",
+                            s->name, c);
+    *out = a;
+    return BCT_OK;
+}
+
 static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct_error *err) {
     struct bert_storage *st = m->storage;
     char name[128];
@@ -107,11 +127,18 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
         /* Only the widened copy is read from now on. */
         mapped_file_drop_pages(codes, qcodec_codes_bytes(bits, s->rows, cols));
     }
+    const float *act_scale = NULL;
+    if (s->role == BERT_ROLE_WEIGHT && (rc = bind_act_scale(st, s, e, &act_scale, err))) return rc;
     if (s->role == BERT_ROLE_WEIGHT && !m->mode.act_int8) {
         if (dequantize_owned(st, q, s->cols, s->f) != BCT_OK)
             return bct_fail(err, BCT_ENOMEM, "out of memory dequantizing \"%s\"", s->name);
+        /* fp32 inputs: fold the factor back into the weights. */
+        float *f = (float *)*s->f;
+        for (int r = 0; act_scale && r < q->rows; r++)
+            for (int c = 0; c < s->cols; c++) f[(size_t)r * s->cols + c] *= act_scale[c];
         return BCT_OK;
     }
+    if (act_scale) *s->act_scale = act_scale;
     /* Linear weights: pre-packed once for the GEMM kernel (qgemm.h); codes
      * used in place from the mapping are then dropped from memory. */
     if (s->role == BERT_ROLE_WEIGHT &&

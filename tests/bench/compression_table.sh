@@ -9,9 +9,13 @@ SHARED=${2:-../shared}
 out=docs/compression.md
 # Hand-written sections after the table (from "## Widths that fit no
 # block" on) are kept.
-kept=$(sed -n '/^## Widths that fit no block/,$p' "$out" 2>/dev/null || true)
+kept=$(sed -n '/^## Widths that fit no block/,/^## Frontier/{/^## Frontier/!p}' "$out" 2>/dev/null || true)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+# The frontier section (tests/bench/frontier_table.sh makes its rows) is
+# kept as it is below the regenerated table.
+frontier=$(sed -n '/^## Frontier/,$p' "$out" 2>/dev/null || true)
 
 num() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" <<< "$2" | head -1; }
 
@@ -69,5 +73,7 @@ echo
 echo "Reproduce one row: \`build/bct compress --in ../shared/models/sst2-bert-tiny-scratch --out m.bct --preset w4a8\`"
 echo "then \`build/bct compare ../shared/models/sst2-bert-tiny-scratch m.bct --task sst2 --data ../shared/data/glue/SST-2/dev.tsv\`."
 [ -z "$kept" ] || printf '\n%s\n' "$kept"
-} > "$out"
+[ -z "$frontier" ] || printf '\n%s\n' "$frontier"
+} > "$out.tmp"
+mv "$out.tmp" "$out"
 echo "wrote $out"

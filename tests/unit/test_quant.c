@@ -325,7 +325,17 @@ static void edit_vocab_bytes(cJSON *meta) {
     cJSON_SetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(meta, "tokenizer"), "vocab_bytes"), 1e12);
 }
 
+/* act_scale (see bert_linear) naming a blob of the wrong size, or not a name. */
+static void edit_act_scale_size(cJSON *meta) {
+    cJSON_AddStringToObject(tensor_entry(meta, "bert.pooler.dense.weight"), "act_scale", "classifier.bias");
+}
+static void edit_act_scale_type(cJSON *meta) {
+    cJSON_AddNumberToObject(tensor_entry(meta, "bert.encoder.layer.0.intermediate.dense.weight"), "act_scale", 1);
+}
+
 START_TEST(bct_bad_tensors_rejected) {
+    expect_rejected(edit_act_scale_size, NULL, "classifier.bias");
+    expect_rejected(edit_act_scale_type, NULL, "act_scale is not a blob name");
     expect_rejected(edit_bits, NULL, "output.dense.weight");
     expect_rejected(edit_block, NULL, "bert.pooler.dense.weight.scales");
     expect_rejected(edit_shape, NULL, "classifier.weight");
