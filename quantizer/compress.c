@@ -328,9 +328,10 @@ static double now(void) {
  * LayerNorm: an error in hidden dimension j comes out times gamma_j.  In
  * a model with outlier dimensions (gamma_j 20-50x the rest) those columns
  * must be kept closer, so a column's squared error counts gamma_j^2 (with
- * a floor, as calibrate.c's, for dimensions LayerNorm nearly drops). */
+ * a floor, as calibrate.c's, for dimensions LayerNorm nearly drops).
+ * The tables and that LayerNorm are emb_size wide (ELECTRA: < hidden). */
 static float *embedding_weights(const bert_model *m) {
-    int H = m->cfg.hidden;
+    int H = m->cfg.emb_size;
     float *w = malloc((size_t)H * sizeof(float));
     double mean = 0;
     for (int j = 0; w && j < H; j++) mean += (double)m->emb_norm.gamma[j] * m->emb_norm.gamma[j] / H;

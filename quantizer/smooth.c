@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "formats/qcodec.h"
+#include "kernels/qmat.h"
 
 /* Exponents tried per Linear (besides no smoothing): SmoothQuant's 0.5
  * and the neighbourhood the IPEX/INC "auto" search covers. */
@@ -28,13 +29,19 @@ static void act_roundtrip(const float *x, int n, int cols, int block, float *out
 }
 
 double smooth_linear_error(const float *x, int n, const float *w, int rows, int cols, const float *s,
-                           const bq_spec *spec, const float *col_weight, const float *y_ref) {
-    size_t nw = (size_t)rows * cols, nx = (size_t)n * cols;
-    float *ws = malloc(nw * sizeof(float)), *xs = malloc(nx * sizeof(float)), *cw = NULL;
+                           const bq_spec *asked, const float *col_weight, const float *y_ref) {
+    /* As the engine runs it: the block fitted to the width, rows padded
+     * with zero codes and inputs with zeros (kernels/qmat.h). */
+    bq_spec fit = bq_fit(asked, cols);
+    const bq_spec *spec = &fit;
+    int len = qmat_padded_cols(cols);
+    size_t nw = (size_t)rows * cols, nx = (size_t)n * len;
+    float *ws = malloc(nw * sizeof(float)), *xs = calloc(nx + 1, sizeof(float)), *cw = NULL;
+    float *wq = malloc((size_t)rows * len * sizeof(float) + 1);
     float *y = malloc((size_t)n * rows * sizeof(float));
     double e = INFINITY;
     if (col_weight && s) cw = malloc((size_t)cols * sizeof(float));
-    if (!ws || !xs || !y || (col_weight && s && !cw)) goto done;
+    if (!ws || !xs || !wq || !y || (col_weight && s && !cw)) goto done;
     for (int j = 0; col_weight && s && j < cols; j++) cw[j] = col_weight[j] / (s[j] * s[j]);
     for (size_t i = 0; i < nw; i++) ws[i] = s ? w[i] * s[i % cols] : w[i];
     bq_result q;
@@ -42,14 +49,18 @@ double smooth_linear_error(const float *x, int n, const float *w, int rows, int 
     if (bq_quantize(ws, rows, cols, spec, cw ? cw : col_weight, &q, &err) != BCT_OK) goto done;
     size_t bi = 0;
     for (size_t r = 0; r < (size_t)rows; r++)
-        for (int c = 0; c < cols; c += spec->block, bi++) {
+        for (int c = 0; c < len; c += spec->block, bi++) {
             float d = qcodec_scale_decode(spec->scale, q.scales, bi, q.base);
-            for (int k = 0; k < spec->block; k++) ws[r * cols + c + k] = d * q.codes[r * cols + c + k];
+            for (int k = 0; k < spec->block; k++) wq[r * len + c + k] = d * q.codes[r * len + c + k];
         }
     bq_result_free(&q);
-    for (size_t i = 0; i < nx; i++) xs[i] = s ? x[i] / s[i % cols] : x[i];
-    act_roundtrip(xs, n, cols, spec->block, xs);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, xs, cols, ws, cols, 0.0f, y, rows);
+    for (size_t r = 0; r < (size_t)n; r++)
+        for (int c = 0; c < cols; c++) {
+            float v = x[r * cols + c];
+            xs[r * len + c] = s ? v / s[c] : v;
+        }
+    act_roundtrip(xs, n, len, spec->block, xs);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, len, 1.0f, xs, len, wq, len, 0.0f, y, rows);
     double num = 0, den = 0;
     for (size_t i = 0; i < (size_t)n * rows; i++) {
         double d = (double)y[i] - y_ref[i];
@@ -60,6 +71,7 @@ double smooth_linear_error(const float *x, int n, const float *w, int rows, int 
 done:
     free(ws);
     free(xs);
+    free(wq);
     free(y);
     free(cw);
     return e;

@@ -44,6 +44,14 @@ for preset in w8a8 w4a8; do
     done
 done
 
+# Smoothing and GPTQ see the padded rows too (both once overflowed on 312).
+printf 'tok%d tok%d tok%d tok%d\n' $(seq 1 256) > "$tmp/calib.txt"
+"$BCT" compress --in "$CK" --out "$tmp/sg.bct" --preset w4a8 --calib "$tmp/calib.txt" --smooth auto --gptq \
+    > "$tmp/sg.log" 2>&1 || fail "compress --smooth auto --gptq on 312: $(tail -3 "$tmp/sg.log")"
+BCT_ISA=scalar "$BCT" classify --model "$tmp/sg.bct" --json "$text" > "$tmp/sg_scalar.json" || fail "classify sg"
+"$BCT" classify --model "$tmp/sg.bct" --json "$text" > "$tmp/sg_best.json" || fail "classify sg"
+check_eq "smooth+gptq on 312: best ISA = scalar" "$(jq -c .logits "$tmp/sg_scalar.json")" "$(jq -c .logits "$tmp/sg_best.json")"
+
 out=$("$BCT" compress --in "$CK" --out "$tmp/text.bct" --preset w4a8) || fail "text report"
 check_contains "text report: block sizes" "block sizes used" "$out"
 check_contains "text report: padded FFN rows" "weights    rows of  1200: asked   64, block   64, stored as  1216 codes" "$out"
