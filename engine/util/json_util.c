@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -95,4 +96,31 @@ int json_pick_fields(const cJSON *obj, const char *const *keys,
         }
     }
     return BCT_OK;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorting, not hashing: names come from untrusted files, and a fixed hash
+ * lets a crafted header put every key in one bucket (quadratic again). */
+const char *json_duplicate_key(const cJSON *obj, int *oom) {
+    *oom = 0;
+    size_t n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj) n += it->string != NULL;
+    if (n < 2) return NULL;
+    const char **names = malloc(n * sizeof(*names));
+    if (!names) {
+        *oom = 1;
+        return NULL;
+    }
+    size_t k = 0;
+    cJSON_ArrayForEach(it, obj) if (it->string) names[k++] = it->string;
+    qsort(names, n, sizeof(*names), by_name);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) dup = names[i];
+    free(names);
+    return dup;
 }

@@ -48,4 +48,11 @@ int json_pick_fields(const cJSON *obj, const char *const *keys,
                      const cJSON **slots, int n, const char *what,
                      bct_error *err);
 
+/* A member name of obj that two members share (the smallest such name in
+ * strcmp order), or NULL if all names differ.  O(n log n) by sorting the
+ * names: a 1 MiB object of 96k keys costs milliseconds, where a pairwise
+ * scan cost 25 s.  *oom is set to 1 (and NULL returned) when the name
+ * list cannot be allocated, else to 0. */
+const char *json_duplicate_key(const cJSON *obj, int *oom);
+
 #endif
