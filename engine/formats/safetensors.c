@@ -26,6 +26,19 @@
  * almost certainly a different file format read as a length. */
 #define ST_MAX_HEADER_BYTES 100000000ull
 
+/* What a model's header can need, checked on the raw text before cJSON
+ * builds a tree (each value is a 64-byte cJSON node, so a 100 MB header of
+ * one 50M-entry shape array took 3 GB): a tensor entry is an object of
+ * dtype, shape (<= ST_MAX_DIMS values) and data_offsets (2 values), about
+ * 16 values; ST_MAX_HEADER_VALUES allows 16k such tensors (BERT-large has
+ * ~400) and caps the tree at 16 MB.  Arrays longer than ST_MAX_ARRAY and
+ * nesting deeper than ST_MAX_DEPTH are refused outright; the limits sit
+ * above what the field checks accept so those still give their precise
+ * messages. */
+#define ST_MAX_HEADER_VALUES (1u << 18)
+#define ST_MAX_ARRAY 64
+#define ST_MAX_DEPTH 4
+
 /* Names are quoted in error messages; cap them so the rest still fits. */
 #define NAME_FMT "%.200s"
 
@@ -382,6 +395,46 @@ static int check_overlaps(const st_file *f, const uint8_t *data,
     return rc;
 }
 
+/* Bounds the JSON text's structure (see ST_MAX_HEADER_VALUES) without
+ * parsing it: strings are skipped, brackets, commas and colons counted.
+ * Malformed text passes through to json_parse_header() for its message. */
+static int check_header_budget(const char *t, size_t n, bct_error *err) {
+    char kind[ST_MAX_DEPTH];
+    size_t items[ST_MAX_DEPTH], values = 1;
+    int depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (c == '"') {
+            for (i++; i < n && t[i] != '"'; i++)
+                if (t[i] == '\\') i++;
+        } else if (c == '{' || c == '[') {
+            if (depth == ST_MAX_DEPTH)
+                return bct_fail(err, BCT_EFORMAT,
+                                "header nests deeper than %d levels at byte "
+                                "%zu (a safetensors header needs 3)",
+                                ST_MAX_DEPTH, 8 + i);
+            kind[depth] = c;
+            items[depth++] = 0;
+        } else if (c == '}' || c == ']') {
+            if (depth > 0) depth--;
+        } else if (c == ',' || c == ':') {
+            if (++values > ST_MAX_HEADER_VALUES)
+                return bct_fail(err, BCT_EFORMAT,
+                                "header holds more than %u values (a model "
+                                "of 16k tensors needs fewer)",
+                                ST_MAX_HEADER_VALUES);
+            if (c == ',' && depth > 0 && kind[depth - 1] == '[' &&
+                ++items[depth - 1] >= ST_MAX_ARRAY)
+                return bct_fail(err, BCT_EFORMAT,
+                                "header has an array of more than %d "
+                                "elements at byte %zu (shapes have at most "
+                                "%d)",
+                                ST_MAX_ARRAY, 8 + i, ST_MAX_DIMS);
+        }
+    }
+    return BCT_OK;
+}
+
 /* Validates header and tensors of the image buf/len and fills f. */
 static int validate_image(const uint8_t *buf, size_t len, st_file *f,
                           bct_error *err) {
@@ -411,7 +464,9 @@ static int validate_image(const uint8_t *buf, size_t len, st_file *f,
 
     size_t n = (size_t)hlen;
     cJSON *root;
-    int rc = json_parse_header((const char *)buf + 8, n, 8, &header_words,
+    int rc = check_header_budget((const char *)buf + 8, n, err);
+    if (rc != BCT_OK) return rc;
+    rc = json_parse_header((const char *)buf + 8, n, 8, &header_words,
                                &root, err);
     if (rc != BCT_OK) return rc;
 
