@@ -53,9 +53,24 @@ int api_models_json(srv_registry *reg, sbuf *out) {
         double ratio = m->file_bytes > 0 ? (double)m->source_bytes / (double)m->file_bytes : 0;
         sbuf_printf(out,
                     ",\"file_bytes\":%lld,\"source_bytes\":%lld,\"compression_ratio\":%.4f,"
-                    "\"max_len\":%d,\"layers\":%d,\"hidden\":%d,\"default\":%s}",
+                    "\"max_len\":%d,\"layers\":%d,\"hidden\":%d,\"default\":%s",
                     m->file_bytes, m->source_bytes, ratio, m->max_len, m->cfg.layers, m->cfg.hidden,
                     i == def ? "true" : "false");
+        sbuf_puts(out, ",\"status\":\"loaded\"}");
+    }
+    /* Store entries that did not load: the server runs without them. */
+    registry_failure *f;
+    int nf;
+    sbuf_puts(out, "],\"unavailable\":[");
+    if (registry_failures(reg, &f, &nf) == BCT_OK) {
+        for (int i = 0; i < nf; i++) {
+            sbuf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+            sbuf_json_str(out, f[i].name, strlen(f[i].name));
+            sbuf_puts(out, ",\"status\":\"failed\",\"error\":");
+            sbuf_json_str(out, f[i].error, strlen(f[i].error));
+            sbuf_putc(out, '}');
+        }
+        free(f);
     }
     sbuf_puts(out, "]}");
     for (int i = 0; i < n; i++) registry_release(list[i]);

@@ -276,6 +276,7 @@ static enum MHD_Result answer_get(http_req *rq) {
                             .workers = h->d.workers,
                             .ready = lifecycle_phase(h->d.life) == PHASE_READY};
         if (registry_list(h->d.reg, &g.models, &g.n_models, &g.default_index) != 0) g.n_models = 0;
+        g.store_failed = registry_failure_count(h->d.reg);
         metrics_render(h->d.metrics, &g, &b);
         for (int i = 0; i < g.n_models; i++) registry_release(g.models[i]);
         free(g.models);

@@ -101,6 +101,7 @@ static void load_entry(store_watch *w, todo *t) {
                  "model store: cannot load \"%s\" from %s (tried again when the file changes): %s",
                  e->name, e->path, err.msg);
         remember_failed(w, e);
+        registry_note_failure(w->o.reg, e->name, err.msg);
         return;
     }
     forget_failed(w, e->name);
@@ -139,6 +140,22 @@ static void unload_missing(store_watch *w, const store_entry *ents, int n) {
     free(list);
 }
 
+/* Failures reported for entries that are gone from the store. */
+static void forget_missing_failures(store_watch *w, const store_entry *ents, int n) {
+    registry_failure *f;
+    int nf;
+    if (registry_failures(w->o.reg, &f, &nf) != BCT_OK) return;
+    for (int i = 0; i < nf; i++) {
+        int present = 0;
+        for (int k = 0; k < n && !present; k++) present = !strcmp(ents[k].name, f[i].name);
+        if (!present) {
+            registry_forget_failure(w->o.reg, f[i].name);
+            forget_failed(w, f[i].name);
+        }
+    }
+    free(f);
+}
+
 static void watch_dirs(store_watch *w);
 
 static void rescan(store_watch *w) {
@@ -173,6 +190,7 @@ static void rescan(store_watch *w) {
         nt++;
     }
     unload_missing(w, ents, n);
+    forget_missing_failures(w, ents, n);
     store_unlock(w->o.store);
     for (int i = 0; i < nt; i++) {
         load_entry(w, &todos[i]);
