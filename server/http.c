@@ -13,6 +13,7 @@
 
 #include "api_classify.h"
 #include "api_info.h"
+#include "conn_guard.h"
 #include "errors.h"
 #include "job.h"
 #include "sbuf.h"
@@ -22,6 +23,7 @@ struct srv_http {
     struct MHD_Daemon *daemon;
     int port;
     atomic_int suspended;
+    conn_guard *guard; /* header deadlines (issue 17), NULL when off */
 };
 
 enum { RQ_BODY, RQ_QUEUED, RQ_DONE, RQ_ANSWERED };
@@ -559,6 +561,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         client_address(conn, rq->remote, sizeof(rq->remote));
         rq->counted = lifecycle_enter(h->d.life);
         rq->draining = !rq->counted;
+        conn_guard_headers_in(conn);
         return on_headers(rq, method);
     }
     switch (rq->state) {
@@ -663,14 +666,24 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     freeaddrinfo(ai);
+    if (conn_guard_start(d->cfg->header_timeout_s, &h->guard, err) != BCT_OK) {
+        free(h);
+        return BCT_ENOMEM;
+    }
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)d->cfg->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)d->cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)d->cfg->max_connections,
+        /* Issue 17: one client cannot take every slot (0 = no cap), and
+         * headers have a deadline that trickled bytes do not reset. */
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)d->cfg->max_connections_per_client,
+        MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, h->guard,
+        MHD_OPTION_URI_LOG_CALLBACK, conn_guard_uri_log, h->guard,
         MHD_OPTION_END);
     if (!h->daemon) {
+        conn_guard_stop(h->guard);
         free(h);
         return bct_fail(err, BCT_EIO, "cannot listen on %s:%d (address in use or not available?)",
                         d->cfg->host, d->cfg->port);
@@ -688,5 +701,6 @@ int http_suspended(srv_http *h) { return atomic_load(&h->suspended); }
 void http_stop(srv_http *h) {
     if (!h) return;
     MHD_stop_daemon(h->daemon);
+    conn_guard_stop(h->guard);
     free(h);
 }
