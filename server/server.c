@@ -305,7 +305,11 @@ int srv_run(const srv_config *cfg, const char *port_file) {
     }
     /* What crashed writers left behind (the admin replica also clears its
      * staging area and unpublished compressions). */
-    if (have_store) store_cleanup(store.dir, admin != NULL, admin ? admin_staging_dir(admin) : NULL, &lg);
+    if (have_store) store_cleanup(store.dir, admin != NULL, &lg);
+    if (admin && store_staging_prepare(admin_staging_dir(admin), store.dir, &lg, &err) != BCT_OK) {
+        srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
+        goto out;
+    }
     http_deps hd = {.cfg = cfg, .reg = reg, .bat = bat, .metrics = metrics, .alog = alog,
                     .life = &life, .log = &lg, .workers = threads, .admin = admin};
     if (http_start(&hd, &http, &err) != BCT_OK) {
