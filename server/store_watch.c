@@ -8,12 +8,19 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "model_probe.h"
 
 #define WATCH_SETTLE_MS 200
+/* A file modified less than this long ago is still being written (cp,
+ * rsync --inplace, a shell redirect that creates it before writing): it is
+ * tried on a later scan, so that a half-written file is not reported as a
+ * failure and then reported again once complete (issue 17, the flaky
+ * admin_watch test). */
+#define WATCH_QUIET_MS 1000
 
 /* A model folder being watched. */
 typedef struct watched_dir {
@@ -157,6 +164,16 @@ static void forget_missing_failures(store_watch *w, const store_entry *ents, int
 }
 
 static void watch_dirs(store_watch *w);
+static void on_settle(uv_timer_t *t);
+
+/* Whether e's file changed within WATCH_QUIET_MS (a clock skewed into the
+ * future, e.g. on a network filesystem, does not count). */
+static int still_written(const store_entry *e) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long age_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec - e->id.mtime_ns;
+    return age_ns >= 0 && age_ns < WATCH_QUIET_MS * 1000000LL;
+}
 
 static void rescan(store_watch *w) {
     store_entry *ents;
@@ -183,6 +200,12 @@ static void rescan(store_watch *w) {
         failed_file *f = find_failed(w, e->name);
         if (f && !strcmp(f->path, e->path) && same_id(&f->id, &e->id)) {
             registry_release(cur);
+            continue;
+        }
+        if (still_written(e)) {
+            registry_release(cur);
+            if (!uv_is_active((uv_handle_t *)&w->settle))
+                uv_timer_start(&w->settle, on_settle, WATCH_QUIET_MS, 0);
             continue;
         }
         todos[nt].e = *e;
