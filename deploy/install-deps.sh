@@ -4,6 +4,7 @@
 # curl and jq drive the server tests; wrk the load test (tests/load).
 # nginx, python3 and python3-yaml: the deployment tests (tests/deploy).
 # libcurl4-openssl-dev: `bct admin`, the HTTP client of the admin API.
+# clang-14 + libclang-rt-14-dev: the libFuzzer harnesses (tests/fuzz).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -13,4 +14,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config ca-certificates \
     libmicrohttpd-dev libcjson-dev libopenblas-dev libuv1-dev libutf8proc-dev zlib1g-dev check \
     libcurl4-openssl-dev \
-    curl jq wrk nginx python3 python3-yaml > /dev/null
+    curl jq wrk nginx python3 python3-yaml \
+    clang-14 libclang-rt-14-dev > /dev/null
