@@ -666,9 +666,10 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     freeaddrinfo(ai);
-    if (conn_guard_start(d->cfg->header_timeout_s, &h->guard, err) != BCT_OK) {
+    int grc = conn_guard_start(d->cfg->header_timeout_s, &h->guard, err);
+    if (grc != BCT_OK) {
         free(h);
-        return BCT_ENOMEM;
+        return grc;
     }
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)d->cfg->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
