@@ -395,45 +395,8 @@ static int check_overlaps(const st_file *f, const uint8_t *data,
     return rc;
 }
 
-/* Bounds the JSON text's structure (see ST_MAX_HEADER_VALUES) without
- * parsing it: strings are skipped, brackets, commas and colons counted.
- * Malformed text passes through to json_parse_header() for its message. */
-static int check_header_budget(const char *t, size_t n, bct_error *err) {
-    char kind[ST_MAX_DEPTH];
-    size_t items[ST_MAX_DEPTH], values = 1;
-    int depth = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = t[i];
-        if (c == '"') {
-            for (i++; i < n && t[i] != '"'; i++)
-                if (t[i] == '\\') i++;
-        } else if (c == '{' || c == '[') {
-            if (depth == ST_MAX_DEPTH)
-                return bct_fail(err, BCT_EFORMAT,
-                                "header nests deeper than %d levels at byte "
-                                "%zu (a safetensors header needs 3)",
-                                ST_MAX_DEPTH, 8 + i);
-            kind[depth] = c;
-            items[depth++] = 0;
-        } else if (c == '}' || c == ']') {
-            if (depth > 0) depth--;
-        } else if (c == ',' || c == ':') {
-            if (++values > ST_MAX_HEADER_VALUES)
-                return bct_fail(err, BCT_EFORMAT,
-                                "header holds more than %u values (a model "
-                                "of 16k tensors needs fewer)",
-                                ST_MAX_HEADER_VALUES);
-            if (c == ',' && depth > 0 && kind[depth - 1] == '[' &&
-                ++items[depth - 1] >= ST_MAX_ARRAY)
-                return bct_fail(err, BCT_EFORMAT,
-                                "header has an array of more than %d "
-                                "elements at byte %zu (shapes have at most "
-                                "%d)",
-                                ST_MAX_ARRAY, 8 + i, ST_MAX_DIMS);
-        }
-    }
-    return BCT_OK;
-}
+static const json_budget header_budget = {ST_MAX_HEADER_VALUES, ST_MAX_ARRAY, ST_MAX_DEPTH,
+                                           "a model of 16k tensors of up to 8 dimensions needs less"};
 
 /* Validates header and tensors of the image buf/len and fills f. */
 static int validate_image(const uint8_t *buf, size_t len, st_file *f,
@@ -464,7 +427,7 @@ static int validate_image(const uint8_t *buf, size_t len, st_file *f,
 
     size_t n = (size_t)hlen;
     cJSON *root;
-    int rc = check_header_budget((const char *)buf + 8, n, err);
+    int rc = json_check_budget((const char *)buf + 8, n, 8, &header_budget, err);
     if (rc != BCT_OK) return rc;
     rc = json_parse_header((const char *)buf + 8, n, 8, &header_words,
                                &root, err);
