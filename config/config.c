@@ -72,6 +72,15 @@ static const config_field fields[] = {
           "finished jobs GET /admin/jobs remembers"),
     FIELD("admin_keep_versions", "BCT_ADMIN_KEEP_VERSIONS", CFG_INT, admin_keep_versions, 2, 1000,
           "N", "versions of a model kept in the store, the served one included"),
+    FIELD("strict_store", "BCT_STRICT_STORE", CFG_INT, strict_store, 0, 1, "0|1",
+          "1 = a model store entry that fails to load stops the start (0: start with what loads, "
+          "report the rest in the log, /models and /metrics)"),
+    FIELD("max_connections_per_client", "BCT_MAX_CONNECTIONS_PER_CLIENT", CFG_INT,
+          max_connections_per_client, 0, 1000000, "N",
+          "client connections open at once from one IP address; more are refused; 0 = no cap"),
+    FIELD("header_timeout_s", "BCT_HEADER_TIMEOUT_S", CFG_INT, header_timeout_s, 0, 86400, "S",
+          "close a connection whose request headers are not all in this long after it opened "
+          "(or after its previous answer); 0 = never"),
 };
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -108,6 +117,9 @@ void config_defaults(srv_config *c) {
     c->admin_queue_size = 4;
     c->admin_job_history = 100;
     c->admin_keep_versions = 3;
+    c->strict_store = 0;
+    c->max_connections_per_client = 64;
+    c->header_timeout_s = 10;
 }
 
 void config_flag_name(const config_field *f, char *buf, size_t size) {

@@ -52,6 +52,9 @@ typedef struct srv_config {
     int admin_queue_size;         /* jobs waiting (and uploads arriving) */
     int admin_job_history;        /* finished jobs remembered */
     int admin_keep_versions;      /* versions of a model kept on disk */
+    int strict_store;             /* 1: a store entry that fails to load stops the start */
+    int max_connections_per_client; /* open connections from one IP address; 0 = no cap */
+    int header_timeout_s;         /* a request's headers must be in within this; 0 = none */
 } srv_config;
 
 typedef enum { CFG_INT, CFG_STR, CFG_PATH, CFG_LOGLEVEL } config_type;

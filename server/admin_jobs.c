@@ -32,12 +32,14 @@ typedef struct job_rec {
     int version;       /* published version, on success */
     cJSON *report;     /* compress_report_json, on success */
     char error[600];
+    atomic_int cancel; /* jobs_stop, or a DELETE of its model (issue 17) */
     struct job_rec *next_queued;
 } job_rec;
 
 /* A submission waiting for the intake thread. */
 typedef struct intake_item {
     jobs_spec spec;
+    int deleted; /* its model was deleted during the validation */
     void (*done)(void *ud, const jobs_answer *a);
     void *ud;
     struct intake_item *next;
@@ -49,11 +51,11 @@ struct admin_jobs {
     pthread_cond_t cv;         /* runners: queue or stopping */
     pthread_cond_t intake_cv;  /* intake thread */
     int stopping;
-    atomic_int cancel;         /* read by compress_checkpoint */
     int reserved;              /* places held by uploads */
     int queued;                /* jobs waiting for a runner */
     job_rec *queue_head, *queue_tail;
     intake_item *intake_head, *intake_tail;
+    intake_item *intake_current; /* being validated (outside the lock) */
     job_rec **jobs;            /* every remembered job, oldest first */
     int n_jobs, cap_jobs;
     unsigned seq;
@@ -257,6 +259,10 @@ static void run(admin_jobs *j, job_rec *r) {
     srv_model *m = NULL;
     srv_logf(o->log, SRV_LOG_INFO, "job %s: compressing \"%s\" (%s)", r->id, r->spec.name,
              r->spec.copts.preset);
+    if (atomic_load(&r->cancel)) {
+        bct_fail(&err, BCT_EINVAL, "cancelled before it ran");
+        goto failed;
+    }
     set_stage(j, r, 1, r->spec.has_calibration ? "calibrating" : "validating");
     if (store_pending_path(o->store->dir, r->spec.name, r->id, pending, sizeof(pending), &err) != BCT_OK)
         goto failed;
@@ -265,7 +271,7 @@ static void run(admin_jobs *j, job_rec *r) {
     co.progress = on_tensor;
     co.committing = on_commit;
     co.progress_ud = &pc;
-    co.cancel = &j->cancel;
+    co.cancel = &r->cancel;
     co.calib = NULL;
     if (r->spec.has_calibration) {
         snprintf(calib, sizeof(calib), "%s/calibration.txt", r->spec.dir);
@@ -298,6 +304,15 @@ static void run(admin_jobs *j, job_rec *r) {
     set_stage(j, r, 98, "loading");
     int version = 0;
     store_lock(o->store);
+    /* A DELETE of the model holds the store lock while it cancels: either
+     * it came first and the job stops here, or it comes after the publish
+     * and removes this version too.  Never published after a DELETE. */
+    if (atomic_load(&r->cancel)) {
+        store_unlock(o->store);
+        unlink(pending);
+        bct_fail(&err, BCT_EINVAL, "cancelled: the model was deleted or the server is stopping");
+        goto failed;
+    }
     if (store_publish(o->store, r->spec.name, pending, o->keep_versions, &version, final,
                       sizeof(final), o->log, &err) != BCT_OK) {
         store_unlock(o->store);
@@ -370,7 +385,13 @@ static void intake_one(admin_jobs *j, intake_item *it) {
     double validate_ms = ms(t0, srv_now_ns());
     pthread_mutex_lock(&j->mu);
     j->reserved--;
-    if (rc != BCT_OK) {
+    if (rc == BCT_OK && it->deleted) {
+        pthread_mutex_unlock(&j->mu);
+        a.status = 409;
+        a.error_type = ERR_CONFLICT;
+        snprintf(a.msg, sizeof(a.msg), "\"%s\" was deleted while this upload was validated; not queued",
+                 it->spec.name);
+    } else if (rc != BCT_OK) {
         pthread_mutex_unlock(&j->mu);
         strip_dir(err.msg, it->spec.dir);
         a.status = rc == BCT_ENOMEM ? 500 : 422;
@@ -393,6 +414,7 @@ static void intake_one(admin_jobs *j, intake_item *it) {
         } else {
             snprintf(r->id, sizeof(r->id), "%llx-%u", j->boot, ++j->seq);
             r->spec = it->spec;
+            atomic_init(&r->cancel, 0);
             r->state = ST_QUEUED;
             snprintf(r->stage, sizeof(r->stage), "queued");
             r->t_created = srv_now_ns();
@@ -423,8 +445,12 @@ static void *intake_main(void *arg) {
         if (!it) break; /* stopping, nothing left */
         j->intake_head = it->next;
         if (!j->intake_head) j->intake_tail = NULL;
+        j->intake_current = it;
         pthread_mutex_unlock(&j->mu);
         intake_one(j, it);
+        pthread_mutex_lock(&j->mu);
+        j->intake_current = NULL;
+        pthread_mutex_unlock(&j->mu);
         free(it);
         pthread_mutex_lock(&j->mu);
     }
@@ -442,7 +468,6 @@ int jobs_start(const jobs_opts *o, admin_jobs **out, bct_error *err) {
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     pthread_cond_init(&j->intake_cv, NULL);
-    atomic_init(&j->cancel, 0);
     j->boot = (long long)time(NULL);
     j->runners = calloc((size_t)j->o.max_running, sizeof(*j->runners));
     int rc = j->runners ? pthread_create(&j->intake, NULL, intake_main, j) : ENOMEM;
@@ -495,6 +520,26 @@ void jobs_submit(admin_jobs *j, const jobs_spec *spec, void (*done)(void *ud, co
     pthread_mutex_unlock(&j->mu);
 }
 
+int jobs_cancel_model(admin_jobs *j, const char *name) {
+    int n = 0;
+    pthread_mutex_lock(&j->mu);
+    for (int i = 0; i < j->n_jobs; i++) {
+        job_rec *r = j->jobs[i];
+        if ((r->state == ST_QUEUED || r->state == ST_RUNNING) && !strcmp(r->spec.name, name)) {
+            atomic_store(&r->cancel, 1);
+            n++;
+        }
+    }
+    for (intake_item *it = j->intake_current ? j->intake_current : j->intake_head; it;
+         it = it == j->intake_current ? j->intake_head : it->next)
+        if (!strcmp(it->spec.name, name)) {
+            it->deleted = 1;
+            n++;
+        }
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}
+
 int jobs_get_json(admin_jobs *j, const char *id, sbuf *out) {
     int found = -1;
     pthread_mutex_lock(&j->mu);
@@ -524,7 +569,7 @@ void jobs_stop(admin_jobs *j) {
     if (!j) return;
     pthread_mutex_lock(&j->mu);
     j->stopping = 1;
-    atomic_store(&j->cancel, 1);
+    for (int i = 0; i < j->n_jobs; i++) atomic_store(&j->jobs[i]->cancel, 1);
     pthread_cond_broadcast(&j->cv);
     pthread_cond_broadcast(&j->intake_cv);
     pthread_mutex_unlock(&j->mu);

@@ -78,6 +78,13 @@ void jobs_unreserve(admin_jobs *j);
 void jobs_submit(admin_jobs *j, const jobs_spec *spec, void (*done)(void *ud, const jobs_answer *a),
                  void *ud);
 
+/* DELETE /admin/models/{name} (issue 17): cancels every job of that name,
+ * queued or running (it ends "failed", "cancelled: ..."; a running one
+ * stops at its next tensor, and is never published once this returned,
+ * provided the caller holds the store lock), and makes uploads of that
+ * name still being validated answer 409.  Returns how many it hit. */
+int jobs_cancel_model(admin_jobs *j, const char *name);
+
 /* GET /admin/jobs/{id}: 0, or -1 when no such job is remembered. */
 int jobs_get_json(admin_jobs *j, const char *id, sbuf *out);
 /* GET /admin/jobs: {"jobs": [...]} newest first, without reports. */

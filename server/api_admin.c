@@ -358,8 +358,10 @@ static int end_delete(admin_req *q, admin_reply *reply) {
     int is_default = found >= 0 && found == def, outside = found >= 0 && !list[found]->from_store;
     for (int i = 0; i < n; i++) registry_release(list[i]);
     free(list);
-    int rc = ADMIN_ANSWER, removed = 0, kind = store_kind(a->d.store->dir, name);
+    int rc = ADMIN_ANSWER, removed = 0, kind = store_kind(a->d.store->dir, name), cancelled = 0;
     bct_error err = {{0}};
+    /* Under the store lock: a job of this name cannot publish after it. */
+    if (!is_default && !outside) cancelled = jobs_cancel_model(a->d.jobs, name);
     if (is_default)
         reply_error(reply, 409, ERR_CONFLICT,
                     "\"%s\" is the default model; make another model the default first", name);
@@ -367,7 +369,7 @@ static int end_delete(admin_req *q, admin_reply *reply) {
         reply_error(reply, 409, ERR_CONFLICT,
                     "\"%s\" is served from outside the model store (--model) and cannot be deleted",
                     name);
-    else if (found < 0 && (kind == STORE_ABSENT || kind == STORE_OTHER))
+    else if (found < 0 && (kind == STORE_ABSENT || kind == STORE_OTHER) && !cancelled)
         reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
     else {
         if (found >= 0) registry_remove(a->d.reg, name, &err);
@@ -379,10 +381,11 @@ static int end_delete(admin_req *q, admin_reply *reply) {
             sbuf_init(&b);
             sbuf_puts(&b, "{\"deleted\":");
             sbuf_json_str(&b, name, strlen(name));
-            sbuf_printf(&b, ",\"versions_removed\":%d}", removed);
+            sbuf_printf(&b, ",\"versions_removed\":%d,\"jobs_cancelled\":%d}", removed, cancelled);
             reply_body(reply, 200, &b);
-            srv_logf(a->d.log, SRV_LOG_INFO, "model \"%s\" deleted (%d version(s) moved to the trash)",
-                     name, removed);
+            srv_logf(a->d.log, SRV_LOG_INFO,
+                     "model \"%s\" deleted (%d version(s) moved to the trash, %d job(s) cancelled)", name,
+                     removed, cancelled);
         }
     }
     store_unlock(a->d.store);

@@ -60,7 +60,21 @@ int api_models_json(srv_registry *reg, sbuf *out) {
     for (int i = 0; i < n; i++) {
         if (i) sbuf_putc(out, ',');
         model_fields(list[i], out);
-        sbuf_printf(out, ",\"default\":%s}", i == def ? "true" : "false");
+        sbuf_printf(out, ",\"default\":%s,\"status\":\"loaded\"}", i == def ? "true" : "false");
+    }
+    /* Store entries that did not load: the server runs without them. */
+    registry_failure *f;
+    int nf;
+    sbuf_puts(out, "],\"unavailable\":[");
+    if (registry_failures(reg, &f, &nf) == BCT_OK) {
+        for (int i = 0; i < nf; i++) {
+            sbuf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+            sbuf_json_str(out, f[i].name, strlen(f[i].name));
+            sbuf_puts(out, ",\"status\":\"failed\",\"error\":");
+            sbuf_json_str(out, f[i].error, strlen(f[i].error));
+            sbuf_putc(out, '}');
+        }
+        free(f);
     }
     sbuf_puts(out, "]}");
     for (int i = 0; i < n; i++) registry_release(list[i]);

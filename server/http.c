@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "admin_auth.h"
+#include "conn_guard.h"
 
 
 struct srv_http {
@@ -27,7 +28,14 @@ struct srv_http {
     atomic_int suspended;
     atomic_int unstarted; /* connections whose first request has not begun */
     atomic_int requests;  /* requests begun and not completed (draining ones too) */
+    conn_guard *guard;    /* header deadlines (issue 17), NULL when off */
 };
+
+/* Per-connection state (MHD's socket context). */
+typedef struct http_conn {
+    int fresh;               /* no request begun yet: counted in unstarted */
+    conn_guard_entry *guard; /* its header deadline, or NULL */
+} http_conn;
 
 enum { RQ_BODY, RQ_QUEUED, RQ_DONE, RQ_ANSWERED };
 
@@ -249,30 +257,48 @@ static void client_address(struct MHD_Connection *c, char *buf, size_t size) {
 }
 
 /* Connections are counted from accept to their first request, so that a
- * drain waits for requests already on their way (http_unstarted). */
+ * drain waits for requests already on their way (http_unstarted); each
+ * also gets its header deadline (conn_guard.h). */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
     srv_http *h = cls;
-    (void)c;
-    int *fresh = *socket_context;
+    http_conn *hc = *socket_context;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        if ((fresh = malloc(sizeof(*fresh)))) {
-            *fresh = 1;
+        if ((hc = calloc(1, sizeof(*hc)))) {
+            hc->fresh = 1;
             atomic_fetch_add(&h->unstarted, 1);
+            hc->guard = conn_guard_open(h->guard, c);
         }
-        *socket_context = fresh;
+        *socket_context = hc;
     } else {
-        if (fresh && *fresh) atomic_fetch_sub(&h->unstarted, 1);
-        free(fresh);
+        if (hc && hc->fresh) atomic_fetch_sub(&h->unstarted, 1);
+        if (hc) conn_guard_close(hc->guard);
+        free(hc);
         *socket_context = NULL;
     }
 }
 
-static void connection_started(srv_http *h, struct MHD_Connection *c) {
+static http_conn *conn_of(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    int *fresh = ci ? ci->socket_context : NULL;
-    if (fresh && *fresh) {
-        *fresh = 0;
+    return ci ? ci->socket_context : NULL;
+}
+
+/* MHD's URI log hook: a request line has arrived.  Returns NULL, so the
+ * access handler still sees *con_cls == NULL first. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *c) {
+    (void)cls;
+    (void)uri;
+    http_conn *hc = conn_of(c);
+    if (hc) conn_guard_request_line(hc->guard);
+    return NULL;
+}
+
+static void connection_started(srv_http *h, struct MHD_Connection *c) {
+    http_conn *hc = conn_of(c);
+    if (!hc) return;
+    conn_guard_headers_in(hc->guard);
+    if (hc->fresh) {
+        hc->fresh = 0;
         atomic_fetch_sub(&h->unstarted, 1);
     }
 }
@@ -466,6 +492,11 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     freeaddrinfo(ai);
+    if ((rc = conn_guard_start(d->cfg->header_timeout_s, &h->guard, err)) != BCT_OK) {
+        free_keys(&h->d);
+        free(h);
+        return rc;
+    }
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)d->cfg->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
@@ -473,8 +504,13 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
         on_connection, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)d->cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)d->cfg->max_connections,
+        /* Issue 17: one client cannot take every slot (0 = no cap), and
+         * headers have a deadline that trickled bytes do not reset. */
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)d->cfg->max_connections_per_client,
+        MHD_OPTION_URI_LOG_CALLBACK, on_request_line, h,
         MHD_OPTION_END);
     if (!h->daemon) {
+        conn_guard_stop(h->guard);
         free_keys(&h->d);
         free(h);
         return bct_fail(err, BCT_EIO, "cannot listen on %s:%d (address in use or not available?)",
@@ -520,6 +556,7 @@ int http_pending(srv_http *h) {
 void http_stop(srv_http *h) {
     if (!h) return;
     MHD_stop_daemon(h->daemon);
+    conn_guard_stop(h->guard);
     free_keys(&h->d);
     free(h);
 }

@@ -199,6 +199,9 @@ void metrics_render(srv_metrics *m, const metrics_gauges *g, sbuf *o) {
     sbuf_printf(o, "bct_build_info{version=\"%s\"} 1\n", BCT_VERSION);
     header(o, "kernel_info", "gauge", "The int8 GEMM kernel level in use (cpuid's best, or BCT_ISA).");
     sbuf_printf(o, "bct_kernel_info{isa=\"%s\"} 1\n", bct_isa_name(qgemm_isa()));
+    header(o, "store_entries_failed", "gauge",
+           "Model store entries that failed to load and are not served (see /models).");
+    sbuf_printf(o, "bct_store_entries_failed %d\n", g->store_failed);
     header(o, "model_info", "gauge", "One series per loaded model.");
     for (int i = 0; i < g->n_models; i++) {
         sbuf_puts(o, "bct_model_info{model=\"");

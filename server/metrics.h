@@ -49,6 +49,7 @@ typedef struct metrics_gauges {
     int ready;
     srv_model **models; /* may be NULL */
     int n_models, default_index;
+    int store_failed; /* model store entries that did not load */
 } metrics_gauges;
 
 void metrics_render(srv_metrics *m, const metrics_gauges *g, sbuf *out);

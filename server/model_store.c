@@ -390,12 +390,6 @@ static int sweep(const char *dir, int (*drop)(const char *name, void *ud), void 
     return removed;
 }
 
-static int drop_all(const char *name, void *ud) {
-    (void)name;
-    (void)ud;
-    return 1;
-}
-
 static int drop_pending(const char *name, void *ud) {
     (void)ud;
     return !strncmp(name, ".job-", 5) && ends_with(name, ".bct");
@@ -423,7 +417,7 @@ static int stale_temps(const char *dir, const srv_log *lg) {
     return n;
 }
 
-int store_cleanup(const char *dir, int writer, const char *staging_dir, const srv_log *lg) {
+int store_cleanup(const char *dir, int writer, const srv_log *lg) {
     int removed = stale_temps(dir, lg);
     if (writer) removed += sweep(dir, drop_pending, NULL, lg);
     DIR *d = opendir(dir);
@@ -440,10 +434,7 @@ int store_cleanup(const char *dir, int writer, const char *staging_dir, const sr
         }
         closedir(d);
     }
-    if (writer) {
-        if (staging_dir) removed += sweep(staging_dir, drop_all, NULL, lg);
-        store_empty_trash(dir, lg);
-    }
+    if (writer) store_empty_trash(dir, lg);
     if (removed)
         srv_logf(lg, SRV_LOG_INFO, "model store %s: removed %d leftover file(s) of interrupted writes",
                  dir, removed);
@@ -502,5 +493,66 @@ int store_open_entry(const store_entry *e, int max_seq_len, srv_model **out, bct
         return rc;
     }
     *out = m;
+    return BCT_OK;
+}
+
+/* 1 if <staging>/<name> is an upload folder bct made: a real directory
+ * named STORE_UPLOAD_PREFIX... holding the marker, or empty (mkdtemp done,
+ * marker not yet written). */
+static int is_upload_dir(const char *staging, const char *name) {
+    char p[PATH_LEN];
+    struct stat st;
+    if (strncmp(name, STORE_UPLOAD_PREFIX, strlen(STORE_UPLOAD_PREFIX)) != 0 ||
+        path_fmt(p, sizeof(p), "%s/%s", staging, name) != 0 || lstat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    char m[PATH_LEN];
+    if (path_fmt(m, sizeof(m), "%s/" STORE_UPLOAD_MARKER, p) == 0 && lstat(m, &st) == 0 && S_ISREG(st.st_mode))
+        return 1;
+    DIR *d = opendir(p);
+    if (!d) return 0;
+    int empty = 1;
+    struct dirent *de;
+    while (empty && (de = readdir(d))) empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+    closedir(d);
+    return empty;
+}
+
+static int drop_upload(const char *name, void *ud) { return is_upload_dir(ud, name); }
+
+int store_staging_prepare(const char *staging, const char *store_dir, const srv_log *lg, bct_error *err) {
+    struct stat st, sd;
+    if (lstat(staging, &st) != 0) {
+        if (errno == ENOENT) return BCT_OK;
+        return bct_fail(err, BCT_EIO, "admin_staging_dir %s: %s", staging, strerror(errno));
+    }
+    if (S_ISLNK(st.st_mode))
+        return bct_fail(err, BCT_EINVAL,
+                        "admin_staging_dir %s is a symlink; bct deletes in its staging directory, so "
+                        "it must be a real directory (give its target instead)",
+                        staging);
+    if (!S_ISDIR(st.st_mode))
+        return bct_fail(err, BCT_EINVAL, "admin_staging_dir %s is not a directory", staging);
+    if (stat(store_dir, &sd) == 0 && sd.st_dev == st.st_dev && sd.st_ino == st.st_ino)
+        return bct_fail(err, BCT_EINVAL,
+                        "admin_staging_dir %s is the model store; give it a folder of its own "
+                        "(the default is <model_store>/.staging)",
+                        staging);
+    DIR *d = opendir(staging);
+    if (!d) return bct_fail(err, BCT_EIO, "admin_staging_dir %s: %s", staging, strerror(errno));
+    int rc = BCT_OK;
+    struct dirent *de;
+    while (rc == BCT_OK && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || is_upload_dir(staging, de->d_name)) continue;
+        rc = bct_fail(err, BCT_EINVAL,
+                      "admin_staging_dir %s holds \"%.200s\", which bct did not create; bct only "
+                      "deletes its own upload folders there: move it away or choose an empty folder",
+                      staging, de->d_name);
+    }
+    closedir(d);
+    if (rc != BCT_OK) return rc;
+    int removed = sweep(staging, drop_upload, (void *)staging, lg);
+    if (removed)
+        srv_logf(lg, SRV_LOG_INFO, "admin_staging_dir %s: removed %d upload folder(s) of interrupted uploads",
+                 staging, removed);
     return BCT_OK;
 }

@@ -100,11 +100,28 @@ int store_remove(model_store *s, const char *name, int *removed, bct_error *err)
 
 /* Start-up cleanup.  Every replica removes temp files of crashed .bct
  * writers (the writer's flock protects live ones); the writer (admin) also
- * removes unpublished .job-*.bct files, everything in staging_dir (may be
- * NULL) and trash older than STORE_TRASH_DELAY_S.  Failures (e.g. a
- * read-only store) are logged at debug level and otherwise ignored.
- * Returns the number of entries removed. */
-int store_cleanup(const char *dir, int writer, const char *staging_dir, const srv_log *lg);
+ * removes unpublished .job-*.bct files and trash older than
+ * STORE_TRASH_DELAY_S.  Failures (e.g. a read-only store) are logged at
+ * debug level and otherwise ignored.  Returns the number of entries
+ * removed. */
+int store_cleanup(const char *dir, int writer, const srv_log *lg);
+
+/* The staging area of uploads: one STORE_UPLOAD_PREFIX folder per upload,
+ * holding STORE_UPLOAD_MARKER from its creation on.  Only such folders are
+ * ever deleted (issue 17: a staging dir set to the store, or to a folder
+ * of other files, was emptied at start). */
+#define STORE_UPLOAD_PREFIX "up-"
+#define STORE_UPLOAD_MARKER ".bct-upload"
+
+/* Checks staging_dir before the admin API uses it and removes the upload
+ * folders that crashed or interrupted uploads left.  It must not be a
+ * symlink, must not be the model store itself, and may hold nothing but
+ * upload folders (a folder of STORE_UPLOAD_PREFIX name without the marker
+ * is a crash between mkdtemp and the marker: empty ones are removed too).
+ * A missing staging_dir is fine (created on the first upload).  BCT_EINVAL
+ * naming the offending entry, or BCT_EIO. */
+int store_staging_prepare(const char *staging_dir, const char *store_dir, const srv_log *lg,
+                          bct_error *err);
 
 /* Removes trash older than STORE_TRASH_DELAY_S (writer only). */
 void store_empty_trash(const char *dir, const srv_log *lg);

@@ -13,6 +13,8 @@ struct srv_registry {
     srv_model **models; /* sorted by name */
     int n, cap;
     srv_model *def;
+    registry_failure *failed; /* store entries that did not load, by name */
+    int n_failed, cap_failed;
 };
 
 int registry_create(srv_registry **out) {
@@ -38,6 +40,7 @@ void registry_free(srv_registry *r) {
     if (!r) return;
     for (int i = 0; i < r->n; i++) registry_release(r->models[i]);
     free(r->models);
+    free(r->failed);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -106,6 +109,66 @@ static int insert_at(srv_registry *r, int pos, srv_model *m) {
     return 0;
 }
 
+/* Under r->mu. */
+static registry_failure *find_failure(srv_registry *r, const char *name) {
+    for (int i = 0; i < r->n_failed; i++)
+        if (!strcmp(r->failed[i].name, name)) return &r->failed[i];
+    return NULL;
+}
+
+static void forget_failure(srv_registry *r, const char *name) {
+    registry_failure *f = find_failure(r, name);
+    if (f) *f = r->failed[--r->n_failed];
+}
+
+int registry_note_failure(srv_registry *r, const char *name, const char *error) {
+    int rc = BCT_OK;
+    pthread_mutex_lock(&r->mu);
+    registry_failure *f = find_failure(r, name);
+    if (!f && r->n_failed == r->cap_failed) {
+        int cap = r->cap_failed ? r->cap_failed * 2 : 8;
+        registry_failure *p = realloc(r->failed, (size_t)cap * sizeof(*p));
+        if (p) {
+            r->failed = p;
+            r->cap_failed = cap;
+        }
+    }
+    if (!f && r->n_failed < r->cap_failed) f = &r->failed[r->n_failed++];
+    if (f) {
+        snprintf(f->name, sizeof(f->name), "%s", name);
+        snprintf(f->error, sizeof(f->error), "%s", error);
+    } else {
+        rc = BCT_ENOMEM;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void registry_forget_failure(srv_registry *r, const char *name) {
+    pthread_mutex_lock(&r->mu);
+    forget_failure(r, name);
+    pthread_mutex_unlock(&r->mu);
+}
+
+int registry_failure_count(srv_registry *r) {
+    pthread_mutex_lock(&r->mu);
+    int n = r->n_failed;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+int registry_failures(srv_registry *r, registry_failure **out, int *n) {
+    *out = NULL;
+    pthread_mutex_lock(&r->mu);
+    *n = r->n_failed;
+    if (*n) *out = malloc((size_t)*n * sizeof(**out));
+    if (*out) memcpy(*out, r->failed, (size_t)*n * sizeof(**out));
+    int rc = *n && !*out ? BCT_ENOMEM : BCT_OK;
+    if (rc != BCT_OK) *n = 0;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
 /* expect_any: replace whatever is there. */
 static int put(srv_registry *r, srv_model *m, int expect_any, const srv_model *expect, bct_error *err) {
     srv_model *old = NULL;
@@ -122,6 +185,7 @@ static int put(srv_registry *r, srv_model *m, int expect_any, const srv_model *e
     } else if (insert_at(r, pos, m) != 0) {
         rc = bct_fail(err, BCT_ENOMEM, "out of memory");
     }
+    if (rc == 1) forget_failure(r, m->name);
     pthread_mutex_unlock(&r->mu);
     if (rc != 1) registry_release(m);
     registry_release(old); /* the table's reference */

@@ -85,6 +85,22 @@ int registry_list(srv_registry *r, srv_model ***out, int *n, int *default_index)
 
 int registry_count(srv_registry *r);
 
+/* Model store entries that failed to load (issue 17: the server starts
+ * without them and says so in the log, /models and /metrics).  An entry
+ * leaves the list when a model of its name is published, or when
+ * registry_forget_failure() says it is gone from the store. */
+typedef struct registry_failure {
+    char name[256];
+    char error[768];
+} registry_failure;
+
+/* Records (or updates) NAME's failure; BCT_ENOMEM if it cannot. */
+int registry_note_failure(srv_registry *r, const char *name, const char *error);
+void registry_forget_failure(srv_registry *r, const char *name);
+int registry_failure_count(srv_registry *r);
+/* A copy of the list (free it); BCT_ENOMEM. */
+int registry_failures(srv_registry *r, registry_failure **out, int *n);
+
 /* The model's Hugging Face class ("BertForSequenceClassification", ...). */
 const char *registry_architecture(const srv_model *m);
 

@@ -122,7 +122,10 @@ static int load_entry(srv_registry *reg, const store_entry *e, const srv_config 
     if (rc == BCT_OK && (rc = registry_put_if(reg, m, NULL, &err)) == 0)
         rc = bct_fail(&err, BCT_EINVAL, "two models are named \"%s\" (%s)", e->name, e->path);
     if (rc < 0) {
-        srv_logf(lg, SRV_LOG_ERROR, "cannot load model \"%s\": %s", e->name, err.msg);
+        srv_logf(lg, cfg->strict_store ? SRV_LOG_ERROR : SRV_LOG_WARN,
+                 "cannot load model \"%s\" from %s%s: %s", e->name, e->path,
+                 cfg->strict_store ? "" : " (skipped; see /models)", err.msg);
+        registry_note_failure(reg, e->name, err.msg);
         return -1;
     }
     log_loaded(reg, e->name, t, lg);
@@ -151,11 +154,13 @@ static int load_models(srv_registry *reg, const srv_config *cfg, const srv_log *
             srv_logf(lg, SRV_LOG_ERROR, "%s", err.msg);
             return -1;
         }
+        /* One bad entry must not stop every replica from starting (issue
+         * 17): skipped unless strict_store. */
         int rc = 0;
         for (int i = 0; i < n && rc == 0; i++) {
             int sig = wait_signal(0);
             if (sig) rc = sig;
-            else if (load_entry(reg, &ents[i], cfg, lg)) rc = -1;
+            else if (load_entry(reg, &ents[i], cfg, lg) && cfg->strict_store) rc = -1;
         }
         free(ents);
         if (rc) return rc;
@@ -303,7 +308,11 @@ int srv_run(const srv_config *cfg, const char *port_file) {
     }
     /* What crashed writers left behind (the admin replica also clears its
      * staging area and unpublished compressions). */
-    if (have_store) store_cleanup(store.dir, admin != NULL, admin ? admin_staging_dir(admin) : NULL, &lg);
+    if (have_store) store_cleanup(store.dir, admin != NULL, &lg);
+    if (admin && store_staging_prepare(admin_staging_dir(admin), store.dir, &lg, &err) != BCT_OK) {
+        srv_logf(&lg, SRV_LOG_ERROR, "%s", err.msg);
+        goto out;
+    }
     http_deps hd = {.cfg = cfg, .reg = reg, .bat = bat, .metrics = metrics, .alog = alog,
                     .life = &life, .log = &lg, .workers = threads, .admin = admin};
     if (http_start(&hd, &http, &err) != BCT_OK) {
@@ -330,7 +339,9 @@ int srv_run(const srv_config *cfg, const char *port_file) {
     if (sig == 0) {
         lifecycle_set_ready(&life);
         srv_model *def = registry_acquire(reg, NULL);
-        srv_logf(&lg, SRV_LOG_INFO, "ready: %d model(s), default \"%s\"", registry_count(reg), def->name);
+        srv_logf(&lg, SRV_LOG_INFO, "ready: %d model(s), default \"%s\"; %d store entr%s failed to load",
+                 registry_count(reg), def->name, registry_failure_count(reg),
+                 registry_failure_count(reg) == 1 ? "y" : "ies");
         registry_release(def);
         sig = wait_signal(-1);
     }

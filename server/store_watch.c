@@ -8,11 +8,18 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 
 #define WATCH_SETTLE_MS 200
+/* A file modified less than this long ago is still being written (cp,
+ * rsync --inplace, a shell redirect that creates it before writing): it is
+ * tried on a later scan, so that a half-written file is not reported as a
+ * failure and then reported again once complete (issue 17, the flaky
+ * admin_watch test). */
+#define WATCH_QUIET_MS 1000
 
 /* A model folder being watched. */
 typedef struct watched_dir {
@@ -97,6 +104,7 @@ static void load_entry(store_watch *w, todo *t) {
                  "model store: cannot load \"%s\" from %s (tried again when the file changes): %s",
                  e->name, e->path, err.msg);
         remember_failed(w, e);
+        registry_note_failure(w->o.reg, e->name, err.msg);
         return;
     }
     forget_failed(w, e->name);
@@ -135,7 +143,33 @@ static void unload_missing(store_watch *w, const store_entry *ents, int n) {
     free(list);
 }
 
+/* Failures reported for entries that are gone from the store. */
+static void forget_missing_failures(store_watch *w, const store_entry *ents, int n) {
+    registry_failure *f;
+    int nf;
+    if (registry_failures(w->o.reg, &f, &nf) != BCT_OK) return;
+    for (int i = 0; i < nf; i++) {
+        int present = 0;
+        for (int k = 0; k < n && !present; k++) present = !strcmp(ents[k].name, f[i].name);
+        if (!present) {
+            registry_forget_failure(w->o.reg, f[i].name);
+            forget_failed(w, f[i].name);
+        }
+    }
+    free(f);
+}
+
 static void watch_dirs(store_watch *w);
+static void on_settle(uv_timer_t *t);
+
+/* Whether e's file changed within WATCH_QUIET_MS (a clock skewed into the
+ * future, e.g. on a network filesystem, does not count). */
+static int still_written(const store_entry *e) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long age_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec - e->id.mtime_ns;
+    return age_ns >= 0 && age_ns < WATCH_QUIET_MS * 1000000LL;
+}
 
 static void rescan(store_watch *w) {
     store_entry *ents;
@@ -164,11 +198,18 @@ static void rescan(store_watch *w) {
             registry_release(cur);
             continue;
         }
+        if (still_written(e)) {
+            registry_release(cur);
+            if (!uv_is_active((uv_handle_t *)&w->settle))
+                uv_timer_start(&w->settle, on_settle, WATCH_QUIET_MS, 0);
+            continue;
+        }
         todos[nt].e = *e;
         todos[nt].expect = cur;
         nt++;
     }
     unload_missing(w, ents, n);
+    forget_missing_failures(w, ents, n);
     store_unlock(w->o.store);
     for (int i = 0; i < nt; i++) {
         load_entry(w, &todos[i]);

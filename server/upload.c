@@ -214,15 +214,32 @@ int upload_begin(struct MHD_Connection *c, const upload_opts *o, upload **out, s
         free(u);
         return -1;
     }
-    snprintf(u->dir, sizeof(u->dir), "%s/up-XXXXXX", o->staging_root);
+    struct stat sst;
+    if (lstat(o->staging_root, &sst) != 0 || !S_ISDIR(sst.st_mode)) {
+        srv_err_set(err, 500, ERR_INTERNAL, "the staging directory %s is not a directory (a symlink?)",
+                    o->staging_root);
+        free(u);
+        return -1;
+    }
+    snprintf(u->dir, sizeof(u->dir), "%s/" STORE_UPLOAD_PREFIX "XXXXXX", o->staging_root);
     if (!mkdtemp(u->dir)) {
         srv_err_set(err, 500, ERR_INTERNAL, "cannot create a staging directory in %s: %s",
                     o->staging_root, strerror(errno));
         free(u);
         return -1;
     }
-    u->dirfd = open(u->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    u->pp = u->dirfd >= 0 ? MHD_create_post_processor(c, 64 * 1024, on_part, u) : NULL;
+    u->dirfd = open(u->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* The marker tells start-up cleanup that bct made this folder. */
+    int mfd = u->dirfd >= 0 ? openat(u->dirfd, STORE_UPLOAD_MARKER, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                            : -1;
+    if (mfd < 0) {
+        srv_err_set(err, 500, ERR_INTERNAL, "cannot create an upload folder in %s: %s", o->staging_root,
+                    strerror(errno));
+        upload_free(u);
+        return -1;
+    }
+    close(mfd);
+    u->pp = MHD_create_post_processor(c, 64 * 1024, on_part, u);
     if (!u->pp) {
         srv_err_set(err, 415, ERR_MEDIA_TYPE, "cannot parse this multipart/form-data body (%.100s)", ct);
         upload_free(u);

@@ -224,13 +224,22 @@ static int check_layout(const parsed_header *h, const uint8_t *base,
     return rc;
 }
 
+/* The header's structure, bounded before cJSON builds a tree (json_util.h):
+ * bert-large's header has ~10k values in arrays of ~800 (one entry per
+ * blob and per tensor), nested 6 deep; these limits leave room for models
+ * 25 times as big and cap the tree at ~16 MB. */
+static const json_budget header_budget = {1u << 18, 1 << 16, 16,
+                                           "a model of 16k tensors needs less"};
+
 /* Parses and validates header text (n bytes at file offset hoff) into h.
  * base, if not NULL, is the whole image (for the padding check). */
 static int parse_header(const char *text, size_t n, uint64_t hoff,
                         uint32_t version, const uint8_t *base,
                         parsed_header *h, bct_error *err) {
     memset(h, 0, sizeof(*h));
-    int rc = json_parse_header(text, n, hoff, &header_words, &h->root, err);
+    int rc = json_check_budget(text, n, hoff, &header_budget, err);
+    if (rc != BCT_OK) return rc;
+    rc = json_parse_header(text, n, hoff, &header_words, &h->root, err);
     if (rc != BCT_OK) return rc;
 
     char what[64];

@@ -26,6 +26,19 @@
  * almost certainly a different file format read as a length. */
 #define ST_MAX_HEADER_BYTES 100000000ull
 
+/* What a model's header can need, checked on the raw text before cJSON
+ * builds a tree (each value is a 64-byte cJSON node, so a 100 MB header of
+ * one 50M-entry shape array took 3 GB): a tensor entry is an object of
+ * dtype, shape (<= ST_MAX_DIMS values) and data_offsets (2 values), about
+ * 16 values; ST_MAX_HEADER_VALUES allows 16k such tensors (BERT-large has
+ * ~400) and caps the tree at 16 MB.  Arrays longer than ST_MAX_ARRAY and
+ * nesting deeper than ST_MAX_DEPTH are refused outright; the limits sit
+ * above what the field checks accept so those still give their precise
+ * messages. */
+#define ST_MAX_HEADER_VALUES (1u << 18)
+#define ST_MAX_ARRAY 64
+#define ST_MAX_DEPTH 4
+
 /* Names are quoted in error messages; cap them so the rest still fits. */
 #define NAME_FMT "%.200s"
 
@@ -382,6 +395,9 @@ static int check_overlaps(const st_file *f, const uint8_t *data,
     return rc;
 }
 
+static const json_budget header_budget = {ST_MAX_HEADER_VALUES, ST_MAX_ARRAY, ST_MAX_DEPTH,
+                                           "a model of 16k tensors of up to 8 dimensions needs less"};
+
 /* Validates header and tensors of the image buf/len and fills f. */
 static int validate_image(const uint8_t *buf, size_t len, st_file *f,
                           bct_error *err) {
@@ -411,7 +427,9 @@ static int validate_image(const uint8_t *buf, size_t len, st_file *f,
 
     size_t n = (size_t)hlen;
     cJSON *root;
-    int rc = json_parse_header((const char *)buf + 8, n, 8, &header_words,
+    int rc = json_check_budget((const char *)buf + 8, n, 8, &header_budget, err);
+    if (rc != BCT_OK) return rc;
+    rc = json_parse_header((const char *)buf + 8, n, 8, &header_words,
                                &root, err);
     if (rc != BCT_OK) return rc;
 

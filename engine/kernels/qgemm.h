@@ -75,11 +75,11 @@ const void *qgemm_pack(const qmat *w, void *buf);
 /* Packs a weight for the active kernel into w->pack (malloc'd; whoever
  * owns w frees it: qmat_free does, the model loader hands it to the
  * model's storage).  No-op when the kernel reads w as is.  Flags:
- *   QGEMM_DROP_SOURCE  w->codes lie in a read-only file mapping: once
- *                      packed, their pages are reclaimed (madvise
- *                      MADV_PAGEOUT: they stay valid and are read back
- *                      from the file if ever touched), so the codes are
- *                      not resident twice.
+ *   QGEMM_DROP_SOURCE  w->codes lie in a read-only file image
+ *                      (mapped_file.h): once packed, their pages are
+ *                      offered for reclaim (mapped_file_drop_pages: they
+ *                      stay valid), so with swap the codes are not
+ *                      resident twice.
  * Returns BCT_OK or BCT_ENOMEM. */
 #define QGEMM_DROP_SOURCE 1u
 int qgemm_prepare(qmat *w, unsigned flags);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_util.h"
+
 #define CONFIG_MAX_BYTES (1 << 20)
 
 /* Reads an integer field in [lo, hi]; absent -> def (or error if def < 0). */
@@ -179,10 +181,10 @@ static int parse_problem(const cJSON *root, bert_config *cfg, bct_error *err) {
 /* cJSON keeps duplicate keys and returns the first, Python's json the last:
  * a config with duplicates means different things to different readers. */
 static int check_duplicates(const cJSON *obj, bct_error *err) {
-    for (const cJSON *a = obj->child; a; a = a->next)
-        for (const cJSON *b = a->next; b; b = b->next)
-            if (strcmp(a->string, b->string) == 0)
-                return bct_fail(err, BCT_EFORMAT, "config.json: field \"%s\" appears twice", a->string);
+    int oom;
+    const char *dup = json_duplicate_key(obj, &oom);
+    if (oom) return bct_fail(err, BCT_ENOMEM, "config.json: out of memory");
+    if (dup) return bct_fail(err, BCT_EFORMAT, "config.json: field \"%s\" appears twice", dup);
     return BCT_OK;
 }
 

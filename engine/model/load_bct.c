@@ -140,7 +140,7 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
     }
     if (act_scale) *s->act_scale = act_scale;
     /* Linear weights: pre-packed once for the GEMM kernel (qgemm.h); codes
-     * used in place from the mapping are then dropped from memory. */
+     * used in place from the file image are then offered for reclaim. */
     if (s->role == BERT_ROLE_WEIGHT &&
         (qgemm_prepare(q, q->codes == codes ? QGEMM_DROP_SOURCE : 0) != BCT_OK ||
          (q->pack && bert_storage_keep(st, q->pack) != BCT_OK))) {

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -92,6 +93,65 @@ int json_pick_fields(const cJSON *obj, const char *const *keys,
                                 "%s: field \"%s\" appears twice", what,
                                 keys[i]);
             slots[i] = field;
+        }
+    }
+    return BCT_OK;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorting, not hashing: names come from untrusted files, and a fixed hash
+ * lets a crafted header put every key in one bucket (quadratic again). */
+const char *json_duplicate_key(const cJSON *obj, int *oom) {
+    *oom = 0;
+    size_t n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj) n += it->string != NULL;
+    if (n < 2) return NULL;
+    const char **names = malloc(n * sizeof(*names));
+    if (!names) {
+        *oom = 1;
+        return NULL;
+    }
+    size_t k = 0;
+    cJSON_ArrayForEach(it, obj) if (it->string) names[k++] = it->string;
+    qsort(names, n, sizeof(*names), by_name);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) dup = names[i];
+    free(names);
+    return dup;
+}
+
+int json_check_budget(const char *t, size_t n, uint64_t file_off, const json_budget *b,
+                      bct_error *err) {
+    char kind[JSON_BUDGET_DEPTH];
+    size_t items[JSON_BUDGET_DEPTH];
+    size_t values = 1;
+    int depth = 0, max_depth = b->max_depth < JSON_BUDGET_DEPTH ? b->max_depth : JSON_BUDGET_DEPTH;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (c == '"') {
+            for (i++; i < n && t[i] != '"'; i++)
+                if (t[i] == '\\') i++;
+        } else if (c == '{' || c == '[') {
+            if (depth == max_depth)
+                return bct_fail(err, BCT_EFORMAT, "header nests deeper than %d levels at byte %" PRIu64,
+                                max_depth, file_off + i);
+            kind[depth] = c;
+            items[depth++] = 0;
+        } else if (c == '}' || c == ']') {
+            if (depth > 0) depth--;
+        } else if (c == ',' || c == ':') {
+            if (++values > b->max_values)
+                return bct_fail(err, BCT_EFORMAT, "header holds more than %u values (%s)", b->max_values,
+                                b->need);
+            if (c == ',' && depth > 0 && kind[depth - 1] == '[' && ++items[depth - 1] >= (size_t)b->max_array)
+                return bct_fail(err, BCT_EFORMAT,
+                                "header has an array of more than %d elements at byte %" PRIu64 " (%s)",
+                                b->max_array, file_off + i, b->need);
         }
     }
     return BCT_OK;

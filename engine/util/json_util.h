@@ -48,4 +48,31 @@ int json_pick_fields(const cJSON *obj, const char *const *keys,
                      const cJSON **slots, int n, const char *what,
                      bct_error *err);
 
+/* Limits on a JSON text's structure, checked before cJSON builds a tree
+ * (each value is a 64-byte node, so a 100 MB header of one 50M-entry
+ * array took 3 GB).  `need` says in messages what the format needs. */
+typedef struct json_budget {
+    unsigned max_values; /* values, counted as separators + 1 */
+    int max_array;       /* elements of one array */
+    int max_depth;       /* nesting of objects and arrays, <= JSON_BUDGET_DEPTH */
+    const char *need;    /* "a model of 16k tensors needs fewer" */
+} json_budget;
+#define JSON_BUDGET_DEPTH 32
+
+/* Checks the n-byte text found at file offset file_off against b without
+ * parsing it: strings are skipped, brackets, commas and colons counted.
+ * Malformed text passes (json_parse_header() reports it).  BCT_EFORMAT
+ * "header holds more than N values (...)", "header has an array of more
+ * than N elements at byte B (...)", "header nests deeper than N levels at
+ * byte B". */
+int json_check_budget(const char *text, size_t n, uint64_t file_off, const json_budget *b,
+                      bct_error *err);
+
+/* A member name of obj that two members share (the smallest such name in
+ * strcmp order), or NULL if all names differ.  O(n log n) by sorting the
+ * names: a 1 MiB object of 96k keys costs milliseconds, where a pairwise
+ * scan cost 25 s.  *oom is set to 1 (and NULL returned) when the name
+ * list cannot be allocated, else to 0. */
+const char *json_duplicate_key(const cJSON *obj, int *oom);
+
 #endif

@@ -1,4 +1,5 @@
-/* mapped_file.c - a whole regular file mapped read-only (mapped_file.h). */
+/* mapped_file.c - a whole regular file copied into private memory
+ * (mapped_file.h). */
 #include "mapped_file.h"
 
 #include <errno.h>
@@ -9,50 +10,82 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static int same_file_state(const struct stat *a, const struct stat *b) {
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Reads len bytes of fd into buf; 0, or -1 with errno (0 at an early end
+ * of file: the file shrank under us). */
+static int read_all(int fd, uint8_t *buf, size_t len) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, buf + done, len - done, (off_t)done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = 0;
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    return 0;
+}
+
 int mapped_file_open(const char *path, mapped_file *out, bct_error *err) {
     out->data = NULL;
     out->len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return bct_fail(err, BCT_EIO, "cannot open %s: %s", path,
-                        strerror(errno));
+        return bct_fail(err, BCT_EIO, "cannot open %s: %s", path, strerror(errno));
 
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return bct_fail(err, BCT_EIO, "cannot stat %s: %s", path,
-                        strerror(e));
+    struct stat before, after;
+    int rc = BCT_OK;
+    void *map = MAP_FAILED;
+    size_t len = 0;
+    if (fstat(fd, &before) != 0) {
+        rc = bct_fail(err, BCT_EIO, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
     }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return bct_fail(err, BCT_EIO, "%s is not a regular file", path);
+    if (!S_ISREG(before.st_mode)) {
+        rc = bct_fail(err, BCT_EIO, "%s is not a regular file", path);
+        goto out;
     }
-    if ((uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return bct_fail(err, BCT_ERANGE, "%s is too large to map", path);
+    if ((uint64_t)before.st_size > SIZE_MAX) {
+        rc = bct_fail(err, BCT_ERANGE, "%s is too large to map", path);
+        goto out;
     }
-    size_t len = (size_t)sb.st_size;
-    if (len == 0) {
-        close(fd);
-        return BCT_OK;
-    }
+    len = (size_t)before.st_size;
+    if (len == 0) goto out;
 
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    /* The mapping keeps the file alive; the descriptor is no longer needed.
-     * close() on Linux releases the fd even when it reports EINTR. */
-    if (close(fd) != 0 && errno != EINTR) {
-        int e = errno;
+    map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) {
+        rc = bct_fail(err, BCT_ENOMEM, "cannot allocate %zu bytes for %s: %s", len, path,
+                      strerror(errno));
+        goto out;
+    }
+    if (read_all(fd, map, len) != 0) {
+        rc = errno ? bct_fail(err, BCT_EIO, "cannot read %s: %s", path, strerror(errno))
+                   : bct_fail(err, BCT_EIO, "%s shrank while it was being read", path);
+        goto out;
+    }
+    /* A writer that was busy during the copy (cp, rsync --inplace) leaves
+     * a torn image: refuse it; whoever watches the file tries again once
+     * it settles. */
+    if (fstat(fd, &after) != 0 || !same_file_state(&before, &after)) {
+        rc = bct_fail(err, BCT_EIO, "%s changed while it was being read", path);
+        goto out;
+    }
+    (void)mprotect(map, len, PROT_READ); /* readers never write; catch it if they do */
+out:
+    close(fd); /* a read-only descriptor: nothing to lose on error */
+    if (rc != BCT_OK) {
         if (map != MAP_FAILED) munmap(map, len);
-        return bct_fail(err, BCT_EIO, "cannot close %s: %s", path,
-                        strerror(e));
+        return rc;
     }
-    if (map == MAP_FAILED)
-        return bct_fail(err, BCT_EIO, "cannot map %s: %s", path,
-                        strerror(map_errno));
-    out->data = map;
-    out->len = len;
+    if (map != MAP_FAILED) {
+        out->data = map;
+        out->len = len;
+    }
     return BCT_OK;
 }
 

@@ -1,9 +1,14 @@
-/* mapped_file.h - a whole regular file mapped read-only.
+/* mapped_file.h - a whole regular file copied into private memory.
  *
  * The readers validate a file image once and then hand out pointers into
- * it, so the image must not change under them: the mapping is private and
- * read-only, and the descriptor is closed right away (the mapping keeps
- * the file alive even if it is unlinked or replaced).
+ * it for as long as a model is served, so the image must not change under
+ * them.  A private mapping of the file itself does not give that: pages
+ * not yet read come from the file as it is *then*, and once the file is
+ * truncated or rewritten in place (cp, rsync --inplace) a read past its new
+ * end is SIGBUS, which killed the server (issue 17).  So the file is read
+ * into an anonymous mapping of its own, made read-only; the file may then
+ * change, shrink or vanish.  Cost: the whole image is resident (a file
+ * mapping kept only touched pages); docs/reliability.md has the numbers.
  */
 #ifndef BCT_MAPPED_FILE_H
 #define BCT_MAPPED_FILE_H
@@ -17,19 +22,21 @@ typedef struct mapped_file {
     size_t len;
 } mapped_file;
 
-/* Maps the regular file at path.  Errors are BCT_EIO ("cannot open PATH:
- * ...", "PATH is not a regular file", ...) or BCT_ERANGE ("PATH is too
- * large to map"); *out is then zeroed. */
+/* Copies the regular file at path.  Errors are BCT_EIO ("cannot open PATH:
+ * ...", "PATH is not a regular file", "PATH changed while it was being
+ * read", ...), BCT_ENOMEM or BCT_ERANGE ("PATH is too large to map");
+ * *out is then zeroed.  A file whose size, mtime or identity changes
+ * during the copy is refused rather than served torn. */
 int mapped_file_open(const char *path, mapped_file *out, bct_error *err);
 
 /* Unmaps and zeroes m; a zeroed mapped_file is a no-op. */
 void mapped_file_close(mapped_file *m);
 
-/* Asks the kernel to reclaim the whole pages inside [p, p + n) of a
- * mapping whose contents now live elsewhere (packed or widened copies).
- * MADV_PAGEOUT never loses data: clean file pages are dropped (and read
- * back from the file if touched again); anonymous memory would only be
- * swapped out.  Kernels without it: a no-op. */
+/* Asks the kernel to reclaim the whole pages inside [p, p + n) of an image
+ * whose contents now live elsewhere (packed or widened copies) but that
+ * may still be read (a repack for another kernel).  MADV_PAGEOUT never
+ * loses data: the anonymous pages are swapped out if there is swap, and
+ * stay resident otherwise.  Kernels without it: a no-op. */
 void mapped_file_drop_pages(const void *p, size_t n);
 
 #endif

@@ -44,6 +44,7 @@ static int end(srv_req *rq) {
                             .workers = d->workers,
                             .ready = lifecycle_phase(d->life) == PHASE_READY};
         if (registry_list(d->reg, &g.models, &g.n_models, &g.default_index) != 0) g.n_models = 0;
+        g.store_failed = registry_failure_count(d->reg);
         metrics_render(d->metrics, &g, &b);
         for (int i = 0; i < g.n_models; i++) registry_release(g.models[i]);
         free(g.models);

@@ -67,7 +67,11 @@ pass=$((pass + 1))
 cp "$ROOT/models/sst2-tiny.bct" "$STORE/.copy.bct.partial"
 mv "$STORE/.copy.bct.partial" "$STORE/by-hand.bct"
 within 5 "B loads a file renamed into the store" b_has by-hand 1
-head -c 4096 /dev/urandom > "$STORE/junk.bct"
+# Written in two steps on purpose, as a shell redirect or cp does: created
+# empty, filled a moment later.  The watcher must not report the empty
+# file and then the full one (issue 17: this test failed under load when a
+# scan fell between the two steps); it waits until the file is quiet.
+{ sleep 0.3; head -c 4096 /dev/urandom; } > "$STORE/junk.bct"
 head -c 1000 "$ROOT/models/sst2-tiny.bct" > "$STORE/half.bct.tmp.Ab12Cd"
 junk_warnings() { grep -c 'cannot load \\"junk\\"' "$WORK/b.log" || true; }
 junk_reported() { [ "$(junk_warnings)" -ge "$1" ]; }

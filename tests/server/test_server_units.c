@@ -545,7 +545,7 @@ START_TEST(store_scan_layout) {
     ck_assert_int_eq(store_kind(dir, "alpha"), STORE_ABSENT);
     ck_assert_int_ne(store_remove(&s, "alpha", &removed, &err), BCT_OK);
     /* cleanup (writer): temp files and unpublished compressions go */
-    ck_assert_int_ge(store_cleanup(dir, 1, NULL, &lg), 2);
+    ck_assert_int_ge(store_cleanup(dir, 1, &lg), 2);
     snprintf(p, sizeof(p), "%s/.job-1-3.bct", dir);
     ck_assert_int_ne(access(p, F_OK), 0);
     snprintf(p, sizeof(p), "%s/beta.bct.tmp.AbC123", dir);

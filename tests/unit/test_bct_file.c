@@ -889,7 +889,8 @@ START_TEST(test_bad_header_json) {
                        "\"meta\":{},\"meta\":{}}",
                        "\"meta\" appears twice");
 
-    /* Nesting beyond what cJSON parses. */
+    /* Nesting beyond what cJSON parses: refused by the structure budget
+     * before cJSON sees it. */
     size_t depth = 2000;
     char *deep = malloc(2 * depth + 200);
     ck_assert_ptr_nonnull(deep);
@@ -898,7 +899,7 @@ START_TEST(test_bad_header_json) {
     for (size_t i = 0; i < depth; i++) deep[p++] = '[';
     for (size_t i = 0; i < depth; i++) deep[p++] = ']';
     strcpy(deep + p, "}}");
-    expect_header_fail(deep, "not valid JSON");
+    expect_header_fail(deep, "nests deeper than");
     free(deep);
 }
 END_TEST
@@ -906,6 +907,30 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* zlib helpers                                                             */
 /* ------------------------------------------------------------------------ */
+
+/* Issue 17 (5), the .bct side: a header of one huge array (3M entries,
+ * 6 MB of text) or of too many values is refused before cJSON builds a
+ * tree of 64 bytes per value. */
+START_TEST(test_header_budget) {
+    size_t n = 3000000, cap = 2 * n + 64;
+    char *meta = malloc(cap);
+    ck_assert_ptr_nonnull(meta);
+    size_t o = (size_t)snprintf(meta, cap, "{\"x\":[");
+    for (size_t i = 0; i < n; i++, o += 2) memcpy(meta + o, i ? ",0" : " 0", 2);
+    snprintf(meta + o, cap - o, "]}");
+    char *h = hdr("[]", meta);
+    expect_header_fail(h, "array of more than");
+    free(h);
+    o = (size_t)snprintf(meta, cap, "{");
+    for (size_t i = 0; o + 40 < cap && i < 400000; i++)
+        o += (size_t)snprintf(meta + o, cap - o, "%s\"k%zu\":{}", i ? "," : "", i);
+    snprintf(meta + o, cap - o, "}");
+    h = hdr("[]", meta);
+    expect_header_fail(h, "values");
+    free(h);
+    free(meta);
+}
+END_TEST
 
 static void inflate_fail(const void *z, size_t zn, size_t expected,
                          const char *needle) {
@@ -1097,6 +1122,7 @@ static Suite *bct_file_suite(void) {
     tcase_add_test(tc, test_bad_blob_entries);
     tcase_add_test(tc, test_valid_crafted_layouts);
     tcase_add_test(tc, test_bad_header_json);
+    tcase_add_test(tc, test_header_budget);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("zlib");

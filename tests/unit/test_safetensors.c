@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "util/le.h"
@@ -483,6 +484,52 @@ START_TEST(test_header_over_cap) {
 }
 END_TEST
 
+/* Issue 17 (5): a header of one huge shape array used to become a cJSON
+ * tree of 64 bytes per entry (100 MB of text, 3 GB of RSS).  Here 10M
+ * entries (20 MB of text): rejected before any tree is built, so the peak
+ * RSS grows by the image alone. */
+static long max_rss_kb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+START_TEST(test_header_value_budget) {
+    enum { ENTRIES = 10000000 };
+    const char *head = "{\"w\":{\"dtype\":\"U8\",\"data_offsets\":[0,1],\"shape\":[";
+    size_t hlen = strlen(head) + 2 * ENTRIES + 2, len = 8 + hlen + 1;
+    uint8_t *img = malloc(len);
+    ck_assert_ptr_nonnull(img);
+    le_write64(img, hlen);
+    char *p = (char *)img + 8;
+    memcpy(p, head, strlen(head));
+    p += strlen(head);
+    for (int i = 0; i < ENTRIES; i++, p += 2) memcpy(p, i ? ",1" : " 1", 2);
+    memcpy(p, "]}}", 3);
+    long before = max_rss_kb();
+    bct_error err = {{0}};
+    st_file *f = NULL;
+    ck_assert_int_eq(st_open_buffer(img, len, &f, &err), BCT_EFORMAT);
+    long grown_mb = (max_rss_kb() - before) / 1024;
+    ck_assert_msg(grown_mb < 100, "peak RSS grew by %ld MB", grown_mb);
+    ck_assert_msg(strstr(err.msg, "array of more than"), "%s", err.msg);
+    free(img);
+
+    /* Many small arrays: the value count is bounded too. */
+    size_t cap = 8u << 20, used = 8;
+    img = malloc(cap);
+    ck_assert_ptr_nonnull(img);
+    used += (size_t)snprintf((char *)img + used, cap - used, "{\"__metadata__\":{");
+    for (int i = 0; used + 32 < cap; i++)
+        used += (size_t)snprintf((char *)img + used, cap - used, "%s\"k%d\":\"v\"", i ? "," : "", i);
+    used += (size_t)snprintf((char *)img + used, cap - used, "}}");
+    le_write64(img, used - 8);
+    ck_assert_int_eq(st_open_buffer(img, used, &f, &err), BCT_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "values"), "%s", err.msg);
+    free(img);
+}
+END_TEST
+
 START_TEST(test_overlap) {
     expect_header_fail("{\"first\":{\"dtype\":\"F32\",\"shape\":[4],"
                        "\"data_offsets\":[0,16]},"
@@ -809,6 +856,7 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(tc, test_header_len_zero);
     tcase_add_test(tc, test_short_and_empty_file);
     tcase_add_test(tc, test_header_over_cap);
+    tcase_add_test(tc, test_header_value_budget);
     tcase_add_test(tc, test_overlap);
     tcase_add_test(tc, test_wrong_size);
     tcase_add_test(tc, test_unknown_dtype);

@@ -1,0 +1,140 @@
+/* conn_guard.c - header deadlines (conn_guard.h). */
+#include "conn_guard.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* How often the deadlines are checked: a connection lives at most this
+ * much past its deadline. */
+#define GUARD_TICK_MS 250
+
+struct conn_guard_entry {
+    struct conn_guard_entry *prev, *next;
+    conn_guard *g;
+    int fd;
+    int64_t deadline_ns; /* 0: headers in, no deadline */
+};
+typedef struct conn_guard_entry guarded;
+
+struct conn_guard {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int stop;
+    int64_t timeout_ns;
+    guarded head; /* circular list */
+};
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *run(void *arg) {
+    conn_guard *g = arg;
+    pthread_mutex_lock(&g->mu);
+    while (!g->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += GUARD_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g->cv, &g->mu, &until);
+        int64_t now = now_ns();
+        for (guarded *c = g->head.next; c != &g->head; c = c->next) {
+            if (!c->deadline_ns || now < c->deadline_ns) continue;
+            /* The descriptor is still MHD's: "closed" waits for this lock. */
+            (void)shutdown(c->fd, SHUT_RDWR);
+            c->deadline_ns = 0;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+int conn_guard_start(int timeout_s, conn_guard **out, bct_error *err) {
+    *out = NULL;
+    if (timeout_s <= 0) return BCT_OK;
+    conn_guard *g = calloc(1, sizeof(*g));
+    if (!g) return bct_fail(err, BCT_ENOMEM, "out of memory");
+    g->timeout_ns = (int64_t)timeout_s * 1000000000;
+    g->head.prev = g->head.next = &g->head;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&g->mu, NULL);
+    int rc = pthread_create(&g->thread, NULL, run, g);
+    if (rc != 0) {
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->cv);
+        free(g);
+        return bct_fail(err, BCT_ENOMEM, "cannot start the connection guard thread: %s", strerror(rc));
+    }
+    *out = g;
+    return BCT_OK;
+}
+
+void conn_guard_stop(conn_guard *g) {
+    if (!g) return;
+    pthread_mutex_lock(&g->mu);
+    g->stop = 1;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    pthread_join(g->thread, NULL);
+    /* MHD_stop_daemon reported every connection closed; nothing is left. */
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}
+
+conn_guard_entry *conn_guard_open(conn_guard *g, struct MHD_Connection *c) {
+    if (!g) return NULL;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    guarded *e = ci ? calloc(1, sizeof(*e)) : NULL;
+    if (!e) return NULL; /* unguarded: the idle timeout still applies */
+    e->g = g;
+    e->fd = ci->connect_fd;
+    pthread_mutex_lock(&g->mu);
+    e->deadline_ns = now_ns() + g->timeout_ns;
+    e->next = g->head.next;
+    e->prev = &g->head;
+    g->head.next->prev = e;
+    g->head.next = e;
+    pthread_mutex_unlock(&g->mu);
+    return e;
+}
+
+void conn_guard_close(conn_guard_entry *e) {
+    if (!e) return;
+    pthread_mutex_lock(&e->g->mu);
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    pthread_mutex_unlock(&e->g->mu);
+    free(e);
+}
+
+void conn_guard_request_line(conn_guard_entry *e) {
+    /* A later request on a kept-alive connection: its deadline runs from
+     * its request line (the first one's from the connection's start). */
+    if (!e) return;
+    pthread_mutex_lock(&e->g->mu);
+    if (!e->deadline_ns) e->deadline_ns = now_ns() + e->g->timeout_ns;
+    pthread_mutex_unlock(&e->g->mu);
+}
+
+void conn_guard_headers_in(conn_guard_entry *e) {
+    if (!e) return;
+    pthread_mutex_lock(&e->g->mu);
+    e->deadline_ns = 0;
+    pthread_mutex_unlock(&e->g->mu);
+}
