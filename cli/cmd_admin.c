@@ -32,7 +32,8 @@ static const char *usage_text =
     "\n"
     "Talks to a server's admin API (bct serve with admin_token set).\n"
     "upload sends the checkpoint DIR (config.json, model.safetensors or\n"
-    "pytorch_model.bin, vocab.txt) to POST /admin/compress, then follows the\n"
+    "pytorch_model.bin, vocab.txt or tokenizer.json) to POST /admin/compress,\n"
+    "then follows the\n"
     "compression job until it succeeds\n"
     "(exit 0) or fails (exit 1), with a progress bar on a terminal.\n"
     "\n"
@@ -320,8 +321,12 @@ int cmd_admin(int argc, char **argv) {
     if (!strcmp(sub, "upload")) {
         CURL *h = curl_easy_init();
         curl_mime *m = h ? curl_mime_init(h) : NULL;
-        if (!m || add_file(m, "config", args[0], "config.json") || add_file(m, "weights", args[0], bert_hf_weights_file(args[0])) ||
-            add_file(m, "vocab", args[0], "vocab.txt") || (calib && add_file(m, "calibration", NULL, calib))) {
+        const char *tok[2];
+        int tok_json = bert_hf_tokenizer_files(args[0], tok) == BCT_OK && !strcmp(tok[0], "tokenizer.json");
+        if (!m || add_file(m, "config", args[0], "config.json") ||
+            add_file(m, "weights", args[0], bert_hf_weights_file(args[0])) ||
+            (tok_json ? add_file(m, "tokenizer", args[0], "tokenizer.json") : add_file(m, "vocab", args[0], "vocab.txt")) ||
+            (calib && add_file(m, "calibration", NULL, calib))) {
             curl_mime_free(m);
             curl_easy_cleanup(h);
             curl_global_cleanup();

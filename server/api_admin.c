@@ -20,7 +20,7 @@ static const char *const form_fields[] = {"name",   "preset",     "weights",   "
 struct srv_admin {
     admin_deps d;
     char staging[4096];
-    upload_file files[4];
+    upload_file files[5];
     upload_opts up;
 };
 
@@ -99,10 +99,11 @@ int admin_create(const admin_deps *d, srv_admin **out, bct_error *err) {
     a->files[1] = (upload_file){"weights", "model.safetensors", total};
     a->files[2] = (upload_file){"vocab", "vocab.txt", 64 * SRV_MIB};
     a->files[3] = (upload_file){"calibration", "calibration.txt", 64 * SRV_MIB};
+    a->files[4] = (upload_file){"tokenizer", "tokenizer.json", 64 * SRV_MIB};
     a->up = (upload_opts){.staging_root = a->staging,
                           .max_total = total,
                           .files = a->files,
-                          .n_files = 4,
+                          .n_files = (int)(sizeof(a->files) / sizeof(a->files[0])),
                           .fields = form_fields,
                           .n_fields = (int)(sizeof(form_fields) / sizeof(form_fields[0]))};
     *out = a;
@@ -252,13 +253,16 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     if (store_name_check(name, why, sizeof(why)) != 0)
         return reply_error(reply, 422, ERR_VALIDATION, "field name \"%.80s\": %s", name, why);
     snprintf(q->name, sizeof(q->name), "%s", name);
+    /* The tokenizer: vocab.txt (WordPiece) or tokenizer.json, as a
+     * checkpoint directory holds it (load_hf.c prefers vocab.txt). */
+    int has_tok = upload_file_bytes(u, "vocab") >= 0 || upload_file_bytes(u, "tokenizer") >= 0;
     static const char *const required[] = {"config", "weights", "vocab"};
     for (int i = 0; i < 3; i++)
-        if (upload_file_bytes(u, required[i]) < 0)
+        if (upload_file_bytes(u, required[i]) < 0 && !(i == 2 && has_tok))
             return reply_error(reply, 422, ERR_VALIDATION,
                                "the upload has no \"%s\" file part (needed: config = config.json, "
                                "weights = model.safetensors or pytorch_model.bin, vocab = "
-                               "vocab.txt)",
+                               "vocab.txt or tokenizer = tokenizer.json)",
                                required[i]);
     if (name_staged_weights(upload_dir(u)) != 0)
         return reply_error(reply, 500, ERR_INTERNAL, "cannot stage the uploaded weights");

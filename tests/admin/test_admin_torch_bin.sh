@@ -84,4 +84,21 @@ got=$("$BCT" classify --json --model "$WORK/bin.bct" "the movie was good fun" | 
 check_eq "bct compress: .bin and safetensors give the same logits" "$want" "$got"
 still_serving "after the valid .bin"
 
+# ---- the tokenizer as tokenizer.json (no vocab.txt): the same model ----
+python3 "$ROOT/tests/data/vocab_to_tokenizer_json.py" "$FIX/f32/vocab.txt" "$WORK/tokenizer.json" ||
+    fail "make tokenizer.json"
+req POST /admin/compress "${AUTH[@]}" -F name=tiny-json -F "config=@$FIX/f32/config.json" \
+    -F "weights=@$FIX/f32/pytorch_model.bin" -F "tokenizer=@$WORK/tokenizer.json" -F block=32
+check_eq "tokenizer.json upload: accepted" 202 "$STATUS"
+wait_job "$(echo "$BODY" | jq -r .job_id)"
+check_eq "tokenizer.json upload: job succeeded" succeeded "$(jq -r .state "$WORK/job.json")"
+post /classify '{"inputs": "the movie was good fun", "model": "tiny-bin", "raw_scores": true}'
+want=$(echo "$BODY" | jq -c .)
+post /classify '{"inputs": "the movie was good fun", "model": "tiny-json", "raw_scores": true}'
+check_eq "tokenizer.json upload: same answer as with vocab.txt" "$want" "$(echo "$BODY" | jq -c .)"
+req POST /admin/compress "${AUTH[@]}" -F name=no-tok -F "config=@$FIX/f32/config.json" \
+    -F "weights=@$FIX/f32/pytorch_model.bin"
+expect_error 422 Validation "no tokenizer part"
+expect_message "vocab = vocab.txt or tokenizer = tokenizer.json" "no tokenizer part"
+
 done_ok
