@@ -684,6 +684,10 @@ int cmd_bench(int argc, char **argv) {
         case 'B':
             if (strcmp(optarg, "row") == 0) block = 0;
             else if (cli_parse_int(optarg, "--gemm-block", QMAT_GROUP, BQ_MAX_BLOCK, &block)) return CLI_USAGE;
+            if (block % QMAT_GROUP) {
+                fprintf(stderr, "bct: --gemm-block must be a multiple of %d or row\n", QMAT_GROUP);
+                return CLI_USAGE;
+            }
             break;
         case 'q': quick = 1; break;
         case 'k': keep = optarg; break;
@@ -834,9 +838,9 @@ int cmd_bench(int argc, char **argv) {
     const char *clock_src = "unknown";
     if (!no_gemm) {
         for (int s = 0; s < nsh; s++)
-            if (block && (block % QMAT_GROUP || shapes[s][1] % block)) {
-                fprintf(stderr, "bct: --gemm-block %d must be a multiple of %d dividing K = %d\n", block, QMAT_GROUP,
-                        shapes[s][1]);
+            if (block ? shapes[s][1] % block : shapes[s][1] % QMAT_GROUP || shapes[s][1] > BQ_MAX_BLOCK) {
+                fprintf(stderr, "bct: --gemm: the block (%d, a multiple of %d up to %d) must divide K = %d\n",
+                        block ? block : shapes[s][1], QMAT_GROUP, BQ_MAX_BLOCK, shapes[s][1]);
                 rc = CLI_FAIL;
                 goto print;
             }
