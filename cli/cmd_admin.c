@@ -44,9 +44,10 @@ static const char *usage_text =
     "  --no-wait           upload: print the job id and return once it is queued\n"
     "  -h, --help          this text\n"
     "\n"
-    "Compress options (upload; as bct compress): --preset w8a8|w4a8, --weights F,\n"
-    "--embeddings F, --tables F (q8, q4, q3, q2), --block N, --scales f16|log8,\n"
-    "--activations int8|fp32, --nonlinear int|fp32, --calib FILE, --calib-n N\n";
+    "Compress options (upload; as bct compress): --preset w8a8|w8a8r|w4a8,\n"
+    "--weights F, --embeddings F, --tables F (q8, q4, q3, q2), --block N,\n"
+    "--scales f16|log8, --activations int8|fp32, --nonlinear int|fp32,\n"
+    "--calib FILE, --calib-n N\n";
 
 typedef struct buf {
     char *data;

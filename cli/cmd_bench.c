@@ -63,6 +63,9 @@ static const char *usage_text =
     "                      M = 256 and 16, and 4096 x H -> I); --no-gemm skips them\n"
     "  --gemm-isa LIST     ISAs to time the GEMM with (default: every supported\n"
     "                      SIMD one; scalar is slow)\n"
+    "  --gemm-block B      the GEMMs' block: a multiple of 32 dividing K (default\n"
+    "                      64, the presets'), or row: one block per row (block =\n"
+    "                      K, preset w8a8r's Linear layers)\n"
     "  --quick             CI size: a 2-layer model, batch 1,8 x seq 16,64, 3 runs,\n"
     "                      GEMM 256,768,768\n"
     "  --keep DIR          write the generated models into DIR and keep them\n"
@@ -96,7 +99,7 @@ typedef struct mode_run {
 typedef struct gemm_run {
     bct_isa isa;
     int bits;
-    int M, K, N;
+    int M, K, N, block;
     double med_ms, min_ms;
     bench_peak peak;
 } gemm_run;
@@ -413,6 +416,7 @@ static int time_gemm(bct_isa isa, int bits, int M, int K, int N, int block, int 
     g->M = M;
     g->K = K;
     g->N = N;
+    g->block = block;
     if (qmat_alloc(&w, bits, N, K, block) || qmat_alloc(&x, 8, M, K, block)) {
         qmat_free(&w);
         return CLI_FAIL;
@@ -511,7 +515,9 @@ static void print_text(const char *what, int threads, const mode_run *modes, int
         }
     }
     if (ng) {
-        printf("\nint8 block GEMMs M x K -> N (block %d), %d thread%s; 1 MAC = 2 ops; clock %s:\n", block, threads,
+        char bl[24];
+        snprintf(bl, sizeof(bl), block ? "%d" : "one per row", block);
+        printf("\nint8 block GEMMs M x K -> N (block %s), %d thread%s; 1 MAC = 2 ops; clock %s:\n", bl, threads,
                threads > 1 ? "s" : "", clock_src);
         printf("%-20s %-11s %-7s %9s %9s %8s  %10s  %s\n", "shape", "kernel", "weights", "ms", "(min)", "GOPS",
                "peak GOPS", "% of peak  (peak = MACs/instr x instr/cycle x cores x GHz)");
@@ -580,7 +586,7 @@ static void print_json(const char *what, int threads, const mode_run *modes, int
         cJSON_AddNumberToObject(o, "m", g->M);
         cJSON_AddNumberToObject(o, "k", g->K);
         cJSON_AddNumberToObject(o, "n", g->N);
-        cJSON_AddNumberToObject(o, "block", block);
+        cJSON_AddNumberToObject(o, "block", g->block);
         cJSON_AddNumberToObject(o, "threads", threads);
         cJSON_AddNumberToObject(o, "ms", g->med_ms);
         cJSON_AddNumberToObject(o, "ms_min", g->min_ms);
@@ -644,13 +650,14 @@ int cmd_bench(int argc, char **argv) {
         {"no-gemm", no_argument, 0, 'G'},       {"gemm-isa", required_argument, 0, 'i'},
         {"quick", no_argument, 0, 'q'},         {"keep", required_argument, 0, 'k'},
         {"json", no_argument, 0, 'j'},          {"worker", required_argument, 0, 'W'},
-        {"data", required_argument, 0, 'D'},
+        {"data", required_argument, 0, 'D'},    {"gemm-block", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     bench_shape shape = BENCH_SHAPE_BASE;
     const char *model = NULL, *keep = NULL, *worker_path = NULL, *modes_arg = "fp32,int8,int4";
     const char *batch_arg = NULL, *seq_arg = NULL, *gemm_isa_arg = NULL, *data = NULL;
     int runs = 0, threads = 0, json = 0, quick = 0, no_gemm = 0, shape_set = 0, c;
     int gemm_shape[3] = {4096, 768, 3072}, gemm_set = 0, n3;
+    int block = 64; /* the GEMMs' block; 0: one per row (K) */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -674,6 +681,14 @@ int cmd_bench(int argc, char **argv) {
             break;
         case 'G': no_gemm = 1; break;
         case 'i': gemm_isa_arg = optarg; break;
+        case 'B':
+            if (strcmp(optarg, "row") == 0) block = 0;
+            else if (cli_parse_int(optarg, "--gemm-block", QMAT_GROUP, BQ_MAX_BLOCK, &block)) return CLI_USAGE;
+            if (block % QMAT_GROUP) {
+                fprintf(stderr, "bct: --gemm-block must be a multiple of %d or row\n", QMAT_GROUP);
+                return CLI_USAGE;
+            }
+            break;
         case 'q': quick = 1; break;
         case 'k': keep = optarg; break;
         case 'j': json = 1; break;
@@ -820,12 +835,12 @@ int cmd_bench(int argc, char **argv) {
     }
     gemm_run gemms[MAX_SHAPES * 2 * BCT_ISA_COUNT];
     int ng = 0;
-    const int block = 64;
     const char *clock_src = "unknown";
     if (!no_gemm) {
         for (int s = 0; s < nsh; s++)
-            if (shapes[s][1] % block) {
-                fprintf(stderr, "bct: --gemm: K must be a multiple of %d\n", block);
+            if (block ? shapes[s][1] % block : shapes[s][1] % QMAT_GROUP || shapes[s][1] > BQ_MAX_BLOCK) {
+                fprintf(stderr, "bct: --gemm: the block (%d, a multiple of %d up to %d) must divide K = %d\n",
+                        block ? block : shapes[s][1], QMAT_GROUP, BQ_MAX_BLOCK, shapes[s][1]);
                 rc = CLI_FAIL;
                 goto print;
             }
@@ -856,7 +871,8 @@ int cmd_bench(int argc, char **argv) {
             for (int i = 0; i < ni; i++)
                 for (int bits = 8; bits >= 4; bits -= 4) {
                     gemm_run *g = &gemms[ng];
-                    if (time_gemm(isas[i], bits, shapes[s][0], shapes[s][1], shapes[s][2], block, runs, pool, g) !=
+                    if (time_gemm(isas[i], bits, shapes[s][0], shapes[s][1], shapes[s][2],
+                                  block ? block : shapes[s][1], runs, pool, g) !=
                         CLI_OK) {
                         fprintf(stderr, "bct: GEMM with %s failed (out of memory?)\n", bct_isa_name(isas[i]));
                         rc = CLI_FAIL;

@@ -10,7 +10,7 @@
 #include "compress.h"
 
 static const char *usage_text =
-    "usage: bct compress --in HF_DIR --out MODEL.bct [--preset w8a8|w4a8] [options]\n"
+    "usage: bct compress --in HF_DIR --out MODEL.bct [--preset w8a8|w8a8r|w4a8] [options]\n"
     "\n"
     "Compresses every tensor of a fine-tuned checkpoint blockwise, without\n"
     "retraining, and prints a report (format, bits/weight and relative error\n"
@@ -19,7 +19,9 @@ static const char *usage_text =
     "\n"
     "  --preset P          w8a8 (default): int8 codes everywhere, int8 activations,\n"
     "                      integer GELU/Softmax/LayerNorm; w4a8: 4-bit weights,\n"
-    "                      3-bit word embeddings, int8 activations\n"
+    "                      3-bit word embeddings, int8 activations; w8a8r: w8a8\n"
+    "                      with one weight scale per row and one activation\n"
+    "                      scale per token for the Linear layers (opt-in)\n"
     "  --weights F         Linear weights: q8, q4, q3 or q2\n"
     "  --embeddings F      word embeddings: q8, q4, q3 or q2\n"
     "  --tables F          position/token-type embeddings: q8, q4, q3 or q2\n"

@@ -45,6 +45,20 @@ int compress_preset(const char *name, compress_opts *o, bct_error *err) {
         o->int_nonlinear = 1;
         return BCT_OK;
     }
+    if (strcmp(name, "w8a8r") == 0) {
+        /* w8a8 with one scale per Linear weight row (the asked block is
+         * the largest, which bq_fit turns into the whole padded row up to
+         * BQ_MAX_BLOCK columns) and hence, the activation block being the
+         * weight's, one scale per token: a GEMM sums in int32 over all of
+         * K and rescales once per output.  f16 scales: one per row costs
+         * nothing, and log8's 9% steps would scale a whole row. */
+        o->weights = (bq_spec){8, BQ_MAX_BLOCK, QSCALE_F16};
+        o->embeddings = (bq_spec){8, 128, QSCALE_LOG8};
+        o->tables = (bq_spec){8, 128, QSCALE_LOG8};
+        o->act_int8 = 1;
+        o->int_nonlinear = 1;
+        return BCT_OK;
+    }
     if (strcmp(name, "w4a8") == 0) {
         /* 4-bit Linear weights; word embeddings at 3 bits, which the
          * embedding LayerNorm tolerates, pay for the vocabulary and the
@@ -56,7 +70,7 @@ int compress_preset(const char *name, compress_opts *o, bct_error *err) {
         o->int_nonlinear = 1;
         return BCT_OK;
     }
-    return bct_fail(err, BCT_EINVAL, "unknown preset \"%s\" (w8a8, w4a8)", name);
+    return bct_fail(err, BCT_EINVAL, "unknown preset \"%s\" (w8a8, w8a8r, w4a8)", name);
 }
 
 static long long file_size(const char *path) {

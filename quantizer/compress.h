@@ -75,7 +75,7 @@ typedef struct compress_report {
     compress_block_use *blocks;
 } compress_report;
 
-/* "w8a8" | "w4a8" -> options; BCT_EINVAL for an unknown name. */
+/* "w8a8" | "w8a8r" | "w4a8" -> options; BCT_EINVAL for an unknown name. */
 int compress_preset(const char *name, compress_opts *o, bct_error *err);
 
 /* BCT_OK when every spec of o can be asked (bq_spec_ok): then any

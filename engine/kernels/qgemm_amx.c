@@ -237,6 +237,136 @@ static void *scratch(void *stack, size_t stack_bytes, size_t bytes) {
     return p;
 }
 
+/* ---- one block per row (block == cols): C stays in the tiles over K ----
+ *
+ * With a single block the scales factor out of K, so no partial sum ever
+ * leaves the tiles: 2 row tiles x 2 output tiles (4 C tiles, the other 4
+ * for 2 A and 2 B operands) take every K-step's TDPBSSD into the same C
+ * tiles, each A and B load feeding two products, and are stored once at
+ * the end, then y = bias + (w.d * x.d) * (float)dot as in the scalar
+ * reference.  Four independent accumulators keep the tile unit busy (one
+ * C tile's chain of products would wait for each previous one). */
+#define RC00 0
+#define RC01 1
+#define RC10 2
+#define RC11 3
+#define RA0 4
+#define RA1 5
+#define RB0 6
+#define RB1 7
+
+/* Row tiles of m0 and m1 rows (m1 0: one row tile), K-steps of kstep. */
+static void make_config_row(qamx_cfg *cfg, int m0, int m1, int kstep) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->palette = 1;
+    const int h[2] = {m0, m1 ? m1 : m0}; /* an unused row tile keeps a valid shape */
+    for (int i = 0; i < 2; i++) {
+        cfg->rows[RC00 + 2 * i] = cfg->rows[RC01 + 2 * i] = (uint8_t)h[i];
+        cfg->colsb[RC00 + 2 * i] = cfg->colsb[RC01 + 2 * i] = QAMX_COLSB;
+        cfg->rows[RA0 + i] = (uint8_t)h[i];
+        cfg->colsb[RA0 + i] = (uint16_t)kstep;
+        cfg->rows[RB0 + i] = (uint8_t)(kstep / 4);
+        cfg->colsb[RB0 + i] = QPACK_RECORD;
+    }
+}
+
+/* C tile c (rows r .. r + m - 1 x output tile ot) -> y, or raw dots. */
+TARGET static void row_finish(const qk_job *j, int c, int r, int m, const otile *ot) {
+    int32_t buf[ROWS_CT * 16] __attribute__((aligned(64)));
+    switch (c) { /* the tile number is part of the instruction */
+    case RC00: T_STORE(RC00, buf, 16 * (long)sizeof(int32_t)); break;
+    case RC01: T_STORE(RC01, buf, 16 * (long)sizeof(int32_t)); break;
+    case RC10: T_STORE(RC10, buf, 16 * (long)sizeof(int32_t)); break;
+    default: T_STORE(RC11, buf, 16 * (long)sizeof(int32_t)); break;
+    }
+    if (j->raw) {
+        for (int k = 0; k < m; k++) qk_raw_store(j, r + k, ot->t * QPACK_TILE, QPACK_TILE, 0, buf + 16 * k);
+        return;
+    }
+    const __m512 wd = _mm512_load_ps(ot->sc);
+    const __m512 f0 = j->bias ? _mm512_maskz_loadu_ps(ot->mask, j->bias + (size_t)ot->t * QPACK_TILE)
+                              : _mm512_setzero_ps();
+    for (int k = 0; k < m; k++) {
+        __m512 s_ = _mm512_mul_ps(wd, _mm512_set1_ps(j->x->scales[r + k]));
+        __m512 d_ = _mm512_cvtepi32_ps(_mm512_load_si512(buf + 16 * k));
+        _mm512_mask_storeu_ps(j->y + (size_t)(r + k) * j->ldy + (size_t)ot->t * QPACK_TILE, ot->mask,
+                              _mm512_add_ps(f0, _mm512_mul_ps(s_, d_)));
+    }
+}
+
+/* Row tiles at r (m0 rows) and r + 16 (m1 rows, 0: none) against output
+ * tiles ot[0] and, when two, ot[1]: all of K in the C tiles. */
+TARGET static void row_block(const qk_job *j, const otile *ot, int two, int r, int m0, int m1, int kstep) {
+    const int K = j->p->cols;
+    const int8_t *x0 = (const int8_t *)j->x->codes + (size_t)r * K, *x1 = x0 + (size_t)ROWS_CT * K;
+    const int8_t *w0 = ot[0].w, *w1 = two ? ot[1].w : NULL;
+    T_ZERO(RC00);
+    if (two) T_ZERO(RC01);
+    if (m1) T_ZERO(RC10);
+    if (m1 && two) T_ZERO(RC11);
+    for (int k0 = 0; k0 < K; k0 += kstep) {
+        T_LOAD(RA0, x0 + k0, (long)K);
+        T_LOAD(RB0, w0 + (size_t)k0 * QPACK_TILE, (long)QPACK_RECORD);
+        T_DPBSSD(RC00, RA0, RB0);
+        if (m1) {
+            T_LOAD(RA1, x1 + k0, (long)K);
+            T_DPBSSD(RC10, RA1, RB0);
+        }
+        if (two) {
+            T_LOAD(RB1, w1 + (size_t)k0 * QPACK_TILE, (long)QPACK_RECORD);
+            T_DPBSSD(RC01, RA0, RB1);
+            if (m1) T_DPBSSD(RC11, RA1, RB1);
+        }
+    }
+    row_finish(j, RC00, r, m0, &ot[0]);
+    if (two) row_finish(j, RC01, r, m0, &ot[1]);
+    if (m1) row_finish(j, RC10, r + ROWS_CT, m1, &ot[0]);
+    if (m1 && two) row_finish(j, RC11, r + ROWS_CT, m1, &ot[1]);
+}
+
+/* qk_amx for block == cols.  Rows go in pairs of full row tiles, then
+ * what is left (a full tile and the short one, or one of them) with its
+ * own configuration; output tiles in pairs within each. */
+TARGET static void qk_amx_row(const qk_job *j, int r0, int r1, int t0, int t1, int8_t *wide) {
+    const qpack *p = j->p;
+    const int K = p->cols, kstep = K % 64 ? 32 : 64;
+    const int n = r1 - r0, full = n / ROWS_CT, tail = n % ROWS_CT;
+    const int pairs = full / 2, left = full % 2;
+    float sc[2][QPACK_TILE] __attribute__((aligned(64)));
+    qamx_cfg cfg __attribute__((aligned(64)));
+    int configured = 0;
+    /* group 0: the pairs of full tiles; group 1: the rest (m0, m1). */
+    for (int g = 0; g < 2; g++) {
+        const int m0 = g == 0 ? ROWS_CT : left ? ROWS_CT : tail, m1 = g == 0 ? ROWS_CT : left ? tail : 0;
+        const int count = g == 0 ? pairs : m0 > 0;
+        if (!count) continue;
+        make_config_row(&cfg, m0, m1, kstep);
+        T_CONFIG(&cfg);
+        configured = 1;
+        for (int t = t0; t < t1; t += 2) {
+            const int two = t + 1 < t1;
+            otile ot[2];
+            for (int i = 0; i <= two; i++) {
+                ot[i] = (otile){.t = t + i, .sc = sc[i], .mask = lane_mask(p->rows - (t + i) * QPACK_TILE)};
+                const uint8_t *codes = qpack_codes(p, t + i);
+                if (p->bits == 8) {
+                    ot[i].w = (const int8_t *)codes;
+                } else {
+                    widen_q4(codes, K / QMAT_GROUP, wide + (size_t)i * QPACK_TILE * K);
+                    ot[i].w = wide + (size_t)i * QPACK_TILE * K;
+                }
+                qk_scales_transpose(j->wscales, p->rows, 1, t + i, t + i + 1, 0, 1, sc[i]);
+            }
+            if (g == 0)
+                for (int rp = 0; rp < pairs; rp++) row_block(j, ot, two, r0 + 2 * rp * ROWS_CT, ROWS_CT, ROWS_CT, kstep);
+            else
+                row_block(j, ot, two, r0 + 2 * pairs * ROWS_CT, m0, m1, kstep);
+        }
+    }
+    if (configured) T_RELEASE();
+}
+
+
 TARGET void QK_AMX(const qk_job *j, int r0, int r1, int t0, int t1) {
     const qpack *p = j->p;
     const int blk = p->block, nb = p->cols / blk, K = p->cols;
@@ -245,6 +375,12 @@ TARGET void QK_AMX(const qk_job *j, int r0, int r1, int t0, int t1) {
     float xs_stack[STACK_FLOATS] __attribute__((aligned(64)));
     float sc_stack[STACK_FLOATS] __attribute__((aligned(64)));
     int8_t wide_stack[STACK_WIDE] __attribute__((aligned(64)));
+    if (nb == 1) { /* one block per row: q4 widens two output tiles at a time */
+        int8_t *w2 = p->bits == 4 ? scratch(wide_stack, sizeof(wide_stack), (size_t)2 * QPACK_TILE * K) : NULL;
+        qk_amx_row(j, r0, r1, t0, t1, w2);
+        if (w2 && w2 != wide_stack) free(w2);
+        return;
+    }
     /* Activation scales of the task's rows as [row tile][b][16] (0 past r1),
      * weight scales of one output tile as [b][16], q4 codes of one tile widened. */
     float *xs = raw ? NULL : scratch(xs_stack, sizeof(xs_stack), (size_t)rtiles * nb * ROWS_CT * sizeof(float));

@@ -137,6 +137,9 @@ static const int shapes[][5] = {
     {8, 3, 13, 288, 96},     {4, 3, 13, 288, 96},     /* block 96: three 32-steps per block */
     {8, 47, 33, 256, 128},   {4, 47, 33, 256, 128},   /* block 128: two 64-steps, a row tile of 1 */
     {8, 64, 6, 768, 768},    {4, 64, 6, 768, 768},    /* one block per row */
+    {8, 33, 64, 256, 256},   {4, 33, 64, 256, 256},   /* one block per row: row-tile pairs, odd output tiles */
+    {8, 48, 47, 320, 320},   {4, 48, 47, 320, 320},   /* ... a pair then a full tile and 15 rows, 32-steps */
+    {8, 16, 17, 1024, 1024}, {4, 16, 17, 1024, 1024}, /* ... one output tile, a full tile and 1 row */
     {8, 31, 40, 3072, 64},   {4, 31, 40, 3072, 64},   /* three K-chunks of 1024: partial sums in y */
     {8, 18, 17, 2112, 1056}, {4, 18, 17, 2112, 1056}, /* block wider than a K-chunk, 32-steps */
     {8, 40, 2, 4096, 4096},  {4, 40, 2, 4096, 4096},  /* the largest preset block */

@@ -49,6 +49,8 @@ static const int shapes[][5] = {
     {8, 3, 13, 288, 96},    {4, 3, 13, 288, 96},    /* block 96, 3 outputs (a classifier) */
     {8, 47, 3, 256, 128},   {4, 47, 3, 256, 128},   /* block 128 */
     {8, 64, 6, 768, 768},   {4, 64, 6, 768, 768},   /* one block per row */
+    {8, 33, 64, 256, 256},  {4, 33, 64, 256, 256},  /* one block per row: amx row-tile pairs, odd tiles */
+    {8, 48, 47, 320, 320},  {4, 48, 47, 320, 320},  /* ... a pair, then a full tile and 15 rows */
     {8, 40, 2, 4096, 4096}, {4, 40, 2, 4096, 4096}, /* the largest block */
     {8, 100, 11, 320, 64},  {4, 100, 11, 320, 64},  /* several tile groups */
     {8, 17, 2, 16416, 32},  {4, 17, 2, 16416, 32},  /* 513 blocks: scales beyond the stack buffer */
@@ -545,13 +547,13 @@ START_TEST(model_logits_identical_across_isas) {
     /* hidden 96 = 3 heads of 32; FFN 192. */
     ck_assert_int_eq(test_write_tiny_bert(hf, 2, 96, 3, 192, tiny_vocab, 15, 0, 11), 0);
     bct_isa saved = qgemm_isa();
-    const char *presets[] = {"w8a8", "w4a8"};
-    for (int pi = 0; pi < 2; pi++) {
+    const char *presets[] = {"w8a8", "w4a8", "w8a8r"};
+    for (int pi = 0; pi < 3; pi++) {
         bct_error err = {{0}};
         compress_opts o;
         ck_assert_int_eq(compress_preset(presets[pi], &o, &err), BCT_OK);
         o.embeddings.block = o.tables.block = 32;
-        o.weights.block = 32;
+        if (pi < 2) o.weights.block = 32; /* w8a8r: one block per weight row */
         snprintf(path, sizeof(path), "%s/%s.bct", dir, presets[pi]);
         compress_report rep;
         ck_assert_msg(compress_checkpoint(hf, path, &o, &rep, &err) == BCT_OK, "%s", err.msg);

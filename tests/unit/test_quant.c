@@ -369,6 +369,45 @@ START_TEST(bct_truncated_rejected) {
 }
 END_TEST
 
+/* w8a8r: every Linear weight of a compressed model in one block per
+ * (padded) row, the other kinds as w8a8; unknown presets still refused. */
+START_TEST(preset_w8a8r_one_block_per_row) {
+    bct_error err = {{0}};
+    compress_opts o, o8;
+    ck_assert_int_eq(compress_preset("w8a8r", &o, &err), BCT_OK);
+    ck_assert_int_eq(compress_preset("w8a8", &o8, &err), BCT_OK);
+    ck_assert(o.act_int8 && o.int_nonlinear && o.weights.bits == 8);
+    ck_assert_int_eq(o.embeddings.block, o8.embeddings.block);
+    const int widths[] = {32, 96, 312, 768, 1000, 3072, 4096};
+    for (size_t i = 0; i < sizeof(widths) / sizeof(widths[0]); i++)
+        ck_assert_int_eq(bq_fit(&o.weights, widths[i]).block, qmat_padded_cols(widths[i]));
+    ck_assert_int_eq(compress_preset("w8a8x", &o, &err), BCT_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "w8a8r"));
+
+    char dir[64], hf[96], path[128];
+    snprintf(dir, sizeof(dir), "/tmp/bct_r_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(hf, sizeof(hf), "%s/hf", dir);
+    snprintf(path, sizeof(path), "%s/r.bct", dir);
+    ck_assert_int_eq(test_write_tiny_bert(hf, 2, 64, 2, 160, tiny_vocab, 11, 0, 5), 0);
+    ck_assert_int_eq(compress_preset("w8a8r", &o, &err), BCT_OK);
+    compress_report rep;
+    ck_assert_msg(compress_checkpoint(hf, path, &o, &rep, &err) == BCT_OK, "%s", err.msg);
+    int linear = 0;
+    for (int i = 0; i < rep.n_tensors; i++) {
+        const compress_tensor *c = &rep.tensors[i];
+        if (strcmp(c->kind, "weights") != 0) continue;
+        ck_assert_msg(c->block == c->padded_cols, "%s: block %d, row %d", c->name, c->block, c->padded_cols);
+        linear++;
+    }
+    ck_assert_int_gt(linear, 0);
+    compress_report_free(&rep);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("quant");
     TCase *tc = tcase_create("quant");
@@ -382,6 +421,7 @@ int main(void) {
     tcase_add_test(tc, bct_round_trip_close_to_fp32);
     tcase_add_test(tc, bct_bad_tensors_rejected);
     tcase_add_test(tc, bct_truncated_rejected);
+    tcase_add_test(tc, preset_w8a8r_one_block_per_row);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
