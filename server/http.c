@@ -183,7 +183,12 @@ static int authorize(http_req *hr) {
         default:
             route_fail(rq, 403, ERR_FORBIDDEN, "the admin token is not valid");
         }
-        rq->reply.now = 1; /* an upload from a stranger is never read */
+        /* An upload from a stranger is not read (srv_limits.h: but a
+         * small one is drained, for proxies). */
+        {
+            long long cl = http_content_length(rq->conn);
+            if (cl < 0 || cl > SRV_UNAUTH_DRAIN) rq->reply.now = 1;
+        }
         return -1;
     default:
         return 0;

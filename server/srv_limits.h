@@ -10,6 +10,13 @@
  * limit plus this slack; past it the connection is closed. */
 #define SRV_DROP_SLACK SRV_MIB
 
+/* An admin upload without a valid token is answered without reading it
+ * and the connection closed, except a body of at most this many bytes
+ * (Content-Length), which is read and dropped first: closing with unread
+ * bytes resets the connection, and a proxy still streaming the body to
+ * us (nginx) then answers 502 instead of passing the 401 on. */
+#define SRV_UNAUTH_DRAIN (8 * SRV_MIB)
+
 /* The longest X-Request-Id taken from a client; longer ones are replaced
  * by a generated id. */
 #define SRV_REQUEST_ID_MAX 64
