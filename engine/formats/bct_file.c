@@ -212,12 +212,7 @@ static int check_layout(const parsed_header *h, const uint8_t *base,
         pos = extent_end(e);
     }
     if (rc == BCT_OK && bad)
-        rc = bct_fail(err, BCT_EFORMAT,
-                      "blobs \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
-                      ") and \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
-                      ") overlap",
-                      prev->name, prev->offset, extent_end(prev), bad->name,
-                      bad->offset, extent_end(bad));
+        rc = extent_overlap_fail(prev, bad, "blobs", err);
     else if (rc == BCT_OK)
         rc = check_padding(base, pos, hoff, err);
     free(order);

@@ -385,12 +385,7 @@ static int check_overlaps(const st_file *f, const uint8_t *data,
     const extent *cur = extent_first_overlap(spans, f->count, &prev);
     int rc = BCT_OK;
     if (cur)
-        rc = bct_fail(err, BCT_EFORMAT,
-                      "tensors \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
-                      "] and \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
-                      "] overlap in the data region",
-                      prev->name, prev->offset, extent_end(prev), cur->name,
-                      cur->offset, extent_end(cur));
+        rc = extent_overlap_fail(prev, cur, "tensors", err);
     free(spans);
     return rc;
 }

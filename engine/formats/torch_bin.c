@@ -283,12 +283,7 @@ static int check_overlaps(const zip *z, bct_error *err) {
     const extent *prev = NULL, *cur = extent_first_overlap(x, z->n, &prev);
     int rc = BCT_OK;
     if (cur)
-        rc = bct_fail(err, BCT_EFORMAT,
-                      "zip entries \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
-                      ") and \"" NAME_FMT "\" [%" PRIu64 ", %" PRIu64
-                      ") overlap",
-                      prev->name, prev->offset, extent_end(prev), cur->name,
-                      cur->offset, extent_end(cur));
+        rc = extent_overlap_fail(prev, cur, "zip entries", err);
     free(x);
     return rc;
 }

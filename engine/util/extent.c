@@ -1,7 +1,10 @@
 /* extent.c - named byte ranges inside a file image (extent.h). */
 #include "extent.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
+
+#include "status.h"
 
 static int cmp_offset(const void *a, const void *b) {
     const extent *x = a, *y = b;
@@ -25,4 +28,13 @@ const extent *extent_first_overlap(const extent *e, size_t n,
         last = &e[i];
     }
     return NULL;
+}
+
+int extent_overlap_fail(const extent *prev, const extent *cur, const char *kind,
+                        bct_error *err) {
+    return bct_fail(err, BCT_EFORMAT,
+                    "%s \"%.200s\" [%" PRIu64 ", %" PRIu64 ") and \"%.200s\" [%" PRIu64 ", %" PRIu64
+                    ") overlap",
+                    kind, prev->name, prev->offset, extent_end(prev), cur->name, cur->offset,
+                    extent_end(cur));
 }

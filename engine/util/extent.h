@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bct_error;
+
 typedef struct extent {
     const char *name; /* first member, so extents also suit name_index.h */
     uint64_t offset;
@@ -32,5 +34,10 @@ void extent_sort(extent *e, size_t n);
  * NULL if no two extents share a byte. */
 const extent *extent_first_overlap(const extent *e, size_t n,
                                    const extent **prev);
+
+/* BCT_EFORMAT with the message "KIND "a" [x, y) and "b" [x, y) overlap",
+ * for the pair extent_first_overlap() found. */
+int extent_overlap_fail(const extent *prev, const extent *cur, const char *kind,
+                        struct bct_error *err);
 
 #endif
