@@ -257,11 +257,20 @@ static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *da
         return bct_fail(err, BCT_ENOMEM, "out of memory packing %s", s->name);
     }
     qcodec_pack_codes(spec->bits, q.codes, s->rows, q.row_len, packed);
+    void *z = NULL;
+    size_t zlen = 0, stored = code_bytes;
+    if (spec->bits <= QCODEC_ZLIB_MAX_BITS && bctf_deflate(packed, code_bytes, &z, &zlen, err) == BCT_OK &&
+        zlen <= (size_t)((double)code_bytes * (1 - QCODEC_ZLIB_MIN_GAIN))) {
+        cJSON_AddStringToObject(e, "codes_encoding", QCODEC_CODES_ZLIB);
+        stored = zlen;
+    }
     snprintf(blob, sizeof(blob), "%s.codes", s->name);
-    rc = bctf_writer_add(w, blob, packed, code_bytes, err);
+    rc = bctf_writer_add(w, blob, stored == code_bytes ? (const void *)packed : z, stored, err);
+    free(z);
     snprintf(blob, sizeof(blob), "%s.scales", s->name);
     if (rc == BCT_OK) rc = bctf_writer_add(w, blob, q.scales, scale_bytes, err);
     free(packed);
+    code_bytes = stored;
     cJSON_AddStringToObject(e, "type", "q");
     cJSON_AddNumberToObject(e, "bits", spec->bits);
     cJSON_AddNumberToObject(e, "block", spec->block);
