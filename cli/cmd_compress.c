@@ -50,6 +50,8 @@ static const char *usage_text =
     "  --eval FILE         with --max-drop: the TSV judged on (keep it apart from the\n"
     "                      set you finally evaluate on, e.g. part of the train set)\n"
     "  --task T            with --max-drop: sst2, mrpc or rte (the --eval columns)\n"
+    "  --confidence Z      with --max-drop: also keep Z standard errors of the measured\n"
+    "                      drop inside the budget (default 0; 1.64 ~ one-sided 95%)\n"
     "  --budget-n N        with --max-drop: examples for the per-group sensitivity\n"
     "                      pass (default 512)\n"
     "  --threads N         with --max-drop: engine threads (default one per CPU)\n"
@@ -95,7 +97,7 @@ int cmd_compress(int argc, char **argv) {
         {"smooth", required_argument, 0, 'S'}, {"gptq", no_argument, 0, 'G'},
         {"tensor-format", required_argument, 0, 'F'}, {"max-drop", required_argument, 0, 'D'},
         {"eval", required_argument, 0, 'E'}, {"task", required_argument, 0, 'T'},
-        {"budget-n", required_argument, 0, 'B'}, {"threads", required_argument, 0, 'P'},
+        {"budget-n", required_argument, 0, 'B'}, {"confidence", required_argument, 0, 'Z'}, {"threads", required_argument, 0, 'P'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static compress_rule rules[COMPRESS_MAX_RULES];
     int n_rules = 0;
@@ -149,6 +151,15 @@ int cmd_compress(int argc, char **argv) {
             }
             break;
         }
+        case 'Z': {
+            char *end;
+            bo.confidence = strtod(optarg, &end);
+            if (*end || end == optarg || !(bo.confidence >= 0 && bo.confidence <= 10)) {
+                fprintf(stderr, "bct: --confidence is a number of standard errors in [0, 10]\n");
+                return CLI_USAGE;
+            }
+            break;
+        }
         case 'E': bo.eval = optarg; break;
         case 'T': task = optarg; break;
         case 'B': if (cli_parse_int(optarg, "--budget-n", 1, 1000000, &bo.budget_n)) return CLI_USAGE; break;
@@ -168,8 +179,10 @@ int cmd_compress(int argc, char **argv) {
         return CLI_USAGE;
     }
     int budgeted = bo.max_drop >= 0;
-    if (budgeted != (bo.eval != NULL) || budgeted != (task != NULL)) {
-        fprintf(stderr, "bct: --max-drop, --eval and --task go together\n");
+    if (budgeted != (bo.eval != NULL) || budgeted != (task != NULL) ||
+        (!budgeted && (bo.confidence > 0 || bo.budget_n || bo.threads))) {
+        fprintf(stderr, "bct: --max-drop, --eval and --task go together (--confidence, --budget-n and --threads "
+                        "only with them)\n");
         return CLI_USAGE;
     }
     if (task && (int)(bo.task = (glue_task)glue_task_parse(task)) < 0) {

@@ -125,11 +125,29 @@ static int run_plan(budget *b, const int *fmt, const char *path, int n, double *
     return BCT_OK;
 }
 
-static double accuracy_of(const budget *b, const float *logits, int n) {
-    int correct = 0;
-    for (int i = 0; i < n; i++) correct += argmax(logits + (size_t)i * b->nl, b->nl) == b->set.ex[i].label;
-    return n ? (double)correct / n : 0;
+/* The drop of b->logits from fp32 on the whole set, in points, and its
+ * standard error as a paired difference (only the examples where exactly
+ * one of the two is right count: McNemar's view). */
+typedef struct drop_est {
+    double drop, se;
+} drop_est;
+
+static drop_est drop_of(const budget *b) {
+    int n = b->set.n, lost = 0, won = 0;
+    for (int i = 0; i < n; i++) {
+        int gold = b->set.ex[i].label;
+        int r = argmax(b->ref + (size_t)i * b->nl, b->nl) == gold;
+        int c = argmax(b->logits + (size_t)i * b->nl, b->nl) == gold;
+        lost += r && !c;
+        won += c && !r;
+    }
+    double d = (double)(lost - won);
+    double var = (double)(lost + won) - d * d / n;
+    return (drop_est){100 * d / n, 100 * sqrt(var > 0 ? var : 0) / n};
 }
+
+/* Within the budget: the drop plus `confidence` standard errors. */
+static int within(const budget *b, drop_est e) { return e.drop + b->bo->confidence * e.se <= b->bo->max_drop + 1e-9; }
 
 static double mse_of(const budget *b, int n) {
     double s = 0;
@@ -262,15 +280,15 @@ int compress_budget_run(const char *hf_dir, const char *out_path, const compress
     probe_path(b, 0, path, sizeof(path));
     if ((rc = run_plan(b, fmt, path, b->set.n, NULL, err)) != BCT_OK) goto done;
     double base_mse = mse_of(b, b->n_sens);
-    double base_drop = 100 * (b->ref_acc - accuracy_of(b, b->logits, b->set.n));
-    fprintf(stderr, "budget: base preset %s: drop %.2f points (budget %.2f)\n", base->preset, base_drop,
-            bo->max_drop);
-    if (base_drop > bo->max_drop) {
+    drop_est base_drop = drop_of(b);
+    fprintf(stderr, "budget: base preset %s: drop %.2f points (standard error %.2f; budget %.2f)\n", base->preset,
+            base_drop.drop, base_drop.se, bo->max_drop);
+    if (!within(b, base_drop)) {
         unlink(path);
         rc = bct_fail(err, BCT_EINVAL,
-                      "even the base preset %s loses %.2f points on %s (budget %.2f): nothing written; "
-                      "try a larger budget or a higher-precision base",
-                      base->preset, base_drop, bo->eval, bo->max_drop);
+                      "even the base preset %s loses %.2f points (standard error %.2f, confidence %.2f) on %s "
+                      "(budget %.2f): nothing written; try a larger budget or a higher-precision base",
+                      base->preset, base_drop.drop, base_drop.se, bo->confidence, bo->eval, bo->max_drop);
         goto done;
     }
     snprintf(best_path, sizeof(best_path), "%s", path);
@@ -316,15 +334,15 @@ int compress_budget_run(const char *hf_dir, const char *out_path, const compress
 
     /* 3. the longest prefix within the budget (plan 0 is) */
     int lo = 0, hi = np + 1, first = 1;
-    double lo_drop = base_drop;
+    drop_est lo_drop = base_drop;
     while (hi - lo > 1) {
         int mid = first ? np : (lo + hi) / 2; /* everything lowered first: often within a loose budget */
         first = 0;
         probe_path(b, 2 + mid, path, sizeof(path));
         if ((rc = run_plan(b, plans + (size_t)mid * b->ng, path, b->set.n, NULL, err)) != BCT_OK) goto done;
-        double drop = 100 * (b->ref_acc - accuracy_of(b, b->logits, b->set.n));
-        fprintf(stderr, "budget: plan %d of %d: drop %.2f\n", mid, np, drop);
-        if (drop <= bo->max_drop) {
+        drop_est drop = drop_of(b);
+        fprintf(stderr, "budget: plan %d of %d: drop %.2f (standard error %.2f)\n", mid, np, drop.drop, drop.se);
+        if (within(b, drop)) {
             unlink(best_path);
             snprintf(best_path, sizeof(best_path), "%s", path);
             lo = mid;
@@ -353,8 +371,10 @@ int compress_budget_run(const char *hf_dir, const char *out_path, const compress
         cJSON_AddNumberToObject(o, "eval_examples", b->set.n);
         cJSON_AddNumberToObject(o, "max_drop", bo->max_drop);
         cJSON_AddNumberToObject(o, "fp32_accuracy", b->ref_acc);
-        cJSON_AddNumberToObject(o, "accuracy", b->ref_acc - lo_drop / 100);
-        cJSON_AddNumberToObject(o, "drop", lo_drop);
+        cJSON_AddNumberToObject(o, "confidence", bo->confidence);
+        cJSON_AddNumberToObject(o, "accuracy", b->ref_acc - lo_drop.drop / 100);
+        cJSON_AddNumberToObject(o, "drop", lo_drop.drop);
+        cJSON_AddNumberToObject(o, "drop_standard_error", lo_drop.se);
         cJSON_AddNumberToObject(o, "output_bytes", (double)out_bytes);
         cJSON_AddStringToObject(o, "base", base->preset);
         cJSON_AddNumberToObject(o, "compressions", b->probes);
@@ -377,8 +397,10 @@ int compress_budget_run(const char *hf_dir, const char *out_path, const compress
         cli_print_json(o);
     } else {
         print_plan(b, chosen, stdout);
-        printf("fp32 accuracy %.4f, compressed %.4f: drop %.2f points (budget %.2f) on %d examples of %s\n",
-               b->ref_acc, b->ref_acc - lo_drop / 100, lo_drop, bo->max_drop, b->set.n, bo->eval);
+        printf("fp32 accuracy %.4f, compressed %.4f: drop %.2f points (standard error %.2f; budget %.2f at "
+               "%.2f standard errors) on %d examples of %s\n",
+               b->ref_acc, b->ref_acc - lo_drop.drop / 100, lo_drop.drop, lo_drop.se, bo->max_drop, bo->confidence,
+               b->set.n, bo->eval);
         printf("plan %d of %d moves; %d compressions measured; output %lld bytes\n", lo, np, b->probes,
                out_bytes);
         printf("the same file again (with the same other options): bct compress --in %s --out %s --preset %s",

@@ -13,7 +13,9 @@
  *     saves the most bytes per unit of added sensitivity (sensitivities
  *     assumed additive);
  *  3. a bisection over that order for the longest prefix whose measured
- *     drop on the whole evaluation set is within P;
+ *     drop on the whole evaluation set is within P (optionally with a
+ *     margin of `confidence` standard errors of that drop: with a few
+ *     hundred examples one example is a quarter point);
  *  4. that plan is written to the output and its measured drop reported.
  * It never writes a plan it has not measured within the budget: when even
  * the base preset loses more than P, it fails and writes nothing.
@@ -32,6 +34,8 @@
 
 typedef struct budget_opts {
     double max_drop;   /* accuracy points (0.5 = half a point) */
+    double confidence; /* within the budget: drop + confidence x its standard error <= max_drop (0: the
+                        * measured drop alone; 1.64: one-sided 95% if the eval set is a fair sample) */
     const char *eval;  /* TSV, read as `task` */
     glue_task task;
     int budget_n;      /* examples for the sensitivity pass (<= 0: 512) */

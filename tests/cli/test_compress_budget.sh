@@ -65,7 +65,14 @@ fi
 # A middle budget stays within it, as compare measures.
 "$BCT" compress --in "$CK" --out "$tmp/mid.bct" --preset w8a8 --max-drop 5 --eval "$tmp/eval.tsv" \
     --task sst2 --threads 1 --json > "$tmp/mid.json" 2> "$tmp/mid.log" || fail "budget 5: $(tail -3 "$tmp/mid.log")"
+check_eq "budget 5: standard error reported" "true" "$(jq '.drop_standard_error >= 0' "$tmp/mid.json")"
 check "budget 5: measured within 5 points" awk -v a="$(acc_b "$tmp/mid.bct")" 'BEGIN{exit !(100 * (1 - a) <= 5 + 1e-9)}'
+
+# A margin of standard errors only makes the plan more careful.
+"$BCT" compress --in "$CK" --out "$tmp/conf.bct" --preset w8a8 --max-drop 5 --confidence 2 --eval "$tmp/eval.tsv" \
+    --task sst2 --threads 1 --json > "$tmp/conf.json" 2> "$tmp/conf.log" &&
+    check "confidence 2: drop + 2 se within 5" jq -e '.drop + 2 * .drop_standard_error <= 5 + 1e-9' "$tmp/conf.json" ||
+    check_contains "confidence 2: refused with the reason" "even the base preset" "$(cat "$tmp/conf.log")"
 
 # Bad option sets.
 usage() { "$BCT" compress --in "$CK" --out "$tmp/x.bct" "$@" > /dev/null 2>&1; echo $?; }
@@ -73,6 +80,8 @@ check_eq "--max-drop without --eval" 2 "$(usage --max-drop 1)"
 check_eq "--eval without --max-drop" 2 "$(usage --eval "$tmp/eval.tsv" --task sst2)"
 check_eq "--max-drop negative" 2 "$(usage --max-drop -1 --eval "$tmp/eval.tsv" --task sst2)"
 check_eq "--task unknown" 2 "$(usage --max-drop 1 --eval "$tmp/eval.tsv" --task cola)"
+check_eq "--confidence without --max-drop" 2 "$(usage --confidence 1)"
+check_eq "--confidence out of range" 2 "$(usage --confidence -1 --max-drop 1 --eval "$tmp/eval.tsv" --task sst2)"
 check_eq "--tensor-format without a format" 2 "$(usage --tensor-format layer.0.)"
 check_eq "--tensor-format bad format" 2 "$(usage --tensor-format layer.0.=q5)"
 check_eq "--tensor-format with --max-drop" 2 \
