@@ -29,7 +29,7 @@
  * Linears that fits (bert-base: 47 MB per layer, so 2 layers a pass);
  * with the mapped checkpoint and GPTQ's own cols^2 doubles this keeps
  * the peak near 1.5x the checkpoint. */
-#define GPTQ_HESSIAN_BYTES (128u << 20)
+#define GPTQ_HESSIAN_BYTES (64u << 20)
 
 int compress_preset(const char *name, compress_opts *o, bct_error *err) {
     memset(o, 0, sizeof(*o));
