@@ -8,6 +8,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "compress.h"
+#include "compress_budget.h"
 
 static const char *usage_text =
     "usage: bct compress --in HF_DIR --out MODEL.bct [--preset w8a8|w8a8r|w4a8] [options]\n"
@@ -40,6 +41,20 @@ static const char *usage_text =
     "                      the exponent per Linear, or a number in (0, 1]\n"
     "  --gptq              with --calib: quantize Linear weights by GPTQ (error\n"
     "                      compensation along each row from the inputs' Hessian)\n"
+    "  --tensor-format M=F a matrix whose name contains M gets format F (q8, q4,\n"
+    "                      q3, q2) instead of its kind's; repeatable, first match wins\n"
+    "  --max-drop P        accuracy-budgeted: the smallest file, choosing q8/q4/q3/q2\n"
+    "                      per tensor group, whose accuracy on --eval is at most P\n"
+    "                      points below the checkpoint's (measured; never exceeded:\n"
+    "                      fails when even the preset loses more); prints the plan\n"
+    "  --eval FILE         with --max-drop: the TSV judged on (keep it apart from the\n"
+    "                      set you finally evaluate on, e.g. part of the train set)\n"
+    "  --task T            with --max-drop: sst2, mrpc or rte (the --eval columns)\n"
+    "  --confidence Z      with --max-drop: also keep Z standard errors of the measured\n"
+    "                      drop inside the budget (default 0; 1.64 ~ one-sided 95%)\n"
+    "  --budget-n N        with --max-drop: examples for the per-group sensitivity\n"
+    "                      pass (default 512)\n"
+    "  --threads N         with --max-drop: engine threads (default one per CPU)\n"
     "  --json              print the report as one JSON object\n"
     "  -h, --help          this text\n";
 
@@ -80,7 +95,14 @@ int cmd_compress(int argc, char **argv) {
         {"activations", required_argument, 0, 'A'}, {"nonlinear", required_argument, 0, 'N'},
         {"calib", required_argument, 0, 'c'}, {"calib-n", required_argument, 0, 'n'},
         {"smooth", required_argument, 0, 'S'}, {"gptq", no_argument, 0, 'G'},
+        {"tensor-format", required_argument, 0, 'F'}, {"max-drop", required_argument, 0, 'D'},
+        {"eval", required_argument, 0, 'E'}, {"task", required_argument, 0, 'T'},
+        {"budget-n", required_argument, 0, 'B'}, {"confidence", required_argument, 0, 'Z'}, {"threads", required_argument, 0, 'P'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static compress_rule rules[COMPRESS_MAX_RULES];
+    int n_rules = 0;
+    budget_opts bo = {.max_drop = -1};
+    const char *task = NULL;
     const char *in = NULL, *out = NULL, *preset = "w8a8";
     const char *weights = NULL, *emb = NULL, *tables = NULL, *scales = NULL, *act = NULL, *nl = NULL;
     const char *calib = NULL, *smooth = NULL;
@@ -103,6 +125,45 @@ int cmd_compress(int argc, char **argv) {
         case 'n': if (cli_parse_int(optarg, "--calib-n", 1, 1000000, &calib_n)) return CLI_USAGE; break;
         case 'b': if (cli_parse_int(optarg, "--block", QMAT_GROUP, BQ_MAX_BLOCK, &block)) return CLI_USAGE; break;
         case 'j': json = 1; break;
+        case 'F': {
+            const char *eq = strrchr(optarg, '=');
+            bq_spec fs = {0};
+            if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof(rules[0].match) ||
+                compress_format_parse(eq + 1, &fs)) {
+                fprintf(stderr, "bct: --tensor-format wants NAME=q8|q4|q3|q2 (NAME under %zu bytes), not '%s'\n",
+                        sizeof(rules[0].match), optarg);
+                return CLI_USAGE;
+            }
+            if (n_rules == COMPRESS_MAX_RULES) {
+                fprintf(stderr, "bct: at most %d --tensor-format rules\n", COMPRESS_MAX_RULES);
+                return CLI_USAGE;
+            }
+            snprintf(rules[n_rules].match, sizeof(rules[n_rules].match), "%.*s", (int)(eq - optarg), optarg);
+            rules[n_rules++].spec.bits = fs.bits;
+            break;
+        }
+        case 'D': {
+            char *end;
+            bo.max_drop = strtod(optarg, &end);
+            if (*end || end == optarg || !(bo.max_drop >= 0 && bo.max_drop <= 100)) {
+                fprintf(stderr, "bct: --max-drop is a number of accuracy points in [0, 100]\n");
+                return CLI_USAGE;
+            }
+            break;
+        }
+        case 'Z': {
+            char *end;
+            bo.confidence = strtod(optarg, &end);
+            if (*end || end == optarg || !(bo.confidence >= 0 && bo.confidence <= 10)) {
+                fprintf(stderr, "bct: --confidence is a number of standard errors in [0, 10]\n");
+                return CLI_USAGE;
+            }
+            break;
+        }
+        case 'E': bo.eval = optarg; break;
+        case 'T': task = optarg; break;
+        case 'B': if (cli_parse_int(optarg, "--budget-n", 1, 1000000, &bo.budget_n)) return CLI_USAGE; break;
+        case 'P': if (cli_parse_int(optarg, "--threads", 1, 1024, &bo.threads)) return CLI_USAGE; break;
         case 'h': fputs(usage_text, stdout); return CLI_OK;
         default: fputs(usage_text, stderr); return CLI_USAGE;
         }
@@ -117,7 +178,22 @@ int cmd_compress(int argc, char **argv) {
         fprintf(stderr, "bct: %s\n", err.msg);
         return CLI_USAGE;
     }
-    int custom = weights || emb || tables || block || scales || act || nl;
+    int budgeted = bo.max_drop >= 0;
+    if (budgeted != (bo.eval != NULL) || budgeted != (task != NULL) ||
+        (!budgeted && (bo.confidence > 0 || bo.budget_n || bo.threads))) {
+        fprintf(stderr, "bct: --max-drop, --eval and --task go together (--confidence, --budget-n and --threads "
+                        "only with them)\n");
+        return CLI_USAGE;
+    }
+    if (task && (int)(bo.task = (glue_task)glue_task_parse(task)) < 0) {
+        fprintf(stderr, "bct: --task is sst2, mrpc or rte\n");
+        return CLI_USAGE;
+    }
+    if (budgeted && n_rules) {
+        fprintf(stderr, "bct: --max-drop chooses the per-tensor formats itself: no --tensor-format with it\n");
+        return CLI_USAGE;
+    }
+    int custom = weights || emb || tables || block || scales || act || nl || n_rules;
     if ((weights && compress_format_parse(weights, &o.weights)) ||
         (emb && compress_format_parse(emb, &o.embeddings)) || (tables && compress_format_parse(tables, &o.tables))) {
         fprintf(stderr, "bct: formats are q8, q4, q3 or q2\n");
@@ -161,6 +237,25 @@ int cmd_compress(int argc, char **argv) {
         }
     }
 
+    /* a rule keeps its kind's block and scales; only the bits differ */
+    for (int i = 0; i < n_rules; i++) {
+        int bits = rules[i].spec.bits;
+        rules[i].spec = strstr(rules[i].match, "word_embeddings") ? o.embeddings
+                        : strstr(rules[i].match, "embeddings")   ? o.tables
+                                                                 : o.weights;
+        rules[i].spec.bits = bits;
+    }
+    o.rules = rules;
+    o.n_rules = n_rules;
+    if (budgeted) {
+        o.progress = NULL;
+        bo.json = json;
+        if (compress_budget_run(in, out, &o, &bo, &err) != BCT_OK) {
+            fprintf(stderr, "bct: %s\n", err.msg);
+            return CLI_FAIL;
+        }
+        return CLI_OK;
+    }
     compress_report rep;
     if (compress_checkpoint(in, out, &o, &rep, &err) != BCT_OK) {
         fprintf(stderr, "bct: %s\n", err.msg);

@@ -29,7 +29,7 @@
  * Linears that fits (bert-base: 47 MB per layer, so 2 layers a pass);
  * with the mapped checkpoint and GPTQ's own cols^2 doubles this keeps
  * the peak near 1.5x the checkpoint. */
-#define GPTQ_HESSIAN_BYTES (128u << 20)
+#define GPTQ_HESSIAN_BYTES (64u << 20)
 
 int compress_preset(const char *name, compress_opts *o, bct_error *err) {
     memset(o, 0, sizeof(*o));
@@ -111,10 +111,13 @@ static const char *kind_of(const bert_slot *s) {
     return strstr(s->name, "word_embeddings") ? "embeddings" : "tables";
 }
 
-/* The spec asked for a slot's kind (not yet fitted to its width). */
+/* The spec asked for a slot (not yet fitted to its width): its first
+ * matching rule's, else its kind's. */
 static const bq_spec *spec_for(const compress_opts *o, const bert_slot *s) {
     static const bq_spec keep = {32, 0, QSCALE_F16};
     if (s->role == BERT_ROLE_PARAM) return &keep;
+    for (int i = 0; i < o->n_rules; i++)
+        if (strstr(s->name, o->rules[i].match)) return &o->rules[i].spec;
     if (s->role == BERT_ROLE_WEIGHT) return &o->weights;
     return strstr(s->name, "word_embeddings") ? &o->embeddings : &o->tables;
 }
@@ -126,6 +129,14 @@ int compress_opts_check(const compress_opts *o, bct_error *err) {
     } roles[] = {{"weights", &o->weights}, {"embeddings", &o->embeddings}, {"tables", &o->tables}};
     for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
         if (!bq_spec_ok(roles[i].s, err)) return bct_fail_prefix(err, BCT_EINVAL, "%s", roles[i].kind);
+    if (o->n_rules < 0 || o->n_rules > COMPRESS_MAX_RULES || (o->n_rules && !o->rules))
+        return bct_fail(err, BCT_EINVAL, "%d tensor rules (at most %d)", o->n_rules, COMPRESS_MAX_RULES);
+    for (int i = 0; i < o->n_rules; i++) {
+        const compress_rule *r = &o->rules[i];
+        if (!r->match[0] || !memchr(r->match, 0, sizeof(r->match)))
+            return bct_fail(err, BCT_EINVAL, "tensor rule %d: empty or unterminated name", i + 1);
+        if (!bq_spec_ok(&r->spec, err)) return bct_fail_prefix(err, BCT_EINVAL, "tensor rule '%s'", r->match);
+    }
     return BCT_OK;
 }
 
@@ -246,11 +257,20 @@ static int write_tensor_data(bctf_writer *w, const bert_slot *s, const float *da
         return bct_fail(err, BCT_ENOMEM, "out of memory packing %s", s->name);
     }
     qcodec_pack_codes(spec->bits, q.codes, s->rows, q.row_len, packed);
+    void *z = NULL;
+    size_t zlen = 0, stored = code_bytes;
+    if (spec->bits <= QCODEC_ZLIB_MAX_BITS && bctf_deflate(packed, code_bytes, &z, &zlen, err) == BCT_OK &&
+        zlen <= (size_t)((double)code_bytes * (1 - QCODEC_ZLIB_MIN_GAIN))) {
+        cJSON_AddStringToObject(e, "codes_encoding", QCODEC_CODES_ZLIB);
+        stored = zlen;
+    }
     snprintf(blob, sizeof(blob), "%s.codes", s->name);
-    rc = bctf_writer_add(w, blob, packed, code_bytes, err);
+    rc = bctf_writer_add(w, blob, stored == code_bytes ? (const void *)packed : z, stored, err);
+    free(z);
     snprintf(blob, sizeof(blob), "%s.scales", s->name);
     if (rc == BCT_OK) rc = bctf_writer_add(w, blob, q.scales, scale_bytes, err);
     free(packed);
+    code_bytes = stored;
     cJSON_AddStringToObject(e, "type", "q");
     cJSON_AddNumberToObject(e, "bits", spec->bits);
     cJSON_AddNumberToObject(e, "block", spec->block);

@@ -20,6 +20,17 @@
 struct cJSON;
 struct bert_slot;
 
+/* Most per-tensor exceptions one compression takes (compress_opts.rules). */
+#define COMPRESS_MAX_RULES 256
+
+/* A per-tensor exception to the spec of a kind: a matrix whose name
+ * contains `match` gets `spec` (first matching rule wins).  How an
+ * accuracy-budgeted plan (bct compress --max-drop) is written down. */
+typedef struct compress_rule {
+    char match[96];
+    bq_spec spec;
+} compress_rule;
+
 typedef struct compress_opts {
     char preset[32];        /* recorded in the file ("custom" if hand-set) */
     bq_spec weights;        /* Linear weights (Q, K, V, attention out, FFN, embedding projection, head) */
@@ -32,6 +43,8 @@ typedef struct compress_opts {
     int smooth;             /* move activation outliers into the weights (smooth.h); needs calib */
     float smooth_alpha;     /* <= 0: searched per Linear; else this exponent everywhere */
     int gptq;               /* Linear weights by GPTQ (gptq.h) on calib's Hessians; needs calib */
+    const compress_rule *rules; /* per-tensor exceptions (borrowed), or NULL */
+    int n_rules;                /* <= COMPRESS_MAX_RULES */
     /* Optional progress callback: tensor i of n is about to be quantized. */
     void (*progress)(void *ud, int i, int n, const char *tensor);
     void *progress_ud;

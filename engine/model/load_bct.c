@@ -101,8 +101,13 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
         return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": invalid quantization parameters", s->name);
     const void *codes, *scales;
     size_t nblocks = (size_t)s->rows * (size_t)(cols / block);
+    size_t code_bytes = qcodec_codes_bytes(bits, s->rows, cols), zlen = 0;
+    const cJSON *encoding = field(e, "codes_encoding");
     snprintf(name, sizeof(name), "%s.codes", s->name);
-    if ((rc = blob(st->bf, name, qcodec_codes_bytes(bits, s->rows, cols), &codes, err))) return rc;
+    if (encoding && (!cJSON_IsString(encoding) || strcmp(encoding->valuestring, QCODEC_CODES_ZLIB)))
+        return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": unknown codes_encoding", s->name);
+    if ((rc = encoding ? bctf_blob(st->bf, name, &codes, &zlen, err) : blob(st->bf, name, code_bytes, &codes, err)))
+        return rc;
     snprintf(name, sizeof(name), "%s.scales", s->name);
     if ((rc = blob(st->bf, name, qcodec_scales_bytes((qscale_enc)enc, nblocks), &scales, err)))
         return rc;
@@ -116,16 +121,24 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
         d[i] = qcodec_scale_decode((qscale_enc)enc, scales, i, (float)base->valuedouble);
         if (!isfinite(d[i])) return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": non-finite scale", s->name);
     }
-    if (bits == q->bits) {
+    if (bits == q->bits && !encoding) {
         q->codes = (void *)codes; /* in place: the mapping is read-only and so is every reader */
     } else {
-        void *wide = bert_alloc64(qmat_row_bytes(q->bits, cols) * (size_t)s->rows);
-        if (!wide || bert_storage_keep(st, wide) != BCT_OK)
+        /* deflated (inflated to exactly the layout's size, or refused) or
+         * narrower than in memory: an owned copy, the kernels' layout */
+        void *flat = NULL, *own = bert_alloc64(qmat_row_bytes(q->bits, cols) * (size_t)s->rows);
+        if (!own || bert_storage_keep(st, own) != BCT_OK)
             return bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
-        q->codes = wide;
-        qcodec_unpack_codes(bits, codes, q);
-        /* Only the widened copy is read from now on. */
-        mapped_file_drop_pages(codes, qcodec_codes_bytes(bits, s->rows, cols));
+        if (encoding && (rc = bctf_inflate(codes, zlen, code_bytes, &flat, err)))
+            return bct_fail_prefix(err, rc, "tensor \"%s\" codes", s->name);
+        q->codes = own;
+        if (bits == q->bits)
+            memcpy(own, flat, code_bytes);
+        else
+            qcodec_unpack_codes(bits, flat ? flat : codes, q);
+        free(flat);
+        /* Only the owned copy is read from now on. */
+        mapped_file_drop_pages(codes, encoding ? zlen : code_bytes);
     }
     const float *act_scale = NULL;
     if (s->role == BERT_ROLE_WEIGHT && (rc = bind_act_scale(st, s, e, &act_scale, err))) return rc;

@@ -408,6 +408,140 @@ START_TEST(preset_w8a8r_one_block_per_row) {
 }
 END_TEST
 
+/* Rewrites src into dst: mode 0 inflates every deflated codes blob and
+ * drops its codes_encoding (the raw layout), 1 renames the encoding, 2
+ * cuts 4 bytes off each deflated blob.  Returns how many were deflated. */
+static int rewrite_codes(const char *src, const char *dst, int mode) {
+    bct_error err = {{0}};
+    bctf_file *f;
+    ck_assert_int_eq(bctf_open(src, &f, &err), BCT_OK);
+    cJSON *meta = cJSON_Duplicate(bctf_meta(f), 1);
+    cJSON *tensors = cJSON_GetObjectItemCaseSensitive(meta, "tensors"), *t;
+    bctf_writer *w;
+    ck_assert_int_eq(bctf_writer_open(dst, &w, &err), BCT_OK);
+    int deflated = 0;
+    for (size_t i = 0; i < bctf_blob_count(f); i++) {
+        const char *name;
+        const void *data;
+        size_t size;
+        ck_assert_int_eq(bctf_blob_at(f, i, &name, &data, &size), BCT_OK);
+        cJSON *entry = NULL;
+        cJSON_ArrayForEach(t, tensors) {
+            char codes[160];
+            snprintf(codes, sizeof(codes), "%s.codes", cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring);
+            if (strcmp(codes, name) == 0 && cJSON_GetObjectItemCaseSensitive(t, "codes_encoding")) entry = t;
+        }
+        if (!entry) {
+            ck_assert_int_eq(bctf_writer_add(w, name, data, size, &err), BCT_OK);
+            continue;
+        }
+        deflated++;
+        if (mode == 0) {
+            int bits = cJSON_GetObjectItemCaseSensitive(entry, "bits")->valueint;
+            int rows = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(entry, "shape"), 0)->valueint;
+            int cols = cJSON_GetObjectItemCaseSensitive(entry, "padded_cols")->valueint;
+            void *raw;
+            size_t n = qcodec_codes_bytes(bits, rows, cols);
+            ck_assert_int_eq(bctf_inflate(data, size, n, &raw, &err), BCT_OK);
+            ck_assert_int_eq(bctf_writer_add(w, name, raw, n, &err), BCT_OK);
+            free(raw);
+            cJSON_DeleteItemFromObjectCaseSensitive(entry, "codes_encoding");
+        } else {
+            if (mode == 1) cJSON_ReplaceItemInObject(entry, "codes_encoding", cJSON_CreateString("lz4"));
+            ck_assert_int_eq(bctf_writer_add(w, name, data, mode == 2 ? size - 4 : size, &err), BCT_OK);
+        }
+    }
+    ck_assert_int_eq(bctf_writer_commit(w, meta, &err), BCT_OK);
+    cJSON_Delete(meta);
+    bctf_close(f);
+    return deflated;
+}
+
+/* Makes every Linear weight and embedding of a test checkpoint peaked, as
+ * trained weights are (x -> 25 x^3 of a uniform draw: most values near 0),
+ * rewriting the safetensors floats in place. */
+static void peak_weights(const char *hf) {
+    char p[160];
+    snprintf(p, sizeof(p), "%s/model.safetensors", hf);
+    size_t len;
+    char *img = test_read_file(p, &len);
+    ck_assert_ptr_nonnull(img);
+    uint64_t hlen;
+    memcpy(&hlen, img, 8);
+    cJSON *h = cJSON_ParseWithLength(img + 8, (size_t)hlen), *t;
+    ck_assert_ptr_nonnull(h);
+    cJSON_ArrayForEach(t, h) {
+        cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+        if (!shape || cJSON_GetArraySize(shape) != 2) continue;
+        cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+        size_t a = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, b = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+        for (size_t i = a; i + 4 <= b; i += 4) {
+            float x;
+            memcpy(&x, img + 8 + hlen + i, 4);
+            x = 25 * x * x * x;
+            memcpy(img + 8 + hlen + i, &x, 4);
+        }
+    }
+    cJSON_Delete(h);
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(img, 1, len, f), len);
+    fclose(f);
+    free(img);
+}
+
+/* 2-bit codes are stored deflated; the model they load into is the one
+ * the raw layout gives, to the bit; a bad encoding or a cut stream is
+ * refused naming the tensor. */
+START_TEST(codes_deflate_lossless) {
+    bct_error err = {{0}};
+    char dir[64], hf[96], path[128], raw[128], bad[128];
+    snprintf(dir, sizeof(dir), "/tmp/bct_z_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(hf, sizeof(hf), "%s/hf", dir);
+    snprintf(path, sizeof(path), "%s/q2.bct", dir);
+    snprintf(raw, sizeof(raw), "%s/raw.bct", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.bct", dir);
+    ck_assert_int_eq(test_write_tiny_bert(hf, 2, 64, 2, 128, tiny_vocab, 11, 0, 5), 0);
+    peak_weights(hf);
+    compress_opts o;
+    ck_assert_int_eq(compress_preset("w8a8", &o, &err), BCT_OK);
+    o.weights.bits = o.embeddings.bits = o.tables.bits = 2;
+    compress_report rep;
+    ck_assert_msg(compress_checkpoint(hf, path, &o, &rep, &err) == BCT_OK, "%s", err.msg);
+    compress_report_free(&rep);
+    ck_assert_int_gt(rewrite_codes(path, raw, 0), 0);
+
+    bert_model *a, *b;
+    ck_assert_msg(bert_model_load(path, &a, &err) == BCT_OK, "%s", err.msg);
+    ck_assert_msg(bert_model_load(raw, &b, &err) == BCT_OK, "%s", err.msg);
+    int32_t ids[64];
+    uint8_t types[64];
+    tok_encoding e = {ids, types, 64, 0, 0};
+    ck_assert_int_eq(bert_model_encode(a, "hello, the cats sat", 19, NULL, 0, &e, &err), BCT_OK);
+    float la[3], lb[3];
+    bert_ws *ws = bert_ws_create();
+    ck_assert_int_eq(bert_forward(a, &(bert_seq){ids, types, e.len}, 1, la, ws, &err), BCT_OK);
+    ck_assert_int_eq(bert_forward(b, &(bert_seq){ids, types, e.len}, 1, lb, ws, &err), BCT_OK);
+    ck_assert_mem_eq(la, lb, sizeof(la));
+    bert_ws_free(ws);
+    bert_model_free(a);
+    bert_model_free(b);
+
+    for (int mode = 1; mode <= 2; mode++) {
+        rewrite_codes(path, bad, mode);
+        bert_model *m = NULL;
+        ck_assert_int_ne(bert_model_load(bad, &m, &err), BCT_OK);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(err.msg, "tensor \"bert."), "%s", err.msg);
+        ck_assert_msg(strstr(err.msg, mode == 1 ? "codes_encoding" : "codes"), "%s", err.msg);
+    }
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("quant");
     TCase *tc = tcase_create("quant");
@@ -422,6 +556,7 @@ int main(void) {
     tcase_add_test(tc, bct_bad_tensors_rejected);
     tcase_add_test(tc, bct_truncated_rejected);
     tcase_add_test(tc, preset_w8a8r_one_block_per_row);
+    tcase_add_test(tc, codes_deflate_lossless);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
