@@ -293,7 +293,7 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     q->reserved = 0; /* the submission takes the place over */
     /* Submitted by admin_wait(), once the connection is suspended. */
     if (!(q->parked = malloc(sizeof(*q->parked)))) {
-        store_rmtree(s.dir);
+        store_remove_upload(s.dir);
         jobs_unreserve(a->d.jobs);
         return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
     }
@@ -508,7 +508,7 @@ void admin_req_free(admin_req *q) {
     upload_free(q->up);
     if (q->reserved) jobs_unreserve(q->a->d.jobs);
     if (q->parked) { /* never submitted */
-        store_rmtree(q->parked->dir);
+        store_remove_upload(q->parked->dir);
         jobs_unreserve(q->a->d.jobs);
         free(q->parked);
     }
