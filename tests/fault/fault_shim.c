@@ -30,9 +30,10 @@
  * renameat2 link linkat mkdir mkdirat unlink unlinkat rmdir, mkstemp
  * mkostemp mkdtemp (glibc creates those files with internal calls that an
  * LD_PRELOAD library cannot see, so they are matched on their template).
- * Only calls made through the dynamic symbol table are seen: glibc's own
- * internal calls (stdio's writes, nftw's) are not, which is why the
- * deletions of nftw callbacks (unlink, rmdir from bct's code) are. */
+ * Only calls made through the dynamic symbol table are seen: bct's own
+ * (those in its nftw callbacks too), not glibc's internal ones (stdio's
+ * writes, the open inside mkostemp).  A descriptor's path is read from
+ * /proc/self/fd, so sockets and pipes never match a path pattern. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>

@@ -13,7 +13,7 @@
 count_sites
 # The first call of the upload: calls before it (loading version 1 at
 # start) are not on the path.
-first=$(grep -n ' S/\.staging' <(sed "s#$STORE#S#" "$WORK/count.log") | head -1 | cut -d: -f1)
+first=$(sed "s#$STORE#S#" "$WORK/count.log" | awk '$3 ~ /^S\/\.staging/ { print $1; exit }')
 last_call=$(tail -1 "$WORK/count.log" | awk '{ print $2 }')
 last_site=$(sed -e "s#$STORE#S#" -e 's#up-[A-Za-z0-9]\{6\}#up-*#g' "$WORK/count.log" | tail -1 | awk '{ print $3 }')
 
