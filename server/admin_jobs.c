@@ -220,7 +220,7 @@ static void set_stage(admin_jobs *j, job_rec *r, int progress, const char *fmt, 
 }
 
 static void finish(admin_jobs *j, job_rec *r, int ok, const char *error) {
-    store_rmtree(r->spec.dir);
+    store_remove_upload(r->spec.dir);
     pthread_mutex_lock(&j->mu);
     r->state = ok ? ST_SUCCEEDED : ST_FAILED;
     r->t_finished = srv_now_ns();
@@ -279,6 +279,9 @@ static void run(admin_jobs *j, job_rec *r) {
     }
     compress_report rep;
     if (compress_checkpoint(r->spec.dir, pending, &co, &rep, &err) != BCT_OK) {
+        /* The writer may have renamed its file into place before a later
+         * step (the folder's fsync) failed: never leave it to a restart. */
+        unlink(pending);
         strip_dir(err.msg, r->spec.dir);
         goto failed;
     }
@@ -431,7 +434,7 @@ static void intake_one(admin_jobs *j, intake_item *it) {
             pthread_mutex_unlock(&j->mu);
         }
     }
-    if (a.status != 202) store_rmtree(it->spec.dir);
+    if (a.status != 202) store_remove_upload(it->spec.dir);
     it->done(it->ud, &a);
 }
 
@@ -504,7 +507,7 @@ void jobs_submit(admin_jobs *j, const jobs_spec *spec, void (*done)(void *ud, co
     if (!it) {
         jobs_answer a = {.status = 500, .error_type = ERR_INTERNAL};
         snprintf(a.msg, sizeof(a.msg), "out of memory");
-        store_rmtree(spec->dir);
+        store_remove_upload(spec->dir);
         jobs_unreserve(j);
         done(ud, &a);
         return;
@@ -577,7 +580,7 @@ void jobs_stop(admin_jobs *j) {
     if (j->intake_started) pthread_join(j->intake, NULL);
     for (int i = 0; i < j->n_runners; i++) pthread_join(j->runners[i], NULL);
     for (job_rec *r = j->queue_head; r; r = r->next_queued) {
-        store_rmtree(r->spec.dir);
+        store_remove_upload(r->spec.dir);
         r->state = ST_FAILED;
         snprintf(r->error, sizeof(r->error), "the server stopped before the job ran");
     }

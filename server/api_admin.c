@@ -1,9 +1,11 @@
 #include "api_admin.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "formats/qcodec.h"
@@ -148,6 +150,16 @@ int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg,
                            a->d.cfg->admin_queue_size);
     }
     q->reserved = 1;
+    /* A store the job could not write (a read-only mount): say so before
+     * reading the body rather than in a failed job (issue 17). */
+    if (access(a->d.store->dir, W_OK) != 0) {
+        int e = errno;
+        const char *type;
+        int status = srv_err_errno_status(e, &type);
+        return reply_error(reply, status, type,
+                           "the model store %s is not writable (%s): this server cannot take uploads",
+                           a->d.store->dir, strerror(e));
+    }
     srv_err e;
     if (upload_begin(c, &a->up, &q->up, &e) != 0) return reply_srv_err(reply, &e);
     return ADMIN_BODY;
@@ -293,7 +305,7 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     q->reserved = 0; /* the submission takes the place over */
     /* Submitted by admin_wait(), once the connection is suspended. */
     if (!(q->parked = malloc(sizeof(*q->parked)))) {
-        store_rmtree(s.dir);
+        store_remove_upload(s.dir);
         jobs_unreserve(a->d.jobs);
         return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
     }
@@ -376,11 +388,13 @@ static int end_delete(admin_req *q, admin_reply *reply) {
     else if (found < 0 && (kind == STORE_ABSENT || kind == STORE_OTHER) && !cancelled)
         reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
     else {
-        if (found >= 0) registry_remove(a->d.reg, name, &err);
+        /* The files first: when they cannot be moved (a read-only store)
+         * the model keeps serving here, as it does on the other replicas. */
         if ((kind != STORE_ABSENT && kind != STORE_OTHER) &&
             store_remove(a->d.store, name, &removed, &err) != BCT_OK) {
             reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
         } else {
+            if (found >= 0) registry_remove(a->d.reg, name, &err);
             sbuf b;
             sbuf_init(&b);
             sbuf_puts(&b, "{\"deleted\":");
@@ -508,7 +522,7 @@ void admin_req_free(admin_req *q) {
     upload_free(q->up);
     if (q->reserved) jobs_unreserve(q->a->d.jobs);
     if (q->parked) { /* never submitted */
-        store_rmtree(q->parked->dir);
+        store_remove_upload(q->parked->dir);
         jobs_unreserve(q->a->d.jobs);
         free(q->parked);
     }

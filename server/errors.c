@@ -1,5 +1,6 @@
 #include "errors.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,4 +33,13 @@ int srv_err_from(srv_err *e, int code, const char *msg) {
     case BCT_ERANGE: return srv_err_set(e, 413, ERR_TOO_LARGE, "%s", msg);
     default: return srv_err_set(e, 500, ERR_INTERNAL, "%s", msg);
     }
+}
+
+int srv_err_errno_status(int e, const char **type) {
+    if (e == ENOSPC || e == EDQUOT || e == EROFS) {
+        *type = ERR_STORAGE;
+        return 507;
+    }
+    *type = ERR_INTERNAL;
+    return 500;
 }

@@ -19,6 +19,8 @@
  * 429     Overloaded            queue full (Retry-After set)
  * 500     Internal              the engine failed (never client input)
  * 503     Unavailable           loading models or shutting down
+ * 507     InsufficientStorage   /admin: the upload cannot be stored (the
+ *                               disk is full, a quota, a read-only store)
  */
 #ifndef BCT_SRV_ERRORS_H
 #define BCT_SRV_ERRORS_H
@@ -38,6 +40,7 @@
 #define ERR_OVERLOADED "Overloaded"
 #define ERR_INTERNAL "Internal"
 #define ERR_UNAVAILABLE "Unavailable"
+#define ERR_STORAGE "InsufficientStorage"
 
 typedef struct srv_err {
     int status;       /* HTTP status */
@@ -54,6 +57,11 @@ int srv_err_set(srv_err *e, int status, const char *type, const char *fmt, ...)
  * BCT_ERANGE 413 PayloadTooLarge, BCT_ENOMEM and BCT_EIO 500 Internal.
  * Fills e with msg and returns -1. */
 int srv_err_from(srv_err *e, int code, const char *msg);
+
+/* A failed file-system call (errno e) on a server-side file: 507
+ * InsufficientStorage when the store cannot take more (ENOSPC, EDQUOT,
+ * EROFS: not a retry-in-a-second 503), else 500 Internal.  Sets *type. */
+int srv_err_errno_status(int e, const char **type);
 
 /* The JSON body for e. */
 void srv_err_json(const srv_err *e, sbuf *out);

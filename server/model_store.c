@@ -372,9 +372,28 @@ int store_rmtree(const char *path) {
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }
 
-/* Removes every entry of dir that drop() picks.  Returns how many went. */
+int store_remove_upload(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : -1;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char p[PATH_LEN];
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, STORE_UPLOAD_MARKER))
+            continue;
+        if (path_fmt(p, sizeof(p), "%s/%s", dir, de->d_name) != 0 || store_rmtree(p) != 0) rc = -1;
+    }
+    closedir(d);
+    char m[PATH_LEN];
+    if (rc != 0 || path_fmt(m, sizeof(m), "%s/" STORE_UPLOAD_MARKER, dir) != 0) return -1;
+    if (unlink(m) != 0 && errno != ENOENT) return -1;
+    return rmdir(dir) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Removes every entry of dir that drop() picks, with remove().  Returns
+ * how many went. */
 static int sweep(const char *dir, int (*drop)(const char *name, void *ud), void *ud,
-                 const srv_log *lg) {
+                 int (*remove_fn)(const char *path), const srv_log *lg) {
     DIR *d = opendir(dir);
     if (!d) return 0;
     int removed = 0;
@@ -383,7 +402,7 @@ static int sweep(const char *dir, int (*drop)(const char *name, void *ud), void 
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !drop(de->d_name, ud)) continue;
         char p[PATH_LEN];
         if (path_fmt(p, sizeof(p), "%s/%s", dir, de->d_name) != 0) continue;
-        if (store_rmtree(p) == 0) removed++;
+        if (remove_fn(p) == 0) removed++;
         else srv_logf(lg, SRV_LOG_DEBUG, "cannot remove %s: %s", p, strerror(errno));
     }
     closedir(d);
@@ -405,7 +424,7 @@ static int drop_old_trash(const char *name, void *ud) {
 void store_empty_trash(const char *dir, const srv_log *lg) {
     char trash[PATH_LEN];
     long long now = (long long)time(NULL);
-    if (path_fmt(trash, sizeof(trash), "%s/.trash", dir) == 0) sweep(trash, drop_old_trash, &now, lg);
+    if (path_fmt(trash, sizeof(trash), "%s/.trash", dir) == 0) sweep(trash, drop_old_trash, &now, store_rmtree, lg);
 }
 
 static int stale_temps(const char *dir, const srv_log *lg) {
@@ -419,7 +438,7 @@ static int stale_temps(const char *dir, const srv_log *lg) {
 
 int store_cleanup(const char *dir, int writer, const srv_log *lg) {
     int removed = stale_temps(dir, lg);
-    if (writer) removed += sweep(dir, drop_pending, NULL, lg);
+    if (writer) removed += sweep(dir, drop_pending, NULL, store_rmtree, lg);
     DIR *d = opendir(dir);
     if (d) {
         struct dirent *de;
@@ -550,7 +569,7 @@ int store_staging_prepare(const char *staging, const char *store_dir, const srv_
     }
     closedir(d);
     if (rc != BCT_OK) return rc;
-    int removed = sweep(staging, drop_upload, (void *)staging, lg);
+    int removed = sweep(staging, drop_upload, (void *)staging, store_remove_upload, lg);
     if (removed)
         srv_logf(lg, SRV_LOG_INFO, "admin_staging_dir %s: removed %d upload folder(s) of interrupted uploads",
                  staging, removed);

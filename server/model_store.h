@@ -123,6 +123,12 @@ int store_cleanup(const char *dir, int writer, const srv_log *lg);
 int store_staging_prepare(const char *staging_dir, const char *store_dir, const srv_log *lg,
                           bct_error *err);
 
+/* Removes an upload folder, its marker last: a crash in the middle leaves
+ * a folder that start-up still recognises as bct's (marker, or empty),
+ * never one of files without the marker, which it would refuse to delete
+ * and start with (found by tests/fault/test_fault_kill.sh).  0 or -1. */
+int store_remove_upload(const char *dir);
+
 /* Removes trash older than STORE_TRASH_DELAY_S (writer only). */
 void store_empty_trash(const char *dir, const srv_log *lg);
 

@@ -49,6 +49,14 @@ static void set_error(upload *u, int status, const char *type, const char *fmt, 
     va_end(ap);
 }
 
+/* A part's file could not be created or written (errno e). */
+static void store_error(upload *u, int e, const char *part, const char *file) {
+    const char *type;
+    int status = srv_err_errno_status(e, &type);
+    set_error(u, status, type, "cannot store part \"%.60s\" (%s) in the staging directory: %s", part, file,
+              strerror(e));
+}
+
 static void close_part(upload *u) {
     if (u->cur_fd >= 0) close(u->cur_fd);
     u->cur_fd = -1;
@@ -125,7 +133,7 @@ static int start_part(upload *u, const char *key, const char *filename) {
         u->cur_fd = openat(u->dirfd, o->files[i].file,
                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (u->cur_fd < 0) {
-            set_error(u, 500, ERR_INTERNAL, "cannot store part \"%.60s\": %s", key, strerror(errno));
+            store_error(u, errno, key, o->files[i].file);
             return -1;
         }
     }
@@ -164,7 +172,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
             return MHD_NO;
         }
         if (write_all(u->cur_fd, data, size) != 0) {
-            set_error(u, 500, ERR_INTERNAL, "cannot store part \"%s\": %s", f->part, strerror(errno));
+            store_error(u, errno, f->part, f->file);
             return MHD_NO;
         }
         ps->bytes += (long long)size;
@@ -208,9 +216,11 @@ int upload_begin(struct MHD_Connection *c, const upload_opts *o, upload **out, s
     if (!u) return srv_err_set(err, 500, ERR_INTERNAL, "out of memory");
     u->o = o;
     u->dirfd = u->cur_fd = u->cur = -1;
+    const char *type;
     if (mkdir(o->staging_root, 0700) != 0 && errno != EEXIST) {
-        srv_err_set(err, 500, ERR_INTERNAL, "cannot create the staging directory %s: %s",
-                    o->staging_root, strerror(errno));
+        int e = errno, status = srv_err_errno_status(e, &type);
+        srv_err_set(err, status, type, "cannot create the staging directory %s: %s",
+                    o->staging_root, strerror(e));
         free(u);
         return -1;
     }
@@ -223,8 +233,9 @@ int upload_begin(struct MHD_Connection *c, const upload_opts *o, upload **out, s
     }
     snprintf(u->dir, sizeof(u->dir), "%s/" STORE_UPLOAD_PREFIX "XXXXXX", o->staging_root);
     if (!mkdtemp(u->dir)) {
-        srv_err_set(err, 500, ERR_INTERNAL, "cannot create a staging directory in %s: %s",
-                    o->staging_root, strerror(errno));
+        int e = errno, status = srv_err_errno_status(e, &type);
+        srv_err_set(err, status, type, "cannot create a staging directory in %s: %s",
+                    o->staging_root, strerror(e));
         free(u);
         return -1;
     }
@@ -233,8 +244,9 @@ int upload_begin(struct MHD_Connection *c, const upload_opts *o, upload **out, s
     int mfd = u->dirfd >= 0 ? openat(u->dirfd, STORE_UPLOAD_MARKER, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
                             : -1;
     if (mfd < 0) {
-        srv_err_set(err, 500, ERR_INTERNAL, "cannot create an upload folder in %s: %s", o->staging_root,
-                    strerror(errno));
+        int e = errno, status = srv_err_errno_status(e, &type);
+        srv_err_set(err, status, type, "cannot create an upload folder in %s: %s",
+                    o->staging_root, strerror(e));
         upload_free(u);
         return -1;
     }
@@ -303,6 +315,6 @@ void upload_free(upload *u) {
     if (u->pp) MHD_destroy_post_processor(u->pp);
     close_part(u);
     if (u->dirfd >= 0) close(u->dirfd);
-    if (!u->keep && u->dir[0]) store_rmtree(u->dir);
+    if (!u->keep && u->dir[0]) store_remove_upload(u->dir);
     free(u);
 }
