@@ -124,8 +124,10 @@ int compress_opts_check(const compress_opts *o, bct_error *err) {
         const char *kind;
         const bq_spec *s;
     } roles[] = {{"weights", &o->weights}, {"embeddings", &o->embeddings}, {"tables", &o->tables}};
-    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
-        if (!bq_spec_ok(roles[i].s, err)) return bct_fail_prefix(err, BCT_EINVAL, "%s", roles[i].kind);
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        int rc = bq_spec_ok(roles[i].s, err);
+        if (rc != BCT_OK) return bct_fail_prefix(err, rc, "%s", roles[i].kind);
+    }
     return BCT_OK;
 }
 

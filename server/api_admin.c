@@ -45,18 +45,18 @@ static void reply_body(admin_reply *r, int status, sbuf *b) {
     r->body = sbuf_take(b, &r->len);
     if (!r->body) {
         static const char oom[] = "{\"error\":\"out of memory\",\"error_type\":\"Internal\"}";
-        r->status = 500;
-        r->error_type = ERR_INTERNAL;
+        r->status = srv_err_status(BCT_ENOMEM, &r->error_type);
         r->body = strdup(oom);
         r->len = r->body ? strlen(oom) : 0;
     }
 }
 
-static int reply_error(admin_reply *r, int status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int reply_error(admin_reply *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static int reply_error(admin_reply *r, int status, const char *type, const char *fmt, ...) {
-    srv_err e = {.status = status, .type = type};
+static int reply_error(admin_reply *r, int code, const char *fmt, ...) {
+    srv_err e = {.code = code};
+    const char *type;
+    int status = srv_err_status(code, &type);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
@@ -70,7 +70,7 @@ static int reply_error(admin_reply *r, int status, const char *type, const char 
 }
 
 static int reply_srv_err(admin_reply *r, const srv_err *e) {
-    return reply_error(r, e->status, e->type, "%s", e->msg);
+    return reply_error(r, e->code, "%s", e->msg);
 }
 
 void admin_reply_free(admin_reply *r) {
@@ -123,7 +123,7 @@ int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg,
     *out = NULL;
     memset(reply, 0, sizeof(*reply));
     admin_req *q = calloc(1, sizeof(*q));
-    if (!q) return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
+    if (!q) return reply_error(reply, BCT_ENOMEM, "out of memory");
     pthread_mutex_init(&q->mu, NULL);
     q->a = a;
     q->route = op;
@@ -131,19 +131,19 @@ int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg,
     *out = q;
     if (q->route == ADMIN_JOBS || q->route == ADMIN_JOB) return ADMIN_BODY; /* answered at the end */
     if (!accepting)
-        return reply_error(reply, 503, ERR_UNAVAILABLE,
+        return reply_error(reply, BCT_EUNAVAILABLE,
                            "the server is loading models or shutting down; retry shortly");
     if (q->route != ADMIN_COMPRESS) return ADMIN_BODY;
     /* POST /admin/compress */
     long long want = http_content_length(c);
     if (want > a->up.max_total) {
         reply->now = 1;
-        return reply_error(reply, 413, ERR_TOO_LARGE,
+        return reply_error(reply, BCT_ERANGE,
                            "the upload is %lld bytes, more than admin_max_upload_mb (%d MiB)", want,
                            a->d.cfg->admin_max_upload_mb);
     }
     if (jobs_reserve(a->d.jobs) != 0) {
-        return reply_error(reply, 429, ERR_OVERLOADED,
+        return reply_error(reply, BCT_EBUSY,
                            "the compression queue is full (admin_queue_size %d); retry later",
                            a->d.cfg->admin_queue_size);
     }
@@ -175,7 +175,7 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     bct_error err = {{0}};
     const char *preset = upload_field(u, "preset");
     if (compress_preset(preset ? preset : "w8a8", &s->copts, &err) != BCT_OK)
-        return reply_error(reply, 422, ERR_VALIDATION, "field preset: %s", err.msg);
+        return reply_error(reply, BCT_EINVAL, "field preset: %s", err.msg);
     compress_opts *o = &s->copts;
     const char *v;
     int custom = 0;
@@ -184,14 +184,14 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     for (int i = 0; i < 3; i++)
         if ((v = upload_field(u, roles[i]))) {
             if (compress_format_parse(v, specs[i]) != BCT_OK)
-                return reply_error(reply, 422, ERR_VALIDATION,
+                return reply_error(reply, BCT_EINVAL,
                                    "field %s must be q8, q4, q3 or q2, got \"%.40s\"", roles[i], v);
             custom = 1;
         }
     if ((v = upload_field(u, "block"))) {
         int block;
         if (parse_int(v, QMAT_GROUP, BQ_MAX_BLOCK, &block) != 0 || block % QMAT_GROUP)
-            return reply_error(reply, 422, ERR_VALIDATION,
+            return reply_error(reply, BCT_EINVAL,
                                "field block must be a multiple of %d in [%d, %d], got \"%.40s\"", QMAT_GROUP,
                                QMAT_GROUP, BQ_MAX_BLOCK, v);
         o->weights.block = o->embeddings.block = o->tables.block = block;
@@ -200,26 +200,26 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     if ((v = upload_field(u, "scales"))) {
         int enc = qcodec_scale_parse(v);
         if (enc < 0)
-            return reply_error(reply, 422, ERR_VALIDATION, "field scales must be f16 or log8, got \"%.40s\"", v);
+            return reply_error(reply, BCT_EINVAL, "field scales must be f16 or log8, got \"%.40s\"", v);
         o->weights.scale = o->embeddings.scale = o->tables.scale = (qscale_enc)enc;
         custom = 1;
     }
     if ((v = upload_field(u, "activations"))) {
         if (strcmp(v, "int8") && strcmp(v, "fp32"))
-            return reply_error(reply, 422, ERR_VALIDATION,
+            return reply_error(reply, BCT_EINVAL,
                                "field activations must be int8 or fp32, got \"%.40s\"", v);
         o->act_int8 = !strcmp(v, "int8");
         custom = 1;
     }
     if ((v = upload_field(u, "nonlinear"))) {
         if (strcmp(v, "int") && strcmp(v, "fp32"))
-            return reply_error(reply, 422, ERR_VALIDATION,
+            return reply_error(reply, BCT_EINVAL,
                                "field nonlinear must be int or fp32, got \"%.40s\"", v);
         o->int_nonlinear = !strcmp(v, "int");
         custom = 1;
     }
     if ((v = upload_field(u, "calib_n")) && parse_int(v, 1, 1000000, &o->calib_max) != 0)
-        return reply_error(reply, 422, ERR_VALIDATION,
+        return reply_error(reply, BCT_EINVAL,
                            "field calib_n must be an integer in [1, 1000000], got \"%.40s\"", v);
     if (custom) snprintf(o->preset, sizeof(o->preset), "custom");
     return ADMIN_BODY;
@@ -247,11 +247,11 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     if (upload_end(q->up, &e) != 0) return reply_srv_err(reply, &e);
     const upload *u = q->up;
     const char *name = upload_field(u, "name");
-    char why[200];
+    bct_error why = {{0}};
     if (!name)
-        return reply_error(reply, 422, ERR_VALIDATION, "the upload has no \"name\" field (the model's name)");
-    if (store_name_check(name, why, sizeof(why)) != 0)
-        return reply_error(reply, 422, ERR_VALIDATION, "field name \"%.80s\": %s", name, why);
+        return reply_error(reply, BCT_EINVAL, "the upload has no \"name\" field (the model's name)");
+    if (store_name_check(name, &why) != BCT_OK)
+        return reply_error(reply, BCT_EINVAL, "field name \"%.80s\": %s", name, why.msg);
     snprintf(q->name, sizeof(q->name), "%s", name);
     /* The tokenizer: vocab.txt (WordPiece) or tokenizer.json, as a
      * checkpoint directory holds it (load_hf.c prefers vocab.txt). */
@@ -259,16 +259,16 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     static const char *const required[] = {"config", "weights", "vocab"};
     for (int i = 0; i < 3; i++)
         if (upload_file_bytes(u, required[i]) < 0 && !(i == 2 && has_tok))
-            return reply_error(reply, 422, ERR_VALIDATION,
+            return reply_error(reply, BCT_EINVAL,
                                "the upload has no \"%s\" file part (needed: config = config.json, "
                                "weights = model.safetensors or pytorch_model.bin, vocab = "
                                "vocab.txt or tokenizer = tokenizer.json)",
                                required[i]);
     if (name_staged_weights(upload_dir(u)) != 0)
-        return reply_error(reply, 500, ERR_INTERNAL, "cannot stage the uploaded weights");
+        return reply_error(reply, BCT_EIO, "cannot stage the uploaded weights");
     int kind = store_kind(a->d.store->dir, name);
     if (kind == STORE_CHECKPOINT || kind == STORE_OTHER)
-        return reply_error(reply, 409, ERR_CONFLICT,
+        return reply_error(reply, BCT_ECONFLICT,
                            "\"%s\" is a %s in the model store, not a compressed model; delete it or "
                            "choose another name",
                            name, kind == STORE_CHECKPOINT ? "checkpoint folder" : "file");
@@ -276,7 +276,7 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     int outside = cur && !cur->from_store;
     registry_release(cur);
     if (outside)
-        return reply_error(reply, 409, ERR_CONFLICT,
+        return reply_error(reply, BCT_ECONFLICT,
                            "\"%s\" is served from outside the model store (--model); choose another "
                            "name",
                            name);
@@ -295,7 +295,7 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     if (!(q->parked = malloc(sizeof(*q->parked)))) {
         store_rmtree(s.dir);
         jobs_unreserve(a->d.jobs);
-        return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
+        return reply_error(reply, BCT_ENOMEM, "out of memory");
     }
     *q->parked = s;
     return ADMIN_SUSPEND;
@@ -306,7 +306,7 @@ static void on_submitted(void *ud, const jobs_answer *ans) {
     admin_req *q = ud;
     admin_reply r;
     memset(&r, 0, sizeof(r));
-    if (ans->status == 202) {
+    if (ans->code == BCT_OK) {
         sbuf b;
         sbuf_init(&b);
         sbuf_puts(&b, "{\"job_id\":");
@@ -318,7 +318,7 @@ static void on_submitted(void *ud, const jobs_answer *ans) {
         r.hdr_name = MHD_HTTP_HEADER_LOCATION;
         snprintf(r.hdr_value, sizeof(r.hdr_value), "/admin/jobs/%s", ans->id);
     } else {
-        reply_error(&r, ans->status, ans->error_type, "%s", ans->msg);
+        reply_error(&r, ans->code, "%s", ans->msg);
     }
     pthread_mutex_lock(&q->mu);
     q->reply = r;
@@ -348,14 +348,14 @@ static int end_delete(admin_req *q, admin_reply *reply) {
     srv_admin *a = q->a;
     const char *name = q->arg;
     if (name[0] == '.' || !strcmp(name, ".."))
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
     snprintf(q->name, sizeof(q->name), "%.64s", name);
     store_lock(a->d.store);
     srv_model **list;
     int n, def, found = -1;
     if (registry_list(a->d.reg, &list, &n, &def) != BCT_OK) {
         store_unlock(a->d.store);
-        return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
+        return reply_error(reply, BCT_ENOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++)
         if (!strcmp(list[i]->name, name)) found = i;
@@ -367,19 +367,19 @@ static int end_delete(admin_req *q, admin_reply *reply) {
     /* Under the store lock: a job of this name cannot publish after it. */
     if (!is_default && !outside) cancelled = jobs_cancel_model(a->d.jobs, name);
     if (is_default)
-        reply_error(reply, 409, ERR_CONFLICT,
+        reply_error(reply, BCT_ECONFLICT,
                     "\"%s\" is the default model; make another model the default first", name);
     else if (outside)
-        reply_error(reply, 409, ERR_CONFLICT,
+        reply_error(reply, BCT_ECONFLICT,
                     "\"%s\" is served from outside the model store (--model) and cannot be deleted",
                     name);
     else if (found < 0 && (kind == STORE_ABSENT || kind == STORE_OTHER) && !cancelled)
-        reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
+        reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
     else {
         if (found >= 0) registry_remove(a->d.reg, name, &err);
         if ((kind != STORE_ABSENT && kind != STORE_OTHER) &&
             store_remove(a->d.store, name, &removed, &err) != BCT_OK) {
-            reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+            reply_error(reply, BCT_EIO, "%s", err.msg);
         } else {
             sbuf b;
             sbuf_init(&b);
@@ -403,27 +403,27 @@ static int end_delete(admin_req *q, admin_reply *reply) {
 static int end_unload(admin_req *q, admin_reply *reply) {
     srv_admin *a = q->a;
     const char *name = q->arg;
-    if (store_name_check(name, NULL, 0) != 0)
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
+    if (store_name_check(name, NULL) != BCT_OK)
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
     snprintf(q->name, sizeof(q->name), "%.64s", name);
     srv_model *cur = registry_acquire(a->d.reg, name), *def = registry_acquire(a->d.reg, NULL);
     int is_default = cur && cur == def, outside = cur && !cur->from_store;
     registry_release(cur);
     registry_release(def);
     if (is_default)
-        return reply_error(reply, 409, ERR_CONFLICT, "\"%s\" is the default model and cannot be unloaded", name);
+        return reply_error(reply, BCT_ECONFLICT, "\"%s\" is the default model and cannot be unloaded", name);
     if (outside)
-        return reply_error(reply, 409, ERR_CONFLICT,
+        return reply_error(reply, BCT_ECONFLICT,
                            "\"%s\" is served from outside the model store (--model) and cannot be unloaded", name);
     int kind = store_kind(a->d.store->dir, name);
     if (kind == STORE_ABSENT || kind == STORE_OTHER)
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" in the store", name);
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\" in the store", name);
     bct_error err = {{0}};
     store_lock(a->d.store);
     int rc = store_set_unloaded(a->d.store, name, 1, &err);
     if (rc == BCT_OK && cur) registry_remove(a->d.reg, name, &err);
     store_unlock(a->d.store);
-    if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+    if (rc != BCT_OK) return reply_error(reply, BCT_EIO, "%s", err.msg);
     sbuf b;
     sbuf_init(&b);
     sbuf_puts(&b, "{\"unloaded\":");
@@ -440,8 +440,8 @@ static int end_unload(admin_req *q, admin_reply *reply) {
 static int end_load(admin_req *q, admin_reply *reply) {
     srv_admin *a = q->a;
     const char *name = q->arg;
-    if (store_name_check(name, NULL, 0) != 0)
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
+    if (store_name_check(name, NULL) != BCT_OK)
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
     snprintf(q->name, sizeof(q->name), "%.64s", name);
     bct_error err = {{0}};
     store_entry e;
@@ -450,19 +450,17 @@ static int end_load(admin_req *q, admin_reply *reply) {
     if (rc == BCT_OK) rc = store_find(a->d.store->dir, name, &e, &err);
     store_unlock(a->d.store);
     if (rc == BCT_EINVAL)
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" in the store", name);
-    if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\" in the store", name);
+    if (rc != BCT_OK) return reply_error(reply, BCT_EIO, "%s", err.msg);
     srv_model *m;
     if ((rc = store_open_entry(&e, a->d.cfg->max_seq_len, &m, &err)) != BCT_OK) {
-        srv_err se;
         bct_fail_prefix(&err, rc, "model \"%s\" cannot be loaded", name);
-        srv_err_from(&se, rc, err.msg);
-        return reply_srv_err(reply, &se);
+        return reply_error(reply, rc, "%s", err.msg);
     }
     store_lock(a->d.store);
     rc = registry_put(a->d.reg, m, &err);
     store_unlock(a->d.store);
-    if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+    if (rc != BCT_OK) return reply_error(reply, BCT_EIO, "%s", err.msg);
     sbuf b;
     sbuf_init(&b);
     sbuf_puts(&b, "{\"loaded\":");
@@ -493,7 +491,7 @@ int admin_end(admin_req *q, admin_reply *reply) {
     default: /* ADMIN_JOB */
         if (jobs_get_json(q->a->d.jobs, q->arg, &b) != 0) {
             sbuf_free(&b);
-            return reply_error(reply, 404, ERR_NOT_FOUND,
+            return reply_error(reply, SRV_ENOROUTE,
                                "no job \"%.80s\" (GET /admin/jobs lists the recent ones)", q->arg);
         }
         reply_body(reply, 200, &b);

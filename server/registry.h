@@ -62,7 +62,7 @@ int registry_set_origin(srv_model *m, const char *path, int version, int from_st
  * the default.  New acquisitions see m at once. */
 int registry_put(srv_registry *r, srv_model *m, bct_error *err);
 /* The same, only while the entry of that name is still `expect` (NULL: no
- * entry).  1 published, 0 the entry had changed (m released), < 0 error. */
+ * entry); BCT_ECONFLICT (m released) when it had changed. */
 int registry_put_if(srv_registry *r, srv_model *m, const srv_model *expect, bct_error *err);
 
 /* Removes NAME from the table (holders keep it until they release).

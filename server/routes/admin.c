@@ -19,7 +19,7 @@ static int take(srv_req *rq, admin_reply *a) {
     r->allow = a->allow;
     r->now = a->now;
     if (a->hdr_name) route_header(rq, a->hdr_name, "%s", a->hdr_value);
-    if (!r->body) return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+    if (!r->body) return route_fail(rq, BCT_ENOMEM, "out of memory");
     return ROUTE_REPLY;
 }
 

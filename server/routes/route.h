@@ -156,9 +156,8 @@ void routes_openapi(sbuf *out);
 
 /* Takes b's text as the body; returns ROUTE_REPLY. */
 int route_reply_sbuf(srv_req *rq, int status, sbuf *b, const char *ctype);
-/* An error body; returns ROUTE_REPLY. */
-int route_fail(srv_req *rq, int status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* An error body for a BCT_E* / SRV_E* code (errors.h); returns ROUTE_REPLY. */
+int route_fail(srv_req *rq, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int route_fail_err(srv_req *rq, const srv_err *e);
 /* One more response header (name must be a literal). */
 void route_header(srv_req *rq, const char *name, const char *fmt, ...)
