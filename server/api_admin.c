@@ -1,5 +1,6 @@
 #include "api_admin.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ struct admin_req {
     upload *up;
     int reserved;  /* holds a place in the job queue */
     jobs_spec *parked; /* between admin_end and admin_wait */
+    pthread_t loader;  /* POST .../load: loads off the HTTP thread */
+    int loader_started;
     char name[STORE_NAME_MAX + 1];
     pthread_mutex_t mu; /* reply: written by the intake thread */
     admin_reply reply;
@@ -301,6 +304,13 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     return ADMIN_SUSPEND;
 }
 
+static void set_reply_and_resume(admin_req *q, const admin_reply *r) {
+    pthread_mutex_lock(&q->mu);
+    q->reply = *r;
+    pthread_mutex_unlock(&q->mu);
+    q->resume(q->ud); /* the last use of q: it may be freed from here on */
+}
+
 /* Intake thread: the job is queued (202) or refused. */
 static void on_submitted(void *ud, const jobs_answer *ans) {
     admin_req *q = ud;
@@ -320,17 +330,28 @@ static void on_submitted(void *ud, const jobs_answer *ans) {
     } else {
         reply_error(&r, ans->code, "%s", ans->msg);
     }
-    pthread_mutex_lock(&q->mu);
-    q->reply = r;
-    pthread_mutex_unlock(&q->mu);
-    q->resume(q->ud);
+    set_reply_and_resume(q, &r);
 }
 
+static void *load_main(void *arg); /* POST .../load's thread */
+
 void admin_wait(admin_req *q, void (*resume)(void *ud), void *ud) {
-    jobs_spec *s = q->parked;
-    q->parked = NULL;
     q->resume = resume;
     q->ud = ud;
+    if (q->route == ADMIN_LOAD) {
+        int rc = pthread_create(&q->loader, NULL, load_main, q);
+        if (rc == 0) {
+            q->loader_started = 1;
+            return;
+        }
+        admin_reply r;
+        memset(&r, 0, sizeof(r));
+        reply_error(&r, BCT_ENOMEM, "cannot start a thread to load \"%s\": %s", q->name, strerror(rc));
+        set_reply_and_resume(q, &r);
+        return;
+    }
+    jobs_spec *s = q->parked;
+    q->parked = NULL;
     jobs_submit(q->a->d.jobs, s, on_submitted, q);
     free(s);
 }
@@ -349,7 +370,7 @@ static int end_delete(admin_req *q, admin_reply *reply) {
     const char *name = q->arg;
     if (name[0] == '.' || !strcmp(name, ".."))
         return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
-    snprintf(q->name, sizeof(q->name), "%.64s", name);
+    snprintf(q->name, sizeof(q->name), "%.*s", STORE_NAME_MAX, name);
     store_lock(a->d.store);
     srv_model **list;
     int n, def, found = -1;
@@ -405,7 +426,7 @@ static int end_unload(admin_req *q, admin_reply *reply) {
     const char *name = q->arg;
     if (store_name_check(name, NULL) != BCT_OK)
         return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
-    snprintf(q->name, sizeof(q->name), "%.64s", name);
+    snprintf(q->name, sizeof(q->name), "%.*s", STORE_NAME_MAX, name);
     srv_model *cur = registry_acquire(a->d.reg, name), *def = registry_acquire(a->d.reg, NULL);
     int is_default = cur && cur == def, outside = cur && !cur->from_store;
     registry_release(cur);
@@ -435,14 +456,20 @@ static int end_unload(admin_req *q, admin_reply *reply) {
 }
 
 /* POST /admin/models/{name}/load: the store's current entry, loaded and
- * probed on this thread, then swapped in; other replicas load it at their
- * next rescan. */
+ * probed on a thread of its own (a large model takes seconds, and the
+ * HTTP thread serves every other connection meanwhile), then swapped in;
+ * other replicas load it at their next rescan. */
 static int end_load(admin_req *q, admin_reply *reply) {
-    srv_admin *a = q->a;
     const char *name = q->arg;
     if (store_name_check(name, NULL) != BCT_OK)
         return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
-    snprintf(q->name, sizeof(q->name), "%.64s", name);
+    snprintf(q->name, sizeof(q->name), "%.*s", STORE_NAME_MAX, name);
+    return ADMIN_SUSPEND; /* admin_wait() starts load_main */
+}
+
+static int load(admin_req *q, admin_reply *reply) {
+    srv_admin *a = q->a;
+    const char *name = q->name;
     bct_error err = {{0}};
     store_entry e;
     store_lock(a->d.store);
@@ -469,6 +496,15 @@ static int end_load(admin_req *q, admin_reply *reply) {
     reply_body(reply, 200, &b);
     srv_logf(a->d.log, SRV_LOG_INFO, "model \"%s\" version %d loaded from %s", name, e.version, e.path);
     return ADMIN_ANSWER;
+}
+
+static void *load_main(void *arg) {
+    admin_req *q = arg;
+    admin_reply r;
+    memset(&r, 0, sizeof(r));
+    load(q, &r);
+    set_reply_and_resume(q, &r);
+    return NULL;
 }
 
 int admin_end(admin_req *q, admin_reply *reply) {
@@ -503,6 +539,8 @@ const char *admin_req_model(const admin_req *q) { return q && q->name[0] ? q->na
 
 void admin_req_free(admin_req *q) {
     if (!q) return;
+    /* It resumed the request as its last act: this waits for its return. */
+    if (q->loader_started) pthread_join(q->loader, NULL);
     upload_free(q->up);
     if (q->reserved) jobs_unreserve(q->a->d.jobs);
     if (q->parked) { /* never submitted */

@@ -1,7 +1,8 @@
 /* admin.c - the /admin routes' handler: the table has matched the route
  * and checked the admin token; api_admin.h does the work (uploads, jobs,
  * model control).  A finished upload suspends the connection while the
- * job runner's intake thread validates it. */
+ * job runner's intake thread validates it, and a /load while its model
+ * loads. */
 #include <stdlib.h>
 #include <string.h>
 
