@@ -141,20 +141,25 @@ random_ckpt() {
 # need_ckpts: SST_CK (single sentences: ../shared's tiny SST-2 model, or a
 # random one) and PAIR_CK (MRPC's mini model, or a random one of its
 # shape and labels).
-need_ckpts() {
+need_sst_ckpt() {
     if trained; then SST_CK=$TINY; else
         SST_CK=$WORK/sst-ck
         [ -d "$SST_CK" ] || random_ckpt "$SST_CK"
     fi
+}
+need_ckpts() {
+    need_sst_ckpt
     if [ -d "$MRPC" ]; then PAIR_CK=$MRPC; else
         PAIR_CK=$WORK/pair-ck
         if [ ! -d "$PAIR_CK" ]; then
-            random_ckpt "$PAIR_CK" --layers 4 --hidden 256 --heads 4 --intermediate 1024
+            random_ckpt "$PAIR_CK" $MINI_SHAPE
             jq -c '.id2label = {"0": "not_equivalent", "1": "equivalent"}' "$PAIR_CK/config.json" > "$WORK/cfg.json" &&
                 mv "$WORK/cfg.json" "$PAIR_CK/config.json"
         fi
     fi
 }
+# The shape of ../shared's mini models (sst2-bert-mini-scratch, MRPC's).
+MINI_SHAPE="--layers 4 --hidden 256 --heads 4 --intermediate 1024"
 
 # random_sentences N [SEED]: N lines of 3 to 24 "tokN" words.
 random_sentences() {
