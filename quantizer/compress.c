@@ -377,7 +377,7 @@ static int next_hessians(const bert_model *m, const bert_slot *slots, int n, con
         bytes += b;
         want[i] = 1;
     }
-    return calib_hessians(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256, want, hess, err);
+    return calib_hessians(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : COMPRESS_CALIB_DEFAULT, want, hess, err);
 }
 
 int compress_checkpoint(const char *hf_dir, const char *out_path, const compress_opts *o,
@@ -435,7 +435,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     cJSON_AddItemToObject(meta, "quantization", quant_meta(o));
     cJSON *entries = cJSON_AddArrayToObject(meta, "tensors");
     if (o->calib) {
-        if ((rc = calib_collect(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256,
+        if ((rc = calib_collect(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : COMPRESS_CALIB_DEFAULT,
                                 o->smooth ? CALIB_KEEP_ROWS : 0, &calib, err)) != BCT_OK)
             goto done;
         cJSON *c = cJSON_AddObjectToObject(cJSON_GetObjectItem(meta, "quantization"), "calibration");

@@ -127,7 +127,7 @@ static void options_json(const jobs_spec *s, sbuf *b) {
     sbuf_printf(b, ",\"activations\":\"%s\",\"nonlinear\":\"%s\",\"calibration\":%s",
                 o->act_int8 ? "int8" : "fp32", o->int_nonlinear ? "int" : "fp32",
                 s->has_calibration ? "true" : "false");
-    if (s->has_calibration) sbuf_printf(b, ",\"calib_n\":%d", o->calib_max > 0 ? o->calib_max : 256);
+    if (s->has_calibration) sbuf_printf(b, ",\"calib_n\":%d", o->calib_max > 0 ? o->calib_max : COMPRESS_CALIB_DEFAULT);
     sbuf_putc(b, '}');
 }
 

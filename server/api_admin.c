@@ -98,11 +98,11 @@ int admin_create(const admin_deps *d, srv_admin **out, bct_error *err) {
     long long total = (long long)cfg->admin_max_upload_mb * SRV_MIB;
     /* Fixed limits for the small parts; the weights may use the whole
      * upload. */
-    a->files[0] = (upload_file){"config", "config.json", SRV_MIB};
+    a->files[0] = (upload_file){"config", "config.json", SRV_UPLOAD_CONFIG_MAX};
     a->files[1] = (upload_file){"weights", "model.safetensors", total};
-    a->files[2] = (upload_file){"vocab", "vocab.txt", 64 * SRV_MIB};
-    a->files[3] = (upload_file){"calibration", "calibration.txt", 64 * SRV_MIB};
-    a->files[4] = (upload_file){"tokenizer", "tokenizer.json", 64 * SRV_MIB};
+    a->files[2] = (upload_file){"vocab", "vocab.txt", SRV_UPLOAD_TEXT_MAX};
+    a->files[3] = (upload_file){"calibration", "calibration.txt", SRV_UPLOAD_TEXT_MAX};
+    a->files[4] = (upload_file){"tokenizer", "tokenizer.json", SRV_UPLOAD_TEXT_MAX};
     a->up = (upload_opts){.staging_root = a->staging,
                           .max_total = total,
                           .files = a->files,

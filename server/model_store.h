@@ -43,7 +43,7 @@
 
 /* One model of the store as a reader sees it now. */
 typedef struct store_entry {
-    char name[256];
+    char name[SRV_MODEL_NAME_LEN];
     char path[4096];   /* the .bct file to load, or the checkpoint folder */
     int version;       /* >= 1 */
     int checkpoint;    /* path is a checkpoint folder */

@@ -46,7 +46,8 @@ void registry_free(srv_registry *r) {
 }
 
 static int valid_name(const char *name) {
-    return name[0] && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..");
+    return name[0] && strlen(name) < SRV_MODEL_NAME_LEN && !strchr(name, '/') && strcmp(name, ".") &&
+           strcmp(name, "..");
 }
 
 int registry_open(const char *name, const char *path, int max_seq_len, srv_model **out,

@@ -18,6 +18,10 @@
 #include "model/bert_model.h"
 #include "util/status.h"
 
+/* A model's name with its NUL: a file name of the model store (NAME_MAX
+ * is 255), or the name given to --model. */
+#define SRV_MODEL_NAME_LEN 256
+
 /* Identity of a file on disk: tells a replaced file from the one loaded. */
 typedef struct srv_file_id {
     unsigned long long dev, ino;
@@ -90,7 +94,7 @@ int registry_count(srv_registry *r);
  * leaves the list when a model of its name is published, or when
  * registry_forget_failure() says it is gone from the store. */
 typedef struct registry_failure {
-    char name[256];
+    char name[SRV_MODEL_NAME_LEN];
     char error[768];
 } registry_failure;
 

@@ -23,7 +23,7 @@
 
 /* A model folder being watched. */
 typedef struct watched_dir {
-    char name[256];
+    char name[SRV_MODEL_NAME_LEN];
     unsigned long long ino;
     uv_fs_event_t *ev; /* heap: freed by its close callback */
     int seen;          /* still there in the last scan */
@@ -31,7 +31,7 @@ typedef struct watched_dir {
 
 /* A file that failed to load: not tried again until it changes. */
 typedef struct failed_file {
-    char name[256];
+    char name[SRV_MODEL_NAME_LEN];
     char path[4096];
     srv_file_id id;
 } failed_file;

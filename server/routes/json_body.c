@@ -7,6 +7,10 @@
 #include "http.h"
 #include "route.h"
 
+/* The first buffer of a body sent without Content-Length (chunked); it
+ * doubles as it fills, up to max_body_bytes. */
+#define JSON_BODY_FIRST_CAP 4096
+
 /* application/json, optionally with "; charset=utf-8". */
 static int is_json_type(const char *ct) {
     if (!ct) return 0;
@@ -61,7 +65,7 @@ int json_body_begin(srv_req *rq) {
         return route_fail(rq, BCT_ERANGE, "the body is %lld bytes, more than max_body_bytes (%lld)",
                           want, rq->body_limit);
     }
-    rq->cap = (want > 0 ? (size_t)want : 4096) + 1;
+    rq->cap = (want > 0 ? (size_t)want : JSON_BODY_FIRST_CAP) + 1;
     if (!(rq->body = malloc(rq->cap))) return route_fail(rq, BCT_ENOMEM, "out of memory");
     rq->body[0] = '\0';
     return ROUTE_BODY;

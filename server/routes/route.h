@@ -119,7 +119,7 @@ struct srv_req {
     int route_index;             /* into the table; routes_count() for none */
     struct MHD_Connection *conn;
     char method[16];
-    char path[256];
+    char path[SRV_PATH_LEN];
     char arg[ROUTE_ARG_MAX];     /* the {arg} of the pattern */
     char request_id[2 * SRV_REQUEST_ID_MAX + 1];
     int draining;                /* arrived while draining */
@@ -134,7 +134,7 @@ struct srv_req {
     int too_large;
 
     /* For the access log. */
-    char model[128];
+    char model[SRV_MODEL_NAME_LEN];
     int inputs;
     long long tokens;
     double queue_ms, inference_ms;
