@@ -5,16 +5,12 @@
 #include <string.h>
 
 int bq_spec_ok(const bq_spec *spec, bct_error *err) {
-    if (!qcodec_bits_ok(spec->bits)) {
-        bct_fail(err, BCT_EINVAL, "%d-bit codes are not supported (8, 4, 3, 2)", spec->bits);
-        return 0;
-    }
-    if (spec->block < QMAT_GROUP || spec->block % QMAT_GROUP || spec->block > BQ_MAX_BLOCK) {
-        bct_fail(err, BCT_EINVAL, "block size %d must be a multiple of %d in [%d, %d]", spec->block,
-                 QMAT_GROUP, QMAT_GROUP, BQ_MAX_BLOCK);
-        return 0;
-    }
-    return 1;
+    if (!qcodec_bits_ok(spec->bits))
+        return bct_fail(err, BCT_EINVAL, "%d-bit codes are not supported (8, 4, 3, 2)", spec->bits);
+    if (spec->block < QMAT_GROUP || spec->block % QMAT_GROUP || spec->block > BQ_MAX_BLOCK)
+        return bct_fail(err, BCT_EINVAL, "block size %d must be a multiple of %d in [%d, %d]", spec->block,
+                        QMAT_GROUP, QMAT_GROUP, BQ_MAX_BLOCK);
+    return BCT_OK;
 }
 
 bq_spec bq_fit(const bq_spec *spec, int cols) {
@@ -91,7 +87,8 @@ static void quantize_row_block(const float *x, int n, const bq_spec *spec, float
 int bq_quantize(const float *x, int rows, int cols, const bq_spec *spec, const float *col_weight,
                 bq_result *r, bct_error *err) {
     memset(r, 0, sizeof(*r));
-    if (!bq_spec_ok(spec, err)) return BCT_EINVAL;
+    int rc = bq_spec_ok(spec, err);
+    if (rc != BCT_OK) return rc;
     int len = qmat_padded_cols(cols);
     if (cols < 1 || len % spec->block)
         return bct_fail(err, BCT_EINVAL, "block size %d does not divide rows of %d (%d padded)",

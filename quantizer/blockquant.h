@@ -51,8 +51,8 @@ double bq_rel_error(const bq_result *r);
  * (padding included) and scales. */
 double bq_bits_per_weight(const bq_spec *spec, int cols);
 
-/* 1 when spec can be asked for any tensor (storable bits, block a
- * multiple of 32 in [32, BQ_MAX_BLOCK]); else writes why. */
+/* BCT_OK when spec can be asked for any tensor (storable bits, block a
+ * multiple of 32 in [32, BQ_MAX_BLOCK]); else BCT_EINVAL saying why. */
 int bq_spec_ok(const bq_spec *spec, bct_error *err);
 /* The spec a tensor with rows of `cols` elements is quantized with:
  * spec's bits and scales, block qmat_fit_block(spec->block, cols). */

@@ -127,15 +127,18 @@ int compress_opts_check(const compress_opts *o, bct_error *err) {
         const char *kind;
         const bq_spec *s;
     } roles[] = {{"weights", &o->weights}, {"embeddings", &o->embeddings}, {"tables", &o->tables}};
-    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
-        if (!bq_spec_ok(roles[i].s, err)) return bct_fail_prefix(err, BCT_EINVAL, "%s", roles[i].kind);
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        int rc = bq_spec_ok(roles[i].s, err);
+        if (rc != BCT_OK) return bct_fail_prefix(err, rc, "%s", roles[i].kind);
+    }
     if (o->n_rules < 0 || o->n_rules > COMPRESS_MAX_RULES || (o->n_rules && !o->rules))
         return bct_fail(err, BCT_EINVAL, "%d tensor rules (at most %d)", o->n_rules, COMPRESS_MAX_RULES);
     for (int i = 0; i < o->n_rules; i++) {
         const compress_rule *r = &o->rules[i];
         if (!r->match[0] || !memchr(r->match, 0, sizeof(r->match)))
             return bct_fail(err, BCT_EINVAL, "tensor rule %d: empty or unterminated name", i + 1);
-        if (!bq_spec_ok(&r->spec, err)) return bct_fail_prefix(err, BCT_EINVAL, "tensor rule '%s'", r->match);
+        int rc = bq_spec_ok(&r->spec, err);
+        if (rc != BCT_OK) return bct_fail_prefix(err, rc, "tensor rule '%s'", r->match);
     }
     return BCT_OK;
 }
@@ -395,7 +398,7 @@ static int next_hessians(const bert_model *m, const bert_slot *slots, int n, con
         bytes += b;
         want[i] = 1;
     }
-    return calib_hessians(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256, want, hess, err);
+    return calib_hessians(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : COMPRESS_CALIB_DEFAULT, want, hess, err);
 }
 
 int compress_checkpoint(const char *hf_dir, const char *out_path, const compress_opts *o,
@@ -453,7 +456,7 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     cJSON_AddItemToObject(meta, "quantization", quant_meta(o));
     cJSON *entries = cJSON_AddArrayToObject(meta, "tensors");
     if (o->calib) {
-        if ((rc = calib_collect(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : 256,
+        if ((rc = calib_collect(m, slots, n, o->calib, o->calib_max > 0 ? o->calib_max : COMPRESS_CALIB_DEFAULT,
                                 o->smooth ? CALIB_KEEP_ROWS : 0, &calib, err)) != BCT_OK)
             goto done;
         cJSON *c = cJSON_AddObjectToObject(cJSON_GetObjectItem(meta, "quantization"), "calibration");

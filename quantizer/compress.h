@@ -31,6 +31,9 @@ typedef struct compress_rule {
     bq_spec spec;
 } compress_rule;
 
+/* Calibration sentences read when compress_opts.calib_max is not set. */
+#define COMPRESS_CALIB_DEFAULT 256
+
 typedef struct compress_opts {
     char preset[32];        /* recorded in the file ("custom" if hand-set) */
     bq_spec weights;        /* Linear weights (Q, K, V, attention out, FFN, embedding projection, head) */
@@ -39,7 +42,7 @@ typedef struct compress_opts {
     int act_int8;           /* run with int8 matmul inputs */
     int int_nonlinear;      /* run GELU, Softmax, LayerNorm in integer arithmetic */
     const char *calib;      /* optional calibration text (see calibrate.h), or NULL */
-    int calib_max;          /* sentences read from it (default 256) */
+    int calib_max;          /* sentences read from it (<= 0: COMPRESS_CALIB_DEFAULT) */
     int smooth;             /* move activation outliers into the weights (smooth.h); needs calib */
     float smooth_alpha;     /* <= 0: searched per Linear; else this exponent everywhere */
     int gptq;               /* Linear weights by GPTQ (gptq.h) on calib's Hessians; needs calib */

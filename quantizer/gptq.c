@@ -66,7 +66,8 @@ static uint32_t block_scale(const double *x, int n, const double *h, const bq_sp
 static int gptq_core(const float *w, int rows, int cols, double *h, const bq_spec *spec, bq_result *r,
                      bct_error *err) {
     memset(r, 0, sizeof(*r));
-    if (!bq_spec_ok(spec, err)) return BCT_EINVAL;
+    int rc = bq_spec_ok(spec, err);
+    if (rc != BCT_OK) return rc;
     if (cols < 1 || cols % spec->block)
         return bct_fail(err, BCT_EINVAL, "block size %d does not divide rows of %d", spec->block, cols);
     int B = spec->block, lo = qcodec_code_min(spec->bits), hi = qcodec_code_max(spec->bits);
@@ -77,7 +78,6 @@ static int gptq_core(const float *w, int rows, int cols, double *h, const bq_spe
     float *d = malloc((size_t)rows * sizeof(float));
     r->codes = malloc(nw + 1);
     r->scales = malloc(qcodec_scales_bytes(spec->scale, nblocks) + 1);
-    int rc = BCT_OK;
     if (!W || !E || !diag || !d || !r->codes || !r->scales) {
         rc = bct_fail(err, BCT_ENOMEM, "out of memory quantizing a %dx%d tensor (GPTQ)", rows, cols);
         goto done;

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "sbuf.h"
+#include "srv_limits.h"
 
 struct access_log {
     int fd; /* -1: off */
@@ -47,7 +48,7 @@ void access_log_write(access_log *al, const access_entry *e) {
     sbuf_puts(&b, ",\"method\":");
     sbuf_json_str(&b, e->method, strnlen(e->method, 32));
     sbuf_puts(&b, ",\"path\":");
-    sbuf_json_str(&b, e->path, strnlen(e->path, 256));
+    sbuf_json_str(&b, e->path, strnlen(e->path, SRV_PATH_LEN));
     sbuf_printf(&b, ",\"status\":%d", e->status);
     if (e->error_type) sbuf_printf(&b, ",\"error_type\":\"%s\"", e->error_type);
     if (e->model) {

@@ -127,7 +127,7 @@ static void options_json(const jobs_spec *s, sbuf *b) {
     sbuf_printf(b, ",\"activations\":\"%s\",\"nonlinear\":\"%s\",\"calibration\":%s",
                 o->act_int8 ? "int8" : "fp32", o->int_nonlinear ? "int" : "fp32",
                 s->has_calibration ? "true" : "false");
-    if (s->has_calibration) sbuf_printf(b, ",\"calib_n\":%d", o->calib_max > 0 ? o->calib_max : 256);
+    if (s->has_calibration) sbuf_printf(b, ",\"calib_n\":%d", o->calib_max > 0 ? o->calib_max : COMPRESS_CALIB_DEFAULT);
     sbuf_putc(b, '}');
 }
 
@@ -376,7 +376,7 @@ static void *runner_main(void *arg) {
 /* ---- intake: validation before the 202 ---- */
 
 static void intake_one(admin_jobs *j, intake_item *it) {
-    jobs_answer a = {.status = 202};
+    jobs_answer a = {.code = BCT_OK};
     bct_error err = {{0}};
     bert_model *m = NULL;
     uint64_t t0 = srv_now_ns();
@@ -390,29 +390,25 @@ static void intake_one(admin_jobs *j, intake_item *it) {
     j->reserved--;
     if (rc == BCT_OK && it->deleted) {
         pthread_mutex_unlock(&j->mu);
-        a.status = 409;
-        a.error_type = ERR_CONFLICT;
+        a.code = BCT_ECONFLICT;
         snprintf(a.msg, sizeof(a.msg), "\"%s\" was deleted while this upload was validated; not queued",
                  it->spec.name);
     } else if (rc != BCT_OK) {
         pthread_mutex_unlock(&j->mu);
         strip_dir(err.msg, it->spec.dir);
-        a.status = rc == BCT_ENOMEM ? 500 : 422;
-        a.error_type = rc == BCT_ENOMEM ? ERR_INTERNAL : ERR_VALIDATION;
+        a.code = rc == BCT_ENOMEM ? BCT_ENOMEM : BCT_EINVAL;
         snprintf(a.msg, sizeof(a.msg), "%s%.500s", rc == BCT_EINVAL ? "" : "invalid checkpoint: ", err.msg);
         srv_logf(j->o.log, SRV_LOG_INFO, "upload of \"%s\" rejected: %s", it->spec.name, err.msg);
     } else if (j->stopping) {
         pthread_mutex_unlock(&j->mu);
-        a.status = 503;
-        a.error_type = ERR_UNAVAILABLE;
+        a.code = BCT_EUNAVAILABLE;
         snprintf(a.msg, sizeof(a.msg), "the server is shutting down");
     } else {
         job_rec *r = calloc(1, sizeof(*r));
         if (!r || remember(j, r) != 0) {
             pthread_mutex_unlock(&j->mu);
             free(r);
-            a.status = 500;
-            a.error_type = ERR_INTERNAL;
+            a.code = BCT_ENOMEM;
             snprintf(a.msg, sizeof(a.msg), "out of memory");
         } else {
             snprintf(r->id, sizeof(r->id), "%llx-%u", j->boot, ++j->seq);
@@ -434,7 +430,7 @@ static void intake_one(admin_jobs *j, intake_item *it) {
             pthread_mutex_unlock(&j->mu);
         }
     }
-    if (a.status != 202) store_remove_upload(it->spec.dir);
+    if (a.code != BCT_OK) store_remove_upload(it->spec.dir);
     it->done(it->ud, &a);
 }
 
@@ -505,7 +501,7 @@ void jobs_submit(admin_jobs *j, const jobs_spec *spec, void (*done)(void *ud, co
                  void *ud) {
     intake_item *it = calloc(1, sizeof(*it));
     if (!it) {
-        jobs_answer a = {.status = 500, .error_type = ERR_INTERNAL};
+        jobs_answer a = {.code = BCT_ENOMEM};
         snprintf(a.msg, sizeof(a.msg), "out of memory");
         store_remove_upload(spec->dir);
         jobs_unreserve(j);

@@ -59,9 +59,8 @@ typedef struct jobs_spec {
 } jobs_spec;
 
 typedef struct jobs_answer {
-    int status;             /* 202, or 422 / 429 / 500 / 503 */
-    const char *error_type; /* NULL with 202 */
-    char msg[600];          /* the error */
+    int code;      /* BCT_OK (queued: 202), or the refusal's BCT_E* (errors.h maps it) */
+    char msg[600]; /* the error */
     char id[40];            /* the job, with 202 */
 } jobs_answer;
 

@@ -1,6 +1,7 @@
 #include "api_admin.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ struct admin_req {
     upload *up;
     int reserved;  /* holds a place in the job queue */
     jobs_spec *parked; /* between admin_end and admin_wait */
+    pthread_t loader;  /* POST .../load: loads off the HTTP thread */
+    int loader_started;
     char name[STORE_NAME_MAX + 1];
     pthread_mutex_t mu; /* reply: written by the intake thread */
     admin_reply reply;
@@ -47,18 +50,18 @@ static void reply_body(admin_reply *r, int status, sbuf *b) {
     r->body = sbuf_take(b, &r->len);
     if (!r->body) {
         static const char oom[] = "{\"error\":\"out of memory\",\"error_type\":\"Internal\"}";
-        r->status = 500;
-        r->error_type = ERR_INTERNAL;
+        r->status = srv_err_status(BCT_ENOMEM, &r->error_type);
         r->body = strdup(oom);
         r->len = r->body ? strlen(oom) : 0;
     }
 }
 
-static int reply_error(admin_reply *r, int status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int reply_error(admin_reply *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static int reply_error(admin_reply *r, int status, const char *type, const char *fmt, ...) {
-    srv_err e = {.status = status, .type = type};
+static int reply_error(admin_reply *r, int code, const char *fmt, ...) {
+    srv_err e = {.code = code};
+    const char *type;
+    int status = srv_err_status(code, &type);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
@@ -72,7 +75,7 @@ static int reply_error(admin_reply *r, int status, const char *type, const char 
 }
 
 static int reply_srv_err(admin_reply *r, const srv_err *e) {
-    return reply_error(r, e->status, e->type, "%s", e->msg);
+    return reply_error(r, e->code, "%s", e->msg);
 }
 
 void admin_reply_free(admin_reply *r) {
@@ -97,11 +100,11 @@ int admin_create(const admin_deps *d, srv_admin **out, bct_error *err) {
     long long total = (long long)cfg->admin_max_upload_mb * SRV_MIB;
     /* Fixed limits for the small parts; the weights may use the whole
      * upload. */
-    a->files[0] = (upload_file){"config", "config.json", SRV_MIB};
+    a->files[0] = (upload_file){"config", "config.json", SRV_UPLOAD_CONFIG_MAX};
     a->files[1] = (upload_file){"weights", "model.safetensors", total};
-    a->files[2] = (upload_file){"vocab", "vocab.txt", 64 * SRV_MIB};
-    a->files[3] = (upload_file){"calibration", "calibration.txt", 64 * SRV_MIB};
-    a->files[4] = (upload_file){"tokenizer", "tokenizer.json", 64 * SRV_MIB};
+    a->files[2] = (upload_file){"vocab", "vocab.txt", SRV_UPLOAD_TEXT_MAX};
+    a->files[3] = (upload_file){"calibration", "calibration.txt", SRV_UPLOAD_TEXT_MAX};
+    a->files[4] = (upload_file){"tokenizer", "tokenizer.json", SRV_UPLOAD_TEXT_MAX};
     a->up = (upload_opts){.staging_root = a->staging,
                           .max_total = total,
                           .files = a->files,
@@ -125,7 +128,7 @@ int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg,
     *out = NULL;
     memset(reply, 0, sizeof(*reply));
     admin_req *q = calloc(1, sizeof(*q));
-    if (!q) return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
+    if (!q) return reply_error(reply, BCT_ENOMEM, "out of memory");
     pthread_mutex_init(&q->mu, NULL);
     q->a = a;
     q->route = op;
@@ -133,19 +136,19 @@ int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg,
     *out = q;
     if (q->route == ADMIN_JOBS || q->route == ADMIN_JOB) return ADMIN_BODY; /* answered at the end */
     if (!accepting)
-        return reply_error(reply, 503, ERR_UNAVAILABLE,
+        return reply_error(reply, BCT_EUNAVAILABLE,
                            "the server is loading models or shutting down; retry shortly");
     if (q->route != ADMIN_COMPRESS) return ADMIN_BODY;
     /* POST /admin/compress */
     long long want = http_content_length(c);
     if (want > a->up.max_total) {
         reply->now = 1;
-        return reply_error(reply, 413, ERR_TOO_LARGE,
+        return reply_error(reply, BCT_ERANGE,
                            "the upload is %lld bytes, more than admin_max_upload_mb (%d MiB)", want,
                            a->d.cfg->admin_max_upload_mb);
     }
     if (jobs_reserve(a->d.jobs) != 0) {
-        return reply_error(reply, 429, ERR_OVERLOADED,
+        return reply_error(reply, BCT_EBUSY,
                            "the compression queue is full (admin_queue_size %d); retry later",
                            a->d.cfg->admin_queue_size);
     }
@@ -154,9 +157,7 @@ int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg,
      * reading the body rather than in a failed job (issue 17). */
     if (access(a->d.store->dir, W_OK) != 0) {
         int e = errno;
-        const char *type;
-        int status = srv_err_errno_status(e, &type);
-        return reply_error(reply, status, type,
+        return reply_error(reply, srv_errno_code(e),
                            "the model store %s is not writable (%s): this server cannot take uploads",
                            a->d.store->dir, strerror(e));
     }
@@ -187,7 +188,7 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     bct_error err = {{0}};
     const char *preset = upload_field(u, "preset");
     if (compress_preset(preset ? preset : "w8a8", &s->copts, &err) != BCT_OK)
-        return reply_error(reply, 422, ERR_VALIDATION, "field preset: %s", err.msg);
+        return reply_error(reply, BCT_EINVAL, "field preset: %s", err.msg);
     compress_opts *o = &s->copts;
     const char *v;
     int custom = 0;
@@ -196,14 +197,14 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     for (int i = 0; i < 3; i++)
         if ((v = upload_field(u, roles[i]))) {
             if (compress_format_parse(v, specs[i]) != BCT_OK)
-                return reply_error(reply, 422, ERR_VALIDATION,
+                return reply_error(reply, BCT_EINVAL,
                                    "field %s must be q8, q4, q3 or q2, got \"%.40s\"", roles[i], v);
             custom = 1;
         }
     if ((v = upload_field(u, "block"))) {
         int block;
         if (parse_int(v, QMAT_GROUP, BQ_MAX_BLOCK, &block) != 0 || block % QMAT_GROUP)
-            return reply_error(reply, 422, ERR_VALIDATION,
+            return reply_error(reply, BCT_EINVAL,
                                "field block must be a multiple of %d in [%d, %d], got \"%.40s\"", QMAT_GROUP,
                                QMAT_GROUP, BQ_MAX_BLOCK, v);
         o->weights.block = o->embeddings.block = o->tables.block = block;
@@ -212,26 +213,26 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     if ((v = upload_field(u, "scales"))) {
         int enc = qcodec_scale_parse(v);
         if (enc < 0)
-            return reply_error(reply, 422, ERR_VALIDATION, "field scales must be f16 or log8, got \"%.40s\"", v);
+            return reply_error(reply, BCT_EINVAL, "field scales must be f16 or log8, got \"%.40s\"", v);
         o->weights.scale = o->embeddings.scale = o->tables.scale = (qscale_enc)enc;
         custom = 1;
     }
     if ((v = upload_field(u, "activations"))) {
         if (strcmp(v, "int8") && strcmp(v, "fp32"))
-            return reply_error(reply, 422, ERR_VALIDATION,
+            return reply_error(reply, BCT_EINVAL,
                                "field activations must be int8 or fp32, got \"%.40s\"", v);
         o->act_int8 = !strcmp(v, "int8");
         custom = 1;
     }
     if ((v = upload_field(u, "nonlinear"))) {
         if (strcmp(v, "int") && strcmp(v, "fp32"))
-            return reply_error(reply, 422, ERR_VALIDATION,
+            return reply_error(reply, BCT_EINVAL,
                                "field nonlinear must be int or fp32, got \"%.40s\"", v);
         o->int_nonlinear = !strcmp(v, "int");
         custom = 1;
     }
     if ((v = upload_field(u, "calib_n")) && parse_int(v, 1, 1000000, &o->calib_max) != 0)
-        return reply_error(reply, 422, ERR_VALIDATION,
+        return reply_error(reply, BCT_EINVAL,
                            "field calib_n must be an integer in [1, 1000000], got \"%.40s\"", v);
     if (custom) snprintf(o->preset, sizeof(o->preset), "custom");
     return ADMIN_BODY;
@@ -259,11 +260,11 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     if (upload_end(q->up, &e) != 0) return reply_srv_err(reply, &e);
     const upload *u = q->up;
     const char *name = upload_field(u, "name");
-    char why[200];
+    bct_error why = {{0}};
     if (!name)
-        return reply_error(reply, 422, ERR_VALIDATION, "the upload has no \"name\" field (the model's name)");
-    if (store_name_check(name, why, sizeof(why)) != 0)
-        return reply_error(reply, 422, ERR_VALIDATION, "field name \"%.80s\": %s", name, why);
+        return reply_error(reply, BCT_EINVAL, "the upload has no \"name\" field (the model's name)");
+    if (store_name_check(name, &why) != BCT_OK)
+        return reply_error(reply, BCT_EINVAL, "field name \"%.80s\": %s", name, why.msg);
     snprintf(q->name, sizeof(q->name), "%s", name);
     /* The tokenizer: vocab.txt (WordPiece) or tokenizer.json, as a
      * checkpoint directory holds it (load_hf.c prefers vocab.txt). */
@@ -271,16 +272,16 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     static const char *const required[] = {"config", "weights", "vocab"};
     for (int i = 0; i < 3; i++)
         if (upload_file_bytes(u, required[i]) < 0 && !(i == 2 && has_tok))
-            return reply_error(reply, 422, ERR_VALIDATION,
+            return reply_error(reply, BCT_EINVAL,
                                "the upload has no \"%s\" file part (needed: config = config.json, "
                                "weights = model.safetensors or pytorch_model.bin, vocab = "
                                "vocab.txt or tokenizer = tokenizer.json)",
                                required[i]);
     if (name_staged_weights(upload_dir(u)) != 0)
-        return reply_error(reply, 500, ERR_INTERNAL, "cannot stage the uploaded weights");
+        return reply_error(reply, BCT_EIO, "cannot stage the uploaded weights");
     int kind = store_kind(a->d.store->dir, name);
     if (kind == STORE_CHECKPOINT || kind == STORE_OTHER)
-        return reply_error(reply, 409, ERR_CONFLICT,
+        return reply_error(reply, BCT_ECONFLICT,
                            "\"%s\" is a %s in the model store, not a compressed model; delete it or "
                            "choose another name",
                            name, kind == STORE_CHECKPOINT ? "checkpoint folder" : "file");
@@ -288,7 +289,7 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     int outside = cur && !cur->from_store;
     registry_release(cur);
     if (outside)
-        return reply_error(reply, 409, ERR_CONFLICT,
+        return reply_error(reply, BCT_ECONFLICT,
                            "\"%s\" is served from outside the model store (--model); choose another "
                            "name",
                            name);
@@ -307,10 +308,17 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     if (!(q->parked = malloc(sizeof(*q->parked)))) {
         store_remove_upload(s.dir);
         jobs_unreserve(a->d.jobs);
-        return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
+        return reply_error(reply, BCT_ENOMEM, "out of memory");
     }
     *q->parked = s;
     return ADMIN_SUSPEND;
+}
+
+static void set_reply_and_resume(admin_req *q, const admin_reply *r) {
+    pthread_mutex_lock(&q->mu);
+    q->reply = *r;
+    pthread_mutex_unlock(&q->mu);
+    q->resume(q->ud); /* the last use of q: it may be freed from here on */
 }
 
 /* Intake thread: the job is queued (202) or refused. */
@@ -318,7 +326,7 @@ static void on_submitted(void *ud, const jobs_answer *ans) {
     admin_req *q = ud;
     admin_reply r;
     memset(&r, 0, sizeof(r));
-    if (ans->status == 202) {
+    if (ans->code == BCT_OK) {
         sbuf b;
         sbuf_init(&b);
         sbuf_puts(&b, "{\"job_id\":");
@@ -330,19 +338,30 @@ static void on_submitted(void *ud, const jobs_answer *ans) {
         r.hdr_name = MHD_HTTP_HEADER_LOCATION;
         snprintf(r.hdr_value, sizeof(r.hdr_value), "/admin/jobs/%s", ans->id);
     } else {
-        reply_error(&r, ans->status, ans->error_type, "%s", ans->msg);
+        reply_error(&r, ans->code, "%s", ans->msg);
     }
-    pthread_mutex_lock(&q->mu);
-    q->reply = r;
-    pthread_mutex_unlock(&q->mu);
-    q->resume(q->ud);
+    set_reply_and_resume(q, &r);
 }
 
+static void *load_main(void *arg); /* POST .../load's thread */
+
 void admin_wait(admin_req *q, void (*resume)(void *ud), void *ud) {
-    jobs_spec *s = q->parked;
-    q->parked = NULL;
     q->resume = resume;
     q->ud = ud;
+    if (q->route == ADMIN_LOAD) {
+        int rc = pthread_create(&q->loader, NULL, load_main, q);
+        if (rc == 0) {
+            q->loader_started = 1;
+            return;
+        }
+        admin_reply r;
+        memset(&r, 0, sizeof(r));
+        reply_error(&r, BCT_ENOMEM, "cannot start a thread to load \"%s\": %s", q->name, strerror(rc));
+        set_reply_and_resume(q, &r);
+        return;
+    }
+    jobs_spec *s = q->parked;
+    q->parked = NULL;
     jobs_submit(q->a->d.jobs, s, on_submitted, q);
     free(s);
 }
@@ -360,14 +379,14 @@ static int end_delete(admin_req *q, admin_reply *reply) {
     srv_admin *a = q->a;
     const char *name = q->arg;
     if (name[0] == '.' || !strcmp(name, ".."))
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
-    snprintf(q->name, sizeof(q->name), "%.64s", name);
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
+    snprintf(q->name, sizeof(q->name), "%.*s", STORE_NAME_MAX, name);
     store_lock(a->d.store);
     srv_model **list;
     int n, def, found = -1;
     if (registry_list(a->d.reg, &list, &n, &def) != BCT_OK) {
         store_unlock(a->d.store);
-        return reply_error(reply, 500, ERR_INTERNAL, "out of memory");
+        return reply_error(reply, BCT_ENOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++)
         if (!strcmp(list[i]->name, name)) found = i;
@@ -379,20 +398,20 @@ static int end_delete(admin_req *q, admin_reply *reply) {
     /* Under the store lock: a job of this name cannot publish after it. */
     if (!is_default && !outside) cancelled = jobs_cancel_model(a->d.jobs, name);
     if (is_default)
-        reply_error(reply, 409, ERR_CONFLICT,
+        reply_error(reply, BCT_ECONFLICT,
                     "\"%s\" is the default model; make another model the default first", name);
     else if (outside)
-        reply_error(reply, 409, ERR_CONFLICT,
+        reply_error(reply, BCT_ECONFLICT,
                     "\"%s\" is served from outside the model store (--model) and cannot be deleted",
                     name);
     else if (found < 0 && (kind == STORE_ABSENT || kind == STORE_OTHER) && !cancelled)
-        reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
+        reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
     else {
         /* The files first: when they cannot be moved (a read-only store)
          * the model keeps serving here, as it does on the other replicas. */
         if ((kind != STORE_ABSENT && kind != STORE_OTHER) &&
             store_remove(a->d.store, name, &removed, &err) != BCT_OK) {
-            reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+            reply_error(reply, BCT_EIO, "%s", err.msg);
         } else {
             if (found >= 0) registry_remove(a->d.reg, name, &err);
             sbuf b;
@@ -417,27 +436,27 @@ static int end_delete(admin_req *q, admin_reply *reply) {
 static int end_unload(admin_req *q, admin_reply *reply) {
     srv_admin *a = q->a;
     const char *name = q->arg;
-    if (store_name_check(name, NULL, 0) != 0)
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
-    snprintf(q->name, sizeof(q->name), "%.64s", name);
+    if (store_name_check(name, NULL) != BCT_OK)
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
+    snprintf(q->name, sizeof(q->name), "%.*s", STORE_NAME_MAX, name);
     srv_model *cur = registry_acquire(a->d.reg, name), *def = registry_acquire(a->d.reg, NULL);
     int is_default = cur && cur == def, outside = cur && !cur->from_store;
     registry_release(cur);
     registry_release(def);
     if (is_default)
-        return reply_error(reply, 409, ERR_CONFLICT, "\"%s\" is the default model and cannot be unloaded", name);
+        return reply_error(reply, BCT_ECONFLICT, "\"%s\" is the default model and cannot be unloaded", name);
     if (outside)
-        return reply_error(reply, 409, ERR_CONFLICT,
+        return reply_error(reply, BCT_ECONFLICT,
                            "\"%s\" is served from outside the model store (--model) and cannot be unloaded", name);
     int kind = store_kind(a->d.store->dir, name);
     if (kind == STORE_ABSENT || kind == STORE_OTHER)
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" in the store", name);
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\" in the store", name);
     bct_error err = {{0}};
     store_lock(a->d.store);
     int rc = store_set_unloaded(a->d.store, name, 1, &err);
     if (rc == BCT_OK && cur) registry_remove(a->d.reg, name, &err);
     store_unlock(a->d.store);
-    if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+    if (rc != BCT_OK) return reply_error(reply, BCT_EIO, "%s", err.msg);
     sbuf b;
     sbuf_init(&b);
     sbuf_puts(&b, "{\"unloaded\":");
@@ -449,14 +468,20 @@ static int end_unload(admin_req *q, admin_reply *reply) {
 }
 
 /* POST /admin/models/{name}/load: the store's current entry, loaded and
- * probed on this thread, then swapped in; other replicas load it at their
- * next rescan. */
+ * probed on a thread of its own (a large model takes seconds, and the
+ * HTTP thread serves every other connection meanwhile), then swapped in;
+ * other replicas load it at their next rescan. */
 static int end_load(admin_req *q, admin_reply *reply) {
-    srv_admin *a = q->a;
     const char *name = q->arg;
-    if (store_name_check(name, NULL, 0) != 0)
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\"", name);
-    snprintf(q->name, sizeof(q->name), "%.64s", name);
+    if (store_name_check(name, NULL) != BCT_OK)
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\"", name);
+    snprintf(q->name, sizeof(q->name), "%.*s", STORE_NAME_MAX, name);
+    return ADMIN_SUSPEND; /* admin_wait() starts load_main */
+}
+
+static int load(admin_req *q, admin_reply *reply) {
+    srv_admin *a = q->a;
+    const char *name = q->name;
     bct_error err = {{0}};
     store_entry e;
     store_lock(a->d.store);
@@ -464,19 +489,17 @@ static int end_load(admin_req *q, admin_reply *reply) {
     if (rc == BCT_OK) rc = store_find(a->d.store->dir, name, &e, &err);
     store_unlock(a->d.store);
     if (rc == BCT_EINVAL)
-        return reply_error(reply, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" in the store", name);
-    if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+        return reply_error(reply, BCT_ENOTFOUND, "no model named \"%.100s\" in the store", name);
+    if (rc != BCT_OK) return reply_error(reply, BCT_EIO, "%s", err.msg);
     srv_model *m;
     if ((rc = store_open_entry(&e, a->d.cfg->max_seq_len, &m, &err)) != BCT_OK) {
-        srv_err se;
         bct_fail_prefix(&err, rc, "model \"%s\" cannot be loaded", name);
-        srv_err_from(&se, rc, err.msg);
-        return reply_srv_err(reply, &se);
+        return reply_error(reply, rc, "%s", err.msg);
     }
     store_lock(a->d.store);
     rc = registry_put(a->d.reg, m, &err);
     store_unlock(a->d.store);
-    if (rc != BCT_OK) return reply_error(reply, 500, ERR_INTERNAL, "%s", err.msg);
+    if (rc != BCT_OK) return reply_error(reply, BCT_EIO, "%s", err.msg);
     sbuf b;
     sbuf_init(&b);
     sbuf_puts(&b, "{\"loaded\":");
@@ -485,6 +508,15 @@ static int end_load(admin_req *q, admin_reply *reply) {
     reply_body(reply, 200, &b);
     srv_logf(a->d.log, SRV_LOG_INFO, "model \"%s\" version %d loaded from %s", name, e.version, e.path);
     return ADMIN_ANSWER;
+}
+
+static void *load_main(void *arg) {
+    admin_req *q = arg;
+    admin_reply r;
+    memset(&r, 0, sizeof(r));
+    load(q, &r);
+    set_reply_and_resume(q, &r);
+    return NULL;
 }
 
 int admin_end(admin_req *q, admin_reply *reply) {
@@ -507,7 +539,7 @@ int admin_end(admin_req *q, admin_reply *reply) {
     default: /* ADMIN_JOB */
         if (jobs_get_json(q->a->d.jobs, q->arg, &b) != 0) {
             sbuf_free(&b);
-            return reply_error(reply, 404, ERR_NOT_FOUND,
+            return reply_error(reply, SRV_ENOROUTE,
                                "no job \"%.80s\" (GET /admin/jobs lists the recent ones)", q->arg);
         }
         reply_body(reply, 200, &b);
@@ -519,6 +551,8 @@ const char *admin_req_model(const admin_req *q) { return q && q->name[0] ? q->na
 
 void admin_req_free(admin_req *q) {
     if (!q) return;
+    /* It resumed the request as its last act: this waits for its return. */
+    if (q->loader_started) pthread_join(q->loader, NULL);
     upload_free(q->up);
     if (q->reserved) jobs_unreserve(q->a->d.jobs);
     if (q->parked) { /* never submitted */

@@ -14,7 +14,8 @@
  *                                the store (store_set_unloaded) keeps every
  *                                replica from loading it -> 200 (409 as DELETE)
  *   POST /admin/models/{name}/load    removes the marker, loads and probes
- *                                the store's current version -> 200
+ *                                the store's current version (on a thread
+ *                                of its own, the connection suspended) -> 200
  *
  * Upload parts: files (parts with a filename) config (config.json),
  * weights (model.safetensors), vocab (vocab.txt), optional calibration
@@ -32,7 +33,7 @@
  * dropped (up to admin_upload_limit), except as reply->now says.  The upload streams to a staging
  * directory (upload.h); at the end the checkpoint is validated on the job
  * runner's intake thread (admin_jobs.h) while the connection is
- * suspended: admin_end returns ADMIN_SUSPEND, the caller suspends the
+ * suspended, as a /load's model is loaded: admin_end returns ADMIN_SUSPEND, the caller suspends the
  * connection and calls admin_wait(), whose resume callback runs on
  * another thread once admin_take_reply() has the answer.
  */

@@ -65,9 +65,9 @@ static long find_bad_escape(const char *s, size_t n, int *nul) {
 
 static int bad_escape_error(long off, int nul, srv_err *err) {
     if (nul)
-        return srv_err_set(err, 422, ERR_VALIDATION,
+        return srv_err_set(err, BCT_EINVAL,
                            "the escape \\u0000 at byte %ld is not allowed in text", off);
-    return srv_err_set(err, 422, ERR_VALIDATION,
+    return srv_err_set(err, BCT_EINVAL,
                        "invalid Unicode at byte %ld: a \\u escape is a lone UTF-16 surrogate", off);
 }
 
@@ -97,32 +97,32 @@ static int pair_object(const cJSON *o, int index, srv_text *t, srv_err *err) {
         if (!strcmp(it->string, "text")) text = it;
         else if (!strcmp(it->string, "text_pair")) pair = it;
         else
-            return srv_err_set(err, 422, ERR_VALIDATION,
+            return srv_err_set(err, BCT_EINVAL,
                                "%s: unknown field \"%.64s\" (expected \"text\" and optionally "
                                "\"text_pair\")",
                                w, it->string);
     }
-    if (!text) return srv_err_set(err, 422, ERR_VALIDATION, "%s: missing \"text\"", w);
+    if (!text) return srv_err_set(err, BCT_EINVAL, "%s: missing \"text\"", w);
     if (!cJSON_IsString(text))
-        return srv_err_set(err, 422, ERR_VALIDATION, "%s: \"text\" must be a string", w);
+        return srv_err_set(err, BCT_EINVAL, "%s: \"text\" must be a string", w);
     take_text(text, t, 0);
     if (pair && !cJSON_IsNull(pair)) {
         if (!cJSON_IsString(pair))
-            return srv_err_set(err, 422, ERR_VALIDATION, "%s: \"text_pair\" must be a string", w);
+            return srv_err_set(err, BCT_EINVAL, "%s: \"text_pair\" must be a string", w);
         take_text(pair, t, 1);
     }
     return 0;
 }
 
 static int too_many(int n, int max, srv_err *err) {
-    return srv_err_set(err, 413, ERR_TOO_LARGE,
+    return srv_err_set(err, BCT_ERANGE,
                        "inputs has %d items, more than max_inputs_per_request (%d)", n, max);
 }
 
 static int alloc_texts(api_request *r, int n, srv_err *err) {
     r->texts = calloc((size_t)n, sizeof(srv_text));
     r->n = n;
-    return r->texts ? 0 : srv_err_set(err, 500, ERR_INTERNAL, "out of memory");
+    return r->texts ? 0 : srv_err_set(err, BCT_ENOMEM, "out of memory");
 }
 
 static int classify_inputs(const cJSON *in, int max, api_request *r, srv_err *err) {
@@ -130,22 +130,22 @@ static int classify_inputs(const cJSON *in, int max, api_request *r, srv_err *er
         "inputs must be a string, a {\"text\", \"text_pair\"} object, or a list of them";
     if (cJSON_IsString(in) || cJSON_IsObject(in)) {
         r->single = 1;
-        if (alloc_texts(r, 1, err)) return -1;
+        if (alloc_texts(r, 1, err)) return err->code;
         return cJSON_IsString(in) ? take_text(in, &r->texts[0], 0)
                                   : pair_object(in, -1, &r->texts[0], err);
     }
-    if (!cJSON_IsArray(in)) return srv_err_set(err, 422, ERR_VALIDATION, "%s", shape);
+    if (!cJSON_IsArray(in)) return srv_err_set(err, BCT_EINVAL, "%s", shape);
     int n = cJSON_GetArraySize(in);
-    if (n == 0) return srv_err_set(err, 422, ERR_VALIDATION, "inputs is an empty list");
+    if (n == 0) return srv_err_set(err, BCT_EINVAL, "inputs is an empty list");
     if (n > max) return too_many(n, max, err);
-    if (alloc_texts(r, n, err)) return -1;
+    if (alloc_texts(r, n, err)) return err->code;
     int i = 0;
     for (const cJSON *it = in->child; it; it = it->next, i++) {
         if (cJSON_IsString(it)) take_text(it, &r->texts[i], 0);
         else if (cJSON_IsObject(it)) {
-            if (pair_object(it, i, &r->texts[i], err)) return -1;
+            if (pair_object(it, i, &r->texts[i], err)) return err->code;
         } else
-            return srv_err_set(err, 422, ERR_VALIDATION,
+            return srv_err_set(err, BCT_EINVAL,
                                "inputs[%d] must be a string or a {\"text\", \"text_pair\"} object",
                                i);
     }
@@ -158,40 +158,40 @@ static int predict_inputs(const cJSON *in, int max, api_request *r, srv_err *err
                                "[[\"a\"], [\"a\", \"b\"], ...]";
     if (cJSON_IsString(in)) {
         r->single = 1;
-        if (alloc_texts(r, 1, err)) return -1;
+        if (alloc_texts(r, 1, err)) return err->code;
         return take_text(in, &r->texts[0], 0);
     }
-    if (!cJSON_IsArray(in)) return srv_err_set(err, 422, ERR_VALIDATION, "%s", shape);
+    if (!cJSON_IsArray(in)) return srv_err_set(err, BCT_EINVAL, "%s", shape);
     int n = cJSON_GetArraySize(in);
-    if (n == 0) return srv_err_set(err, 422, ERR_VALIDATION, "inputs is an empty list");
+    if (n == 0) return srv_err_set(err, BCT_EINVAL, "inputs is an empty list");
     if (cJSON_IsString(in->child)) {
         /* A flat list is one input: a single text or a pair. */
         if (n > 2)
-            return srv_err_set(err, 422, ERR_VALIDATION,
+            return srv_err_set(err, BCT_EINVAL,
                                "a flat list of strings is one input and holds 1 or 2 texts, got "
                                "%d; write a batch as [[\"a\"], [\"b\"], ...]",
                                n);
         r->single = 1;
-        if (alloc_texts(r, 1, err)) return -1;
+        if (alloc_texts(r, 1, err)) return err->code;
         int k = 0;
         for (const cJSON *it = in->child; it; it = it->next, k++) {
-            if (!cJSON_IsString(it)) return srv_err_set(err, 422, ERR_VALIDATION, "%s", shape);
+            if (!cJSON_IsString(it)) return srv_err_set(err, BCT_EINVAL, "%s", shape);
             take_text(it, &r->texts[0], k);
         }
         return 0;
     }
     if (n > max) return too_many(n, max, err);
-    if (alloc_texts(r, n, err)) return -1;
+    if (alloc_texts(r, n, err)) return err->code;
     int i = 0;
     for (const cJSON *it = in->child; it; it = it->next, i++) {
         int k = cJSON_IsArray(it) ? cJSON_GetArraySize(it) : 0;
         if (k < 1 || k > 2)
-            return srv_err_set(err, 422, ERR_VALIDATION,
+            return srv_err_set(err, BCT_EINVAL,
                                "inputs[%d] must be a list of 1 or 2 strings (%s)", i, shape);
         int j = 0;
         for (const cJSON *s = it->child; s; s = s->next, j++) {
             if (!cJSON_IsString(s))
-                return srv_err_set(err, 422, ERR_VALIDATION, "inputs[%d][%d] must be a string", i,
+                return srv_err_set(err, BCT_EINVAL, "inputs[%d][%d] must be a string", i,
                                    j);
             take_text(s, &r->texts[i], j);
         }
@@ -202,7 +202,7 @@ static int predict_inputs(const cJSON *in, int max, api_request *r, srv_err *err
 static int opt_bool(const cJSON *v, const char *name, int *out, srv_err *err) {
     if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsBool(v))
-        return srv_err_set(err, 422, ERR_VALIDATION, "\"%s\" must be true or false", name);
+        return srv_err_set(err, BCT_EINVAL, "\"%s\" must be true or false", name);
     *out = cJSON_IsTrue(v);
     return 0;
 }
@@ -212,16 +212,16 @@ static int options(const cJSON *root, api_request *r, srv_err *err) {
     if (opt_bool(cJSON_GetObjectItemCaseSensitive(root, "truncate"), "truncate", &r->truncate, err) ||
         opt_bool(cJSON_GetObjectItemCaseSensitive(root, "raw_scores"), "raw_scores", &r->raw_scores,
                  err))
-        return -1;
+        return err->code;
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "top_k")) && !cJSON_IsNull(v)) {
         double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
         if (!cJSON_IsNumber(v) || d != floor(d) || d < 1)
-            return srv_err_set(err, 422, ERR_VALIDATION, "\"top_k\" must be a positive integer");
+            return srv_err_set(err, BCT_EINVAL, "\"top_k\" must be a positive integer");
         r->top_k = d > 1e9 ? 1000000000 : (int)d;
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "model")) && !cJSON_IsNull(v)) {
         if (!cJSON_IsString(v) || !v->valuestring[0])
-            return srv_err_set(err, 422, ERR_VALIDATION, "\"model\" must be a non-empty string");
+            return srv_err_set(err, BCT_EINVAL, "\"model\" must be a non-empty string");
         r->model = v->valuestring;
     }
     return 0;
@@ -240,19 +240,19 @@ int api_truncation_direction(const void *json, int *left, srv_err *err) {
         *left = 1;
         return 0;
     }
-    return srv_err_set(err, 422, ERR_VALIDATION, "\"truncation_direction\" must be \"right\" or \"left\"");
+    return srv_err_set(err, BCT_EINVAL, "\"truncation_direction\" must be \"right\" or \"left\"");
 }
 
 /* The Inference API's "parameters": {"top_k", "function_to_apply"}. */
 static int parameters(const cJSON *root, api_request *r, srv_err *err) {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "parameters"), *v;
     if (!p || cJSON_IsNull(p)) return 0;
-    if (!cJSON_IsObject(p)) return srv_err_set(err, 422, ERR_VALIDATION, "\"parameters\" must be an object");
-    if (options(p, r, err)) return -1;
+    if (!cJSON_IsObject(p)) return srv_err_set(err, BCT_EINVAL, "\"parameters\" must be an object");
+    if (options(p, r, err)) return err->code;
     if ((v = cJSON_GetObjectItemCaseSensitive(p, "function_to_apply")) && !cJSON_IsNull(v)) {
         if (!cJSON_IsString(v) || (strcmp(v->valuestring, "none") && strcmp(v->valuestring, "softmax") &&
                                    strcmp(v->valuestring, "sigmoid")))
-            return srv_err_set(err, 422, ERR_VALIDATION,
+            return srv_err_set(err, BCT_EINVAL,
                                "parameters.function_to_apply must be \"softmax\", \"sigmoid\" or \"none\"");
         /* The model's own function (softmax, or sigmoid for multi-label) or none. */
         r->raw_scores = !strcmp(v->valuestring, "none");
@@ -267,7 +267,7 @@ int api_parse(api_kind kind, const char *body, size_t len, int max_inputs, api_r
     r->truncate = 1;
     int nul;
     if (memchr(body, '\0', len))
-        return srv_err_set(err, 400, ERR_BAD_REQUEST, "malformed JSON: the body holds a NUL byte");
+        return srv_err_set(err, SRV_EBADREQ, "malformed JSON: the body holds a NUL byte");
     /* Length includes the terminating NUL so that trailing garbage after
      * the JSON value is an error. */
     const char *end = NULL;
@@ -276,7 +276,7 @@ int api_parse(api_kind kind, const char *body, size_t len, int max_inputs, api_r
         long off = find_bad_escape(body, len, &nul);
         if (off >= 0) return bad_escape_error(off, nul, err);
         size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        return srv_err_set(err, 400, ERR_BAD_REQUEST, "malformed JSON near byte %zu", at);
+        return srv_err_set(err, SRV_EBADREQ, "malformed JSON near byte %zu", at);
     }
     r->root = root;
     if (memmem(body, len, "\\u0000", 6)) {
@@ -284,7 +284,7 @@ int api_parse(api_kind kind, const char *body, size_t len, int max_inputs, api_r
         if (off >= 0) return bad_escape_error(off, nul, err);
     }
     if (!cJSON_IsObject(root))
-        return srv_err_set(err, 422, ERR_VALIDATION, "the body must be a JSON object");
+        return srv_err_set(err, BCT_EINVAL, "the body must be a JSON object");
     if (kind == API_CLASSIFY)
         for (const cJSON *it = root->child; it; it = it->next) {
             static const char *const known[] = {"inputs",     "truncate", "truncation_direction",
@@ -292,18 +292,18 @@ int api_parse(api_kind kind, const char *body, size_t len, int max_inputs, api_r
             int ok = 0;
             for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) ok |= !strcmp(it->string, known[k]);
             if (!ok)
-                return srv_err_set(err, 422, ERR_VALIDATION,
+                return srv_err_set(err, BCT_EINVAL,
                                    "unknown field \"%.64s\" (known: inputs, truncate, "
                                    "truncation_direction, top_k, raw_scores, model)",
                                    it->string);
         }
-    if (options(root, r, err)) return -1;
+    if (options(root, r, err)) return err->code;
     if (api_truncation_direction(root, &r->trunc_left, err) || (kind == API_ROOT && parameters(root, r, err)))
-        return -1;
+        return err->code;
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "inputs");
-    if (!in) return srv_err_set(err, 422, ERR_VALIDATION, "missing field \"inputs\"");
+    if (!in) return srv_err_set(err, BCT_EINVAL, "missing field \"inputs\"");
     if (kind == API_CLASSIFY) return classify_inputs(in, max_inputs, r, err);
-    if (predict_inputs(in, max_inputs, r, err)) return -1;
+    if (predict_inputs(in, max_inputs, r, err)) return err->code;
     if (kind == API_ROOT) r->single = 0; /* the Inference API: one list per input */
     return 0;
 }

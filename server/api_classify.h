@@ -18,8 +18,8 @@
  *
  * Scores are probabilities (softmax, or sigmoid for multi-label models)
  * unless raw_scores; lists are sorted by score, highest first, and cut to
- * top_k.  Failures fill srv_err with the status to send (400 malformed
- * JSON, 413 too many inputs, 422 anything else).
+ * top_k.  Failures return the code of srv_err (SRV_EBADREQ malformed JSON,
+ * BCT_ERANGE too many inputs, BCT_EINVAL anything else).
  */
 #ifndef BCT_API_CLASSIFY_H
 #define BCT_API_CLASSIFY_H

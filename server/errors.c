@@ -5,41 +5,48 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util/status.h"
-
-int srv_err_set(srv_err *e, int status, const char *type, const char *fmt, ...) {
+int srv_err_set(srv_err *e, int code, const char *fmt, ...) {
     va_list ap;
-    e->status = status;
-    e->type = type;
+    e->code = code;
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
     va_end(ap);
-    return -1;
+    return code;
 }
 
+int srv_err_status(int code, const char **type) {
+    int status;
+    const char *t;
+    switch (code) {
+    case SRV_EBADREQ: status = 400, t = "BadRequest"; break;
+    case SRV_EUNAUTH: status = 401, t = "Unauthorized"; break;
+    case SRV_EFORBIDDEN: status = 403, t = "Forbidden"; break;
+    case SRV_ENOROUTE: status = 404, t = "NotFound"; break;
+    case BCT_ENOTFOUND: status = 404, t = "ModelNotFound"; break;
+    case SRV_EMETHOD: status = 405, t = "MethodNotAllowed"; break;
+    case BCT_ECONFLICT: status = 409, t = "Conflict"; break;
+    case BCT_ERANGE: status = 413, t = "PayloadTooLarge"; break;
+    case SRV_EMEDIA: status = 415, t = "UnsupportedMediaType"; break;
+    case BCT_EINVAL:
+    case BCT_EFORMAT:
+    case BCT_EUNSUPPORTED: status = 422, t = "Validation"; break;
+    case BCT_EBUSY: status = 429, t = "Overloaded"; break;
+    case BCT_EUNAVAILABLE: status = 503, t = "Unavailable"; break;
+    case SRV_ESTORAGE: status = 507, t = "InsufficientStorage"; break;
+    default: status = 500, t = "Internal"; /* BCT_ENOMEM, BCT_EIO: never the client's fault */
+    }
+    if (type) *type = t;
+    return status;
+}
+
+int srv_errno_code(int e) { return e == ENOSPC || e == EDQUOT || e == EROFS ? SRV_ESTORAGE : BCT_EIO; }
+
 void srv_err_json(const srv_err *e, sbuf *out) {
+    const char *type;
+    srv_err_status(e->code, &type);
     sbuf_puts(out, "{\"error\":");
     sbuf_json_str(out, e->msg, strnlen(e->msg, sizeof(e->msg)));
     sbuf_puts(out, ",\"error_type\":");
-    sbuf_json_str(out, e->type, strlen(e->type));
+    sbuf_json_str(out, type, strlen(type));
     sbuf_puts(out, "}");
-}
-
-int srv_err_from(srv_err *e, int code, const char *msg) {
-    switch (code) {
-    case BCT_EINVAL:
-    case BCT_EFORMAT:
-    case BCT_EUNSUPPORTED: return srv_err_set(e, 422, ERR_VALIDATION, "%s", msg);
-    case BCT_ERANGE: return srv_err_set(e, 413, ERR_TOO_LARGE, "%s", msg);
-    default: return srv_err_set(e, 500, ERR_INTERNAL, "%s", msg);
-    }
-}
-
-int srv_err_errno_status(int e, const char **type) {
-    if (e == ENOSPC || e == EDQUOT || e == EROFS) {
-        *type = ERR_STORAGE;
-        return 507;
-    }
-    *type = ERR_INTERNAL;
-    return 500;
 }

@@ -162,7 +162,7 @@ static int authorize(http_req *hr) {
         for (int i = 0; i < d->n_api_keys; i++) ok |= admin_auth_check(d->api_keys[i], auth) == AUTH_OK;
         if (ok) return 0;
         route_header(rq, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"bct\"");
-        route_fail(rq, 401, ERR_UNAUTHORIZED,
+        route_fail(rq, SRV_EUNAUTH,
                    auth ? "the API key is not valid"
                         : "this route needs an \"Authorization: Bearer <api key>\" header");
         return -1;
@@ -171,17 +171,17 @@ static int authorize(http_req *hr) {
         switch (admin_auth_check(d->admin ? d->cfg->admin_token : NULL, auth)) {
         case AUTH_OK: return 0;
         case AUTH_DISABLED:
-            route_fail(rq, 404, ERR_NOT_FOUND,
+            route_fail(rq, SRV_ENOROUTE,
                        "no route %.200s: the admin API is off (no admin_token is configured)",
                        rq->path);
             return -1;
         case AUTH_MISSING:
             route_header(rq, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"bct-admin\"");
-            route_fail(rq, 401, ERR_UNAUTHORIZED,
+            route_fail(rq, SRV_EUNAUTH,
                        "the admin API needs an \"Authorization: Bearer <token>\" header");
             break;
         default:
-            route_fail(rq, 403, ERR_FORBIDDEN, "the admin token is not valid");
+            route_fail(rq, SRV_EFORBIDDEN, "the admin token is not valid");
         }
         /* An upload from a stranger is not read (srv_limits.h: but a
          * small one is drained, for proxies). */
@@ -213,13 +213,13 @@ static enum MHD_Result on_headers(http_req *hr) {
     int n_cl = 0;
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, count_header, &n_cl);
     if (n_cl > 1) {
-        route_fail(rq, 400, ERR_BAD_REQUEST, "the request has %d Content-Length headers", n_cl);
+        route_fail(rq, SRV_EBADREQ, "the request has %d Content-Length headers", n_cl);
         rq->reply.now = 1;
         return answer_early(hr);
     }
     if (strstr(rq->path, "%00")) {
         /* The unescape callback leaves %00 alone: a NUL would cut names. */
-        route_fail(rq, 400, ERR_BAD_REQUEST, "the path holds an escaped NUL byte (%%00)");
+        route_fail(rq, SRV_EBADREQ, "the path holds an escaped NUL byte (%%00)");
         rq->reply.now = 1;
         return answer_early(hr);
     }

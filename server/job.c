@@ -22,7 +22,7 @@ int job_create(srv_model *model, const srv_text *texts, int n, int flags, srv_jo
         free(types);
         free(logits);
         registry_release(model);
-        return srv_err_set(err, 500, ERR_INTERNAL, "out of memory");
+        return srv_err_set(err, BCT_ENOMEM, "out of memory");
     }
     job->model = model;
     job->n = n;
@@ -42,7 +42,7 @@ int job_create(srv_model *model, const srv_text *texts, int n, int flags, srv_jo
                                                : BCT_OK;
         if (rc != BCT_OK) {
             bct_fail_prefix(&e, rc, "inputs[%d]", i);
-            srv_err_from(err, rc == BCT_ERANGE ? BCT_EINVAL : rc, e.msg);
+            srv_err_set(err, rc == BCT_ERANGE ? BCT_EINVAL : rc, "%s", e.msg);
             goto fail;
         }
         /* The tokenizer drops whitespace and control characters: a side
@@ -50,20 +50,20 @@ int job_create(srv_model *model, const srv_text *texts, int n, int flags, srv_jo
         int nb = 0;
         if (t->b && t->blen && (nb = tok_tokenize(m->tok, t->b, t->blen, NULL, 0, &e)) < 0) {
             bct_fail_prefix(&e, nb, "inputs[%d]", i);
-            srv_err_from(err, nb == BCT_ERANGE ? BCT_EINVAL : nb, e.msg);
+            srv_err_set(err, nb == BCT_ERANGE ? BCT_EINVAL : nb, "%s", e.msg);
             goto fail;
         }
         int empty_a = t->alen == 0 || enc.untruncated - nb - (t->b ? 3 : 2) == 0;
         int empty_b = t->b && (t->blen == 0 || nb == 0);
         if (empty_a || empty_b) {
-            srv_err_set(err, 422, ERR_VALIDATION, "inputs[%d]: %s is empty%s", i,
+            srv_err_set(err, BCT_EINVAL, "inputs[%d]: %s is empty%s", i,
                         empty_a ? "text" : "text_pair",
                         (empty_a ? t->alen : t->blen) ? " (only whitespace or control characters)" : "");
             goto fail;
         }
         if (enc.untruncated > enc.len) {
             if (!(flags & JOB_TRUNCATE)) {
-                srv_err_set(err, 422, ERR_VALIDATION,
+                srv_err_set(err, BCT_EINVAL,
                             "inputs[%d] is %d tokens long, more than the maximum of %d; send "
                             "\"truncate\": true to cut it",
                             i, enc.untruncated, cap);
@@ -77,10 +77,10 @@ int job_create(srv_model *model, const srv_text *texts, int n, int flags, srv_jo
         job->chars += (long long)(t->alen + t->blen);
     }
     *out = job;
-    return 0;
+    return BCT_OK;
 fail:
     job_free(job);
-    return -1;
+    return err->code;
 }
 
 void job_free(srv_job *job) {

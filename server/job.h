@@ -71,9 +71,9 @@ enum {
 
 /* Tokenizes texts[0..n) with model's tokenizer (flags: JOB_TRUNCATE*).
  * Empty texts, texts of only whitespace or control characters, and
- * invalid UTF-8 are 422; out of memory is 500.  Takes over the model
- * reference (released on failure as well).  Returns 0 or -1 with err
- * filled. */
+ * invalid UTF-8 are BCT_EINVAL (422); out of memory is BCT_ENOMEM (500).
+ * Takes over the model reference (released on failure as well).  Returns
+ * BCT_OK, or the code of err. */
 int job_create(srv_model *model, const srv_text *texts, int n, int flags, srv_job **out,
                srv_err *err);
 void job_free(srv_job *job);

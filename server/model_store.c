@@ -47,31 +47,22 @@ void store_destroy(model_store *s) { pthread_mutex_destroy(&s->mu); }
 void store_lock(model_store *s) { pthread_mutex_lock(&s->mu); }
 void store_unlock(model_store *s) { pthread_mutex_unlock(&s->mu); }
 
-int store_name_check(const char *name, char *why, size_t size) {
+int store_name_check(const char *name, bct_error *err) {
     size_t n = strlen(name);
-    if (n == 0 || n > STORE_NAME_MAX) {
-        snprintf(why, size, "a model name has 1 to %d characters, got %zu", STORE_NAME_MAX, n);
-        return -1;
-    }
-    if (strchr(name, '/')) {
-        snprintf(why, size, "a model name is not a path: it must not contain '/'");
-        return -1;
-    }
-    if (name[0] == '.') {
-        snprintf(why, size,
-                 "a model name must not start with '.' (hidden entries of the store are not models)");
-        return -1;
-    }
+    if (n == 0 || n > STORE_NAME_MAX)
+        return bct_fail(err, BCT_EINVAL, "a model name has 1 to %d characters, got %zu", STORE_NAME_MAX, n);
+    if (strchr(name, '/'))
+        return bct_fail(err, BCT_EINVAL, "a model name is not a path: it must not contain '/'");
+    if (name[0] == '.')
+        return bct_fail(err, BCT_EINVAL,
+                        "a model name must not start with '.' (hidden entries of the store are not models)");
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')) {
-            snprintf(why, size,
-                     "a model name may only hold a-z, 0-9, '.', '_' and '-'; byte %zu is not one of them",
-                     i);
-            return -1;
-        }
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return bct_fail(err, BCT_EINVAL,
+                            "a model name may only hold a-z, 0-9, '.', '_' and '-'; byte %zu is not one of them", i);
     }
-    return 0;
+    return BCT_OK;
 }
 
 /* "<digits>.bct" with no leading zero -> its number, else 0. */

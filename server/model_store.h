@@ -43,7 +43,7 @@
 
 /* One model of the store as a reader sees it now. */
 typedef struct store_entry {
-    char name[256];
+    char name[SRV_MODEL_NAME_LEN];
     char path[4096];   /* the .bct file to load, or the checkpoint folder */
     int version;       /* >= 1 */
     int checkpoint;    /* path is a checkpoint folder */
@@ -61,9 +61,9 @@ void store_lock(model_store *s);
 void store_unlock(model_store *s);
 
 /* An upload's model name: [a-z0-9._-]{1,64}, not starting with '.' (hidden
- * entries are not models), so never "." or ".." nor a path.  0, or -1 with
- * a sentence in why. */
-int store_name_check(const char *name, char *why, size_t size);
+ * entries are not models), so never "." or ".." nor a path.  BCT_OK, or
+ * BCT_EINVAL saying why. */
+int store_name_check(const char *name, bct_error *err);
 
 /* The current entry of every model, sorted by name (*out malloc'ed, free()
  * it).  BCT_EIO when dir cannot be read. */

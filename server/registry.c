@@ -46,7 +46,8 @@ void registry_free(srv_registry *r) {
 }
 
 static int valid_name(const char *name) {
-    return name[0] && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..");
+    return name[0] && strlen(name) < SRV_MODEL_NAME_LEN && !strchr(name, '/') && strcmp(name, ".") &&
+           strcmp(name, "..");
 }
 
 int registry_open(const char *name, const char *path, int max_seq_len, srv_model **out,
@@ -172,12 +173,12 @@ int registry_failures(srv_registry *r, registry_failure **out, int *n) {
 /* expect_any: replace whatever is there. */
 static int put(srv_registry *r, srv_model *m, int expect_any, const srv_model *expect, bct_error *err) {
     srv_model *old = NULL;
-    int found, rc = 1;
+    int found, rc = BCT_OK;
     pthread_mutex_lock(&r->mu);
     int pos = position(r, m->name, &found);
     srv_model *cur = found ? r->models[pos] : NULL;
     if (!expect_any && cur != expect) {
-        rc = 0;
+        rc = bct_fail(err, BCT_ECONFLICT, "the entry \"%s\" changed meanwhile", m->name);
     } else if (found) {
         old = cur;
         r->models[pos] = m;
@@ -185,17 +186,14 @@ static int put(srv_registry *r, srv_model *m, int expect_any, const srv_model *e
     } else if (insert_at(r, pos, m) != 0) {
         rc = bct_fail(err, BCT_ENOMEM, "out of memory");
     }
-    if (rc == 1) forget_failure(r, m->name);
+    if (rc == BCT_OK) forget_failure(r, m->name);
     pthread_mutex_unlock(&r->mu);
-    if (rc != 1) registry_release(m);
+    if (rc != BCT_OK) registry_release(m);
     registry_release(old); /* the table's reference */
     return rc;
 }
 
-int registry_put(srv_registry *r, srv_model *m, bct_error *err) {
-    int rc = put(r, m, 1, NULL, err);
-    return rc == 1 ? BCT_OK : rc;
-}
+int registry_put(srv_registry *r, srv_model *m, bct_error *err) { return put(r, m, 1, NULL, err); }
 
 int registry_put_if(srv_registry *r, srv_model *m, const srv_model *expect, bct_error *err) {
     return put(r, m, 0, expect, err);

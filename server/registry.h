@@ -18,6 +18,10 @@
 #include "model/bert_model.h"
 #include "util/status.h"
 
+/* A model's name with its NUL: a file name of the model store (NAME_MAX
+ * is 255), or the name given to --model. */
+#define SRV_MODEL_NAME_LEN 256
+
 /* Identity of a file on disk: tells a replaced file from the one loaded. */
 typedef struct srv_file_id {
     unsigned long long dev, ino;
@@ -62,7 +66,7 @@ int registry_set_origin(srv_model *m, const char *path, int version, int from_st
  * the default.  New acquisitions see m at once. */
 int registry_put(srv_registry *r, srv_model *m, bct_error *err);
 /* The same, only while the entry of that name is still `expect` (NULL: no
- * entry).  1 published, 0 the entry had changed (m released), < 0 error. */
+ * entry); BCT_ECONFLICT (m released) when it had changed. */
 int registry_put_if(srv_registry *r, srv_model *m, const srv_model *expect, bct_error *err);
 
 /* Removes NAME from the table (holders keep it until they release).
@@ -90,7 +94,7 @@ int registry_count(srv_registry *r);
  * leaves the list when a model of its name is published, or when
  * registry_forget_failure() says it is gone from the store. */
 typedef struct registry_failure {
-    char name[256];
+    char name[SRV_MODEL_NAME_LEN];
     char error[768];
 } registry_failure;
 

@@ -119,7 +119,7 @@ static int load_entry(srv_registry *reg, const store_entry *e, const srv_config 
     uint64_t t = srv_now_ns();
     srv_model *m;
     int rc = store_open_entry(e, cfg->max_seq_len, &m, &err);
-    if (rc == BCT_OK && (rc = registry_put_if(reg, m, NULL, &err)) == 0)
+    if (rc == BCT_OK && (rc = registry_put_if(reg, m, NULL, &err)) == BCT_ECONFLICT)
         rc = bct_fail(&err, BCT_EINVAL, "two models are named \"%s\" (%s)", e->name, e->path);
     if (rc < 0) {
         srv_logf(lg, cfg->strict_store ? SRV_LOG_ERROR : SRV_LOG_WARN,

@@ -21,4 +21,13 @@
  * by a generated id. */
 #define SRV_REQUEST_ID_MAX 64
 
+/* The request path kept for routing and the access log, with its NUL
+ * (a longer one is cut, and matches no route). */
+#define SRV_PATH_LEN 256
+
+/* Upload parts other than the weights: config.json, and the text files
+ * (vocab.txt, tokenizer.json, calibration text). */
+#define SRV_UPLOAD_CONFIG_MAX SRV_MIB
+#define SRV_UPLOAD_TEXT_MAX (64 * SRV_MIB)
+
 #endif

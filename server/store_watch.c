@@ -23,7 +23,7 @@
 
 /* A model folder being watched. */
 typedef struct watched_dir {
-    char name[256];
+    char name[SRV_MODEL_NAME_LEN];
     unsigned long long ino;
     uv_fs_event_t *ev; /* heap: freed by its close callback */
     int seen;          /* still there in the last scan */
@@ -31,7 +31,7 @@ typedef struct watched_dir {
 
 /* A file that failed to load: not tried again until it changes. */
 typedef struct failed_file {
-    char name[256];
+    char name[SRV_MODEL_NAME_LEN];
     char path[4096];
     srv_file_id id;
 } failed_file;
@@ -111,11 +111,11 @@ static void load_entry(store_watch *w, todo *t) {
     store_lock(w->o.store);
     int put = registry_put_if(w->o.reg, m, t->expect, &err);
     store_unlock(w->o.store);
-    if (put == 1)
+    if (put == BCT_OK)
         srv_logf(w->o.log, SRV_LOG_INFO, "model store: %s \"%s\" version %d from %s (%.0f ms)",
                  t->expect ? "replaced" : "loaded", e->name, e->version, e->path,
                  (double)(srv_now_ns() - t0) * 1e-6);
-    else if (put < 0)
+    else if (put != BCT_ECONFLICT) /* changed meanwhile: the next scan sees it */
         srv_logf(w->o.log, SRV_LOG_WARN, "model store: cannot add \"%s\": %s", e->name, err.msg);
 }
 

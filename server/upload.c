@@ -35,14 +35,12 @@ struct upload {
     part_state files[UPLOAD_MAX_PARTS], fields[UPLOAD_MAX_PARTS];
 };
 
-static void set_error(upload *u, int status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void set_error(upload *u, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void set_error(upload *u, int status, const char *type, const char *fmt, ...) {
+static void set_error(upload *u, int code, const char *fmt, ...) {
     if (u->failed) return;
     u->failed = 1;
-    u->err.status = status;
-    u->err.type = type;
+    u->err.code = code;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(u->err.msg, sizeof(u->err.msg), fmt, ap);
@@ -51,9 +49,7 @@ static void set_error(upload *u, int status, const char *type, const char *fmt, 
 
 /* A part's file could not be created or written (errno e). */
 static void store_error(upload *u, int e, const char *part, const char *file) {
-    const char *type;
-    int status = srv_err_errno_status(e, &type);
-    set_error(u, status, type, "cannot store part \"%.60s\" (%s) in the staging directory: %s", part, file,
+    set_error(u, srv_errno_code(e), "cannot store part \"%.60s\" (%s) in the staging directory: %s", part, file,
               strerror(e));
 }
 
@@ -110,20 +106,20 @@ static int start_part(upload *u, const char *key, const char *filename) {
         list_parts(o, known, sizeof(known));
         int other = is_file ? find_field(o, key) : find_file(o, key);
         if (other >= 0 && !is_file)
-            set_error(u, 422, ERR_VALIDATION,
+            set_error(u, BCT_EINVAL,
                       "part \"%.60s\" must be a file (a part with a filename, e.g. curl -F "
                       "'%.60s=@FILE')",
                       key, key);
         else if (other >= 0)
-            set_error(u, 422, ERR_VALIDATION,
+            set_error(u, BCT_EINVAL,
                       "part \"%.60s\" is a field, not a file (send it without a filename)", key);
         else
-            set_error(u, 422, ERR_VALIDATION, "unknown part \"%.60s\" (parts: %s)", key, known);
+            set_error(u, BCT_EINVAL, "unknown part \"%.60s\" (parts: %s)", key, known);
         return -1;
     }
     part_state *ps = is_file ? &u->files[i] : &u->fields[i];
     if (ps->seen) {
-        set_error(u, 422, ERR_VALIDATION, "part \"%.60s\" was sent twice", key);
+        set_error(u, BCT_EINVAL, "part \"%.60s\" was sent twice", key);
         return -1;
     }
     ps->seen = 1;
@@ -156,7 +152,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     int cont = u->cur >= 0 && !strcmp(u->cur_key, key) && off == u->cur_next;
     if (!cont) {
         if (off != 0) {
-            set_error(u, 400, ERR_BAD_REQUEST, "malformed multipart body (part \"%.60s\")", key);
+            set_error(u, SRV_EBADREQ, "malformed multipart body (part \"%.60s\")", key);
             return MHD_NO;
         }
         if (start_part(u, key, filename) != 0) return MHD_NO;
@@ -167,7 +163,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         const upload_file *f = &u->o->files[u->cur];
         part_state *ps = &u->files[u->cur];
         if (ps->bytes + (long long)size > f->max_bytes) {
-            set_error(u, 413, ERR_TOO_LARGE, "part \"%s\" is larger than its limit of %lld bytes",
+            set_error(u, BCT_ERANGE, "part \"%s\" is larger than its limit of %lld bytes",
                       f->part, f->max_bytes);
             return MHD_NO;
         }
@@ -179,14 +175,14 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     } else {
         part_state *ps = &u->fields[u->cur];
         if (ps->bytes + (long long)size > UPLOAD_FIELD_MAX) {
-            set_error(u, 422, ERR_VALIDATION,
+            set_error(u, BCT_EINVAL,
                       "field \"%.60s\" is longer than %d bytes (files must be sent as file parts, "
                       "with a filename)",
                       key, UPLOAD_FIELD_MAX);
             return MHD_NO;
         }
         if (memchr(data, '\0', size)) { /* it would cut the value short, silently */
-            set_error(u, 422, ERR_VALIDATION, "field \"%.60s\" holds a NUL byte", key);
+            set_error(u, BCT_EINVAL, "field \"%.60s\" holds a NUL byte", key);
             return MHD_NO;
         }
         memcpy(ps->value + ps->bytes, data, size);
@@ -206,56 +202,55 @@ static int is_multipart(const char *ct) {
 int upload_begin(struct MHD_Connection *c, const upload_opts *o, upload **out, srv_err *err) {
     *out = NULL;
     if (o->n_files > UPLOAD_MAX_PARTS || o->n_fields > UPLOAD_MAX_PARTS)
-        return srv_err_set(err, 500, ERR_INTERNAL, "too many upload parts configured");
+        return srv_err_set(err, BCT_EIO, "too many upload parts configured");
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!is_multipart(ct))
-        return srv_err_set(err, 415, ERR_MEDIA_TYPE,
+        return srv_err_set(err, SRV_EMEDIA,
                            "Content-Type must be multipart/form-data with a boundary, got %.100s",
                            ct ? ct : "none");
     upload *u = calloc(1, sizeof(*u));
-    if (!u) return srv_err_set(err, 500, ERR_INTERNAL, "out of memory");
+    if (!u) return srv_err_set(err, BCT_ENOMEM, "out of memory");
     u->o = o;
     u->dirfd = u->cur_fd = u->cur = -1;
-    const char *type;
     if (mkdir(o->staging_root, 0700) != 0 && errno != EEXIST) {
-        int e = errno, status = srv_err_errno_status(e, &type);
-        srv_err_set(err, status, type, "cannot create the staging directory %s: %s",
+        int e = errno;
+        srv_err_set(err, srv_errno_code(e), "cannot create the staging directory %s: %s",
                     o->staging_root, strerror(e));
         free(u);
-        return -1;
+        return err->code;
     }
     struct stat sst;
     if (lstat(o->staging_root, &sst) != 0 || !S_ISDIR(sst.st_mode)) {
-        srv_err_set(err, 500, ERR_INTERNAL, "the staging directory %s is not a directory (a symlink?)",
+        srv_err_set(err, BCT_EIO, "the staging directory %s is not a directory (a symlink?)",
                     o->staging_root);
         free(u);
-        return -1;
+        return err->code;
     }
     snprintf(u->dir, sizeof(u->dir), "%s/" STORE_UPLOAD_PREFIX "XXXXXX", o->staging_root);
     if (!mkdtemp(u->dir)) {
-        int e = errno, status = srv_err_errno_status(e, &type);
-        srv_err_set(err, status, type, "cannot create a staging directory in %s: %s",
+        int e = errno;
+        srv_err_set(err, srv_errno_code(e), "cannot create a staging directory in %s: %s",
                     o->staging_root, strerror(e));
         free(u);
-        return -1;
+        return err->code;
     }
     u->dirfd = open(u->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     /* The marker tells start-up cleanup that bct made this folder. */
     int mfd = u->dirfd >= 0 ? openat(u->dirfd, STORE_UPLOAD_MARKER, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
                             : -1;
     if (mfd < 0) {
-        int e = errno, status = srv_err_errno_status(e, &type);
-        srv_err_set(err, status, type, "cannot create an upload folder in %s: %s",
+        int e = errno;
+        srv_err_set(err, srv_errno_code(e), "cannot create an upload folder in %s: %s",
                     o->staging_root, strerror(e));
         upload_free(u);
-        return -1;
+        return err->code;
     }
     close(mfd);
     u->pp = MHD_create_post_processor(c, 64 * 1024, on_part, u);
     if (!u->pp) {
-        srv_err_set(err, 415, ERR_MEDIA_TYPE, "cannot parse this multipart/form-data body (%.100s)", ct);
+        srv_err_set(err, SRV_EMEDIA, "cannot parse this multipart/form-data body (%.100s)", ct);
         upload_free(u);
-        return -1;
+        return err->code;
     }
     *out = u;
     return 0;
@@ -265,13 +260,13 @@ int upload_feed(upload *u, const char *data, size_t n) {
     u->received += (long long)n;
     if (u->failed) return -1;
     if (u->received > u->o->max_total) {
-        set_error(u, 413, ERR_TOO_LARGE, "the upload is larger than admin_max_upload_mb (%lld bytes)",
+        set_error(u, BCT_ERANGE, "the upload is larger than admin_max_upload_mb (%lld bytes)",
                   u->o->max_total);
         close_part(u);
         return -1;
     }
     if (MHD_post_process(u->pp, data, n) != MHD_YES) {
-        set_error(u, 400, ERR_BAD_REQUEST, "malformed multipart/form-data body");
+        set_error(u, SRV_EBADREQ, "malformed multipart/form-data body");
         close_part(u);
         return -1;
     }
@@ -283,15 +278,15 @@ int upload_end(upload *u, srv_err *err) {
         int ok = MHD_destroy_post_processor(u->pp) == MHD_YES;
         u->pp = NULL;
         if (!ok && !u->failed)
-            set_error(u, 400, ERR_BAD_REQUEST,
+            set_error(u, SRV_EBADREQ,
                       "malformed multipart/form-data body (it ends before its closing boundary)");
     }
     close_part(u);
     if (u->failed) {
         *err = u->err;
-        return -1;
+        return err->code;
     }
-    return 0;
+    return BCT_OK;
 }
 
 const char *upload_dir(const upload *u) { return u->dir; }

@@ -44,16 +44,16 @@ typedef struct upload_opts {
 
 typedef struct upload upload;
 
-/* Creates the staging directory and the post processor.  415 when the
- * request is not multipart/form-data, 500 when the directory cannot be
- * made.  o (and its tables) must outlive the upload. */
+/* Creates the staging directory and the post processor.  SRV_EMEDIA (415)
+ * when the request is not multipart/form-data, BCT_EIO (500) when the
+ * directory cannot be made.  o (and its tables) must outlive the upload. */
 int upload_begin(struct MHD_Connection *c, const upload_opts *o, upload **out, srv_err *err);
 
 /* Body bytes as they arrive: 0, or -1 once the upload has failed. */
 int upload_feed(upload *u, const char *data, size_t n);
 
 /* The body is complete.  0 when it was a well-formed multipart body
- * within the limits; -1 with err (the first problem met) otherwise. */
+ * within the limits; else the code of err (the first problem met). */
 int upload_end(upload *u, srv_err *err);
 
 const char *upload_dir(const upload *u);

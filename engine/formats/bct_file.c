@@ -914,6 +914,17 @@ int bctf_remove_stale_temps(const char *dir) {
 /* zlib helpers                                                             */
 /* ------------------------------------------------------------------------ */
 
+/* zlib counts in uInt: hands it the next ZCHUNK bytes of input once it
+ * has used up the last ones. */
+static void feed_input(z_stream *zs, const uint8_t **src, size_t *left) {
+    if (zs->avail_in || !*left) return;
+    size_t k = *left < ZCHUNK ? *left : ZCHUNK;
+    zs->next_in = (Bytef *)(uintptr_t)*src;
+    zs->avail_in = (uInt)k;
+    *src += k;
+    *left -= k;
+}
+
 int bctf_deflate(const void *in, size_t n, void **out, size_t *out_n,
                  bct_error *err) {
     *out = NULL;
@@ -934,13 +945,7 @@ int bctf_deflate(const void *in, size_t n, void **out, size_t *out_n,
     size_t in_left = n, done = 0;
     int zrc;
     do {
-        if (zs.avail_in == 0 && in_left) {
-            size_t k = in_left < ZCHUNK ? in_left : ZCHUNK;
-            zs.next_in = (Bytef *)(uintptr_t)src;
-            zs.avail_in = (uInt)k;
-            src += k;
-            in_left -= k;
-        }
+        feed_input(&zs, &src, &in_left);
         if (zs.avail_out == 0) {
             size_t k = cap - done < ZCHUNK ? cap - done : ZCHUNK;
             zs.next_out = buf + done;
@@ -986,13 +991,7 @@ int bctf_inflate(const void *in, size_t n, size_t expected_n, void **out,
     uint8_t probe; /* a 1-byte window once buf is full, to detect excess */
     int zrc = Z_OK, rc = BCT_OK;
     for (;;) {
-        if (zs.avail_in == 0 && in_left) {
-            size_t k = in_left < ZCHUNK ? in_left : ZCHUNK;
-            zs.next_in = (Bytef *)(uintptr_t)src;
-            zs.avail_in = (uInt)k;
-            src += k;
-            in_left -= k;
-        }
+        feed_input(&zs, &src, &in_left);
         int full = done == expected_n;
         size_t room;
         if (full) {

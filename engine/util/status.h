@@ -17,6 +17,10 @@ enum {
     BCT_EINVAL = -4,       /* bad argument or bad user input */
     BCT_EUNSUPPORTED = -5, /* well-formed but not something we can run */
     BCT_ERANGE = -6,       /* input too long / too large */
+    BCT_ENOTFOUND = -7,    /* a named thing (model, store entry) does not exist */
+    BCT_ECONFLICT = -8,    /* the state forbids it, or changed under the caller */
+    BCT_EBUSY = -9,        /* full for now: retry later */
+    BCT_EUNAVAILABLE = -10, /* not ready yet, or shutting down */
 };
 
 typedef struct bct_error {

@@ -1,7 +1,8 @@
 /* admin.c - the /admin routes' handler: the table has matched the route
  * and checked the admin token; api_admin.h does the work (uploads, jobs,
  * model control).  A finished upload suspends the connection while the
- * job runner's intake thread validates it. */
+ * job runner's intake thread validates it, and a /load while its model
+ * loads. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,7 @@ static int take(srv_req *rq, admin_reply *a) {
     r->allow = a->allow;
     r->now = a->now;
     if (a->hdr_name) route_header(rq, a->hdr_name, "%s", a->hdr_value);
-    if (!r->body) return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+    if (!r->body) return route_fail(rq, BCT_ENOMEM, "out of memory");
     return ROUTE_REPLY;
 }
 

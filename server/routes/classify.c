@@ -41,10 +41,10 @@ static void on_job_done(srv_job *job) {
         break;
     }
     case JOB_FAILED:
-        route_fail(rq, 500, ERR_INTERNAL, "inference failed: %.300s", job->error);
+        route_fail(rq, BCT_EIO, "inference failed: %.300s", job->error);
         break;
     case JOB_SHUTDOWN:
-        route_fail(rq, 503, ERR_UNAVAILABLE, "the server is shutting down and could not finish this request");
+        route_fail(rq, BCT_EUNAVAILABLE, "the server is shutting down and could not finish this request");
         break;
     default:
         rq->reply.close = 1; /* the client is gone */
@@ -58,9 +58,9 @@ int infer_run(srv_req *rq, infer_state *st, const char *model_name, const srv_te
     srv_model *model = registry_acquire(d->reg, model_name);
     if (!model) {
         if (model_name)
-            return route_fail(rq, 404, ERR_MODEL_NOT_FOUND,
+            return route_fail(rq, BCT_ENOTFOUND,
                               "no model named \"%.100s\" is loaded (GET /models lists them)", model_name);
-        return route_fail(rq, 503, ERR_UNAVAILABLE, "no default model is loaded");
+        return route_fail(rq, BCT_EUNAVAILABLE, "no default model is loaded");
     }
     snprintf(rq->model, sizeof(rq->model), "%s", model->name);
     uint64_t t = srv_now_ns();
@@ -73,12 +73,12 @@ int infer_run(srv_req *rq, infer_state *st, const char *model_name, const srv_te
     rq->tokens = job->tokens;
     switch (batcher_reserve(d->bat, job)) {
     case BATCHER_FULL:
-        return route_fail(rq, 429, ERR_OVERLOADED, "the queue is full (queue_size %d inputs); retry after a moment",
+        return route_fail(rq, BCT_EBUSY, "the queue is full (queue_size %d inputs); retry after a moment",
                           d->cfg->queue_size);
     case BATCHER_CLOSED:
-        return route_fail(rq, 503, ERR_UNAVAILABLE, "the server is shutting down");
+        return route_fail(rq, BCT_EUNAVAILABLE, "the server is shutting down");
     case BATCHER_NOMEM:
-        return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+        return route_fail(rq, BCT_ENOMEM, "out of memory");
     }
     job->fd = srv_req_fd(rq);
     job->done = on_job_done;
@@ -113,7 +113,7 @@ static int end(srv_req *rq) {
     char *body = json_body_take(rq, &len);
     if (!body) return ROUTE_REPLY;
     classify_state *st = calloc(1, sizeof(*st));
-    if (!st) return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+    if (!st) return route_fail(rq, BCT_ENOMEM, "out of memory");
     rq->state = st;
     st->inf.format = format;
     srv_err err;

@@ -23,12 +23,12 @@ static int end(srv_req *rq) {
         status = api_models_json(d->reg, &b);
         break;
     case INFO_MODEL: {
-        int in_store = d->cfg->model_store[0] && store_name_check(rq->arg, NULL, 0) == 0 &&
+        int in_store = d->cfg->model_store[0] && store_name_check(rq->arg, NULL) == BCT_OK &&
                        store_kind(d->cfg->model_store, rq->arg) != STORE_ABSENT;
         status = api_model_json(d->reg, rq->arg, lifecycle_phase(d->life), in_store, &b);
         if (status == 404) {
             sbuf_free(&b);
-            return route_fail(rq, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" (GET /models lists them)",
+            return route_fail(rq, BCT_ENOTFOUND, "no model named \"%.100s\" (GET /models lists them)",
                               rq->arg);
         }
         break;
@@ -53,10 +53,10 @@ static int end(srv_req *rq) {
     }
     if (b.oom) {
         sbuf_free(&b);
-        return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+        return route_fail(rq, BCT_ENOMEM, "out of memory");
     }
     route_reply_sbuf(rq, status, &b, ctype);
-    if (status == 503) rq->reply.error_type = ERR_UNAVAILABLE;
+    if (status == 503) srv_err_status(BCT_EUNAVAILABLE, &rq->reply.error_type);
     return ROUTE_REPLY;
 }
 

@@ -7,6 +7,10 @@
 #include "http.h"
 #include "route.h"
 
+/* The first buffer of a body sent without Content-Length (chunked); it
+ * doubles as it fills, up to max_body_bytes. */
+#define JSON_BODY_FIRST_CAP 4096
+
 /* application/json, optionally with "; charset=utf-8". */
 static int is_json_type(const char *ct) {
     if (!ct) return 0;
@@ -45,24 +49,24 @@ static int is_json_type(const char *ct) {
 int json_body_begin(srv_req *rq) {
     int phase = lifecycle_phase(rq->d->life);
     if (phase == PHASE_LOADING)
-        return route_fail(rq, 503, ERR_UNAVAILABLE, "models are loading; retry shortly");
-    if (rq->draining) return route_fail(rq, 503, ERR_UNAVAILABLE, "the server is shutting down");
+        return route_fail(rq, BCT_EUNAVAILABLE, "models are loading; retry shortly");
+    if (rq->draining) return route_fail(rq, BCT_EUNAVAILABLE, "the server is shutting down");
     const char *ct = srv_req_header(rq, "Content-Type");
     if (!is_json_type(ct))
-        return route_fail(rq, 415, ERR_MEDIA_TYPE, "Content-Type must be application/json, got %.100s",
+        return route_fail(rq, SRV_EMEDIA, "Content-Type must be application/json, got %.100s",
                           ct ? ct : "none");
     const char *enc = srv_req_header(rq, "Content-Encoding");
     if (enc && strcasecmp(enc, "identity") != 0)
-        return route_fail(rq, 415, ERR_MEDIA_TYPE,
+        return route_fail(rq, SRV_EMEDIA,
                           "Content-Encoding %.60s is not supported; send the body uncompressed", enc);
     long long want = http_content_length(rq->conn);
     if (want > rq->body_limit) {
         rq->reply.now = 1;
-        return route_fail(rq, 413, ERR_TOO_LARGE, "the body is %lld bytes, more than max_body_bytes (%lld)",
+        return route_fail(rq, BCT_ERANGE, "the body is %lld bytes, more than max_body_bytes (%lld)",
                           want, rq->body_limit);
     }
-    rq->cap = (want > 0 ? (size_t)want : 4096) + 1;
-    if (!(rq->body = malloc(rq->cap))) return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+    rq->cap = (want > 0 ? (size_t)want : JSON_BODY_FIRST_CAP) + 1;
+    if (!(rq->body = malloc(rq->cap))) return route_fail(rq, BCT_ENOMEM, "out of memory");
     rq->body[0] = '\0';
     return ROUTE_BODY;
 }
@@ -99,7 +103,7 @@ int json_body_chunk(srv_req *rq, const char *data, size_t n) {
 
 char *json_body_take(srv_req *rq, size_t *len) {
     if (rq->too_large) {
-        route_fail(rq, 413, ERR_TOO_LARGE, "the body is more than max_body_bytes (%lld)", rq->body_limit);
+        route_fail(rq, BCT_ERANGE, "the body is more than max_body_bytes (%lld)", rq->body_limit);
         return NULL;
     }
     *len = rq->len;

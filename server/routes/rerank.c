@@ -78,7 +78,7 @@ static int opt_bool(srv_req *rq, const cJSON *root, const char *name, int *out) 
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
     if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsBool(v)) {
-        route_fail(rq, 422, ERR_VALIDATION, "\"%s\" must be true or false", name);
+        route_fail(rq, BCT_EINVAL, "\"%s\" must be true or false", name);
         return -1;
     }
     *out = cJSON_IsTrue(v);
@@ -93,36 +93,36 @@ static int end(srv_req *rq) {
     char *body = json_body_take(rq, &len);
     if (!body) return ROUTE_REPLY;
     rerank_state *st = calloc(1, sizeof(*st));
-    if (!st) return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+    if (!st) return route_fail(rq, BCT_ENOMEM, "out of memory");
     rq->state = st;
     st->inf.format = format;
-    if (memchr(body, '\0', len)) return route_fail(rq, 400, ERR_BAD_REQUEST, "malformed JSON: the body holds a NUL byte");
+    if (memchr(body, '\0', len)) return route_fail(rq, SRV_EBADREQ, "malformed JSON: the body holds a NUL byte");
     cJSON *root = st->root = cJSON_ParseWithLength(body, len);
-    if (!root) return route_fail(rq, 400, ERR_BAD_REQUEST, "malformed JSON");
-    if (!cJSON_IsObject(root)) return route_fail(rq, 422, ERR_VALIDATION, "the body must be a JSON object");
+    if (!root) return route_fail(rq, SRV_EBADREQ, "malformed JSON");
+    if (!cJSON_IsObject(root)) return route_fail(rq, BCT_EINVAL, "the body must be a JSON object");
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "query");
     const cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, "texts");
     const cJSON *mn = cJSON_GetObjectItemCaseSensitive(root, "model");
     int truncate = 0, left = 0;
     srv_err err;
-    if (!cJSON_IsString(q)) return route_fail(rq, 422, ERR_VALIDATION, "\"query\" must be a string");
+    if (!cJSON_IsString(q)) return route_fail(rq, BCT_EINVAL, "\"query\" must be a string");
     if (!cJSON_IsArray(texts) || cJSON_GetArraySize(texts) == 0)
-        return route_fail(rq, 422, ERR_VALIDATION, "\"texts\" must be a non-empty list of strings");
+        return route_fail(rq, BCT_EINVAL, "\"texts\" must be a non-empty list of strings");
     if (opt_bool(rq, root, "raw_scores", &st->raw) || opt_bool(rq, root, "return_text", &st->return_text) ||
         opt_bool(rq, root, "truncate", &truncate))
         return ROUTE_REPLY;
     if (api_truncation_direction(root, &left, &err)) return route_fail_err(rq, &err);
     if (mn && !cJSON_IsNull(mn) && (!cJSON_IsString(mn) || !mn->valuestring[0]))
-        return route_fail(rq, 422, ERR_VALIDATION, "\"model\" must be a non-empty string");
+        return route_fail(rq, BCT_EINVAL, "\"model\" must be a non-empty string");
     st->n = cJSON_GetArraySize(texts);
     if (st->n > d->cfg->max_inputs_per_request)
-        return route_fail(rq, 413, ERR_TOO_LARGE, "texts has %d items, more than max_inputs_per_request (%d)",
+        return route_fail(rq, BCT_ERANGE, "texts has %d items, more than max_inputs_per_request (%d)",
                           st->n, d->cfg->max_inputs_per_request);
     if (!(st->texts = calloc((size_t)st->n, sizeof(*st->texts))))
-        return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+        return route_fail(rq, BCT_ENOMEM, "out of memory");
     int i = 0;
     for (const cJSON *it = texts->child; it; it = it->next, i++) {
-        if (!cJSON_IsString(it)) return route_fail(rq, 422, ERR_VALIDATION, "texts[%d] must be a string", i);
+        if (!cJSON_IsString(it)) return route_fail(rq, BCT_EINVAL, "texts[%d] must be a string", i);
         st->texts[i] = (srv_text){q->valuestring, strlen(q->valuestring), it->valuestring, strlen(it->valuestring)};
     }
     json_body_free(rq);

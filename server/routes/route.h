@@ -119,7 +119,7 @@ struct srv_req {
     int route_index;             /* into the table; routes_count() for none */
     struct MHD_Connection *conn;
     char method[16];
-    char path[256];
+    char path[SRV_PATH_LEN];
     char arg[ROUTE_ARG_MAX];     /* the {arg} of the pattern */
     char request_id[2 * SRV_REQUEST_ID_MAX + 1];
     int draining;                /* arrived while draining */
@@ -134,7 +134,7 @@ struct srv_req {
     int too_large;
 
     /* For the access log. */
-    char model[128];
+    char model[SRV_MODEL_NAME_LEN];
     int inputs;
     long long tokens;
     double queue_ms, inference_ms;
@@ -156,9 +156,8 @@ void routes_openapi(sbuf *out);
 
 /* Takes b's text as the body; returns ROUTE_REPLY. */
 int route_reply_sbuf(srv_req *rq, int status, sbuf *b, const char *ctype);
-/* An error body; returns ROUTE_REPLY. */
-int route_fail(srv_req *rq, int status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* An error body for a BCT_E* / SRV_E* code (errors.h); returns ROUTE_REPLY. */
+int route_fail(srv_req *rq, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int route_fail_err(srv_req *rq, const srv_err *e);
 /* One more response header (name must be a literal). */
 void route_header(srv_req *rq, const char *name, const char *fmt, ...)

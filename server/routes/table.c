@@ -101,12 +101,12 @@ int routes_match(srv_req *rq) {
     }
     if (any < 0) {
         /* The admin API off: its paths do not exist either. */
-        route_fail(rq, 404, ERR_NOT_FOUND, "no route %.200s (%s)", rq->path, ALL_ROUTES);
+        route_fail(rq, SRV_ENOROUTE, "no route %.200s (%s)", rq->path, ALL_ROUTES);
         return -1;
     }
     rq->route_index = any; /* counted under the path's label */
     rq->reply.allow = allow_text(seen);
-    route_fail(rq, 405, ERR_METHOD, "%.200s does not accept %.16s; use %s", rq->path, rq->method,
+    route_fail(rq, SRV_EMETHOD, "%.200s does not accept %.16s; use %s", rq->path, rq->method,
                allow_text(seen));
     return -1;
 }
@@ -240,8 +240,7 @@ int route_reply_sbuf(srv_req *rq, int status, sbuf *b, const char *ctype) {
     r->ctype = ctype;
     if (!r->body) {
         static const char oom[] = "{\"error\":\"out of memory\",\"error_type\":\"Internal\"}";
-        r->status = 500;
-        r->error_type = ERR_INTERNAL;
+        r->status = srv_err_status(BCT_ENOMEM, &r->error_type);
         r->ctype = NULL;
         r->body = strdup(oom);
         r->len = r->body ? strlen(oom) : 0;
@@ -253,13 +252,15 @@ int route_fail_err(srv_req *rq, const srv_err *e) {
     sbuf b;
     sbuf_init(&b);
     srv_err_json(e, &b);
-    route_reply_sbuf(rq, e->status, &b, NULL);
-    if (rq->reply.status == e->status) rq->reply.error_type = e->type;
+    const char *type;
+    int status = srv_err_status(e->code, &type);
+    route_reply_sbuf(rq, status, &b, NULL);
+    if (rq->reply.status == status) rq->reply.error_type = type;
     return ROUTE_REPLY;
 }
 
-int route_fail(srv_req *rq, int status, const char *type, const char *fmt, ...) {
-    srv_err e = {.status = status, .type = type};
+int route_fail(srv_req *rq, int code, const char *fmt, ...) {
+    srv_err e = {.code = code};
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e.msg, sizeof(e.msg), fmt, ap);

@@ -13,7 +13,7 @@
 
 static int begin(srv_req *rq) { return json_body_begin(rq); }
 
-static int bad(srv_req *rq, const char *msg) { return route_fail(rq, 422, ERR_VALIDATION, "%s", msg); }
+static int bad(srv_req *rq, const char *msg) { return route_fail(rq, BCT_EINVAL, "%s", msg); }
 
 static int answer(srv_req *rq, cJSON *root) {
     const srv_deps *d = rq->d;
@@ -39,15 +39,15 @@ static int answer(srv_req *rq, cJSON *root) {
     int n = cJSON_IsString(in) ? 1 : cJSON_IsArray(in) ? cJSON_GetArraySize(in) : 0;
     if (n == 0) return bad(rq, "inputs must be a string or a non-empty list of strings");
     if (n > d->cfg->max_inputs_per_request)
-        return route_fail(rq, 413, ERR_TOO_LARGE, "inputs has %d items, more than max_inputs_per_request (%d)", n,
+        return route_fail(rq, BCT_ERANGE, "inputs has %d items, more than max_inputs_per_request (%d)", n,
                           d->cfg->max_inputs_per_request);
     srv_text *texts = calloc((size_t)n, sizeof(*texts));
-    if (!texts) return route_fail(rq, 500, ERR_INTERNAL, "out of memory");
+    if (!texts) return route_fail(rq, BCT_ENOMEM, "out of memory");
     int i = 0;
     for (const cJSON *it = cJSON_IsString(in) ? in : in->child; i < n; it = it->next, i++) {
         if (!cJSON_IsString(it)) {
             free(texts);
-            return route_fail(rq, 422, ERR_VALIDATION, "inputs[%d] must be a string", i);
+            return route_fail(rq, BCT_EINVAL, "inputs[%d] must be a string", i);
         }
         texts[i] = (srv_text){.a = it->valuestring, .alen = strlen(it->valuestring)};
     }
@@ -56,8 +56,8 @@ static int answer(srv_req *rq, cJSON *root) {
     if (!model) {
         free(texts);
         if (name)
-            return route_fail(rq, 404, ERR_MODEL_NOT_FOUND, "no model named \"%.100s\" is loaded", name);
-        return route_fail(rq, 503, ERR_UNAVAILABLE, "no default model is loaded");
+            return route_fail(rq, BCT_ENOTFOUND, "no model named \"%.100s\" is loaded", name);
+        return route_fail(rq, BCT_EUNAVAILABLE, "no default model is loaded");
     }
     snprintf(rq->model, sizeof(rq->model), "%s", model->name);
     const bert_model *m = model->m;
@@ -100,9 +100,9 @@ static int end(srv_req *rq) {
     size_t len;
     char *body = json_body_take(rq, &len);
     if (!body) return ROUTE_REPLY;
-    if (memchr(body, '\0', len)) return route_fail(rq, 400, ERR_BAD_REQUEST, "malformed JSON: the body holds a NUL byte");
+    if (memchr(body, '\0', len)) return route_fail(rq, SRV_EBADREQ, "malformed JSON: the body holds a NUL byte");
     cJSON *root = cJSON_ParseWithLength(body, len);
-    if (!root) return route_fail(rq, 400, ERR_BAD_REQUEST, "malformed JSON");
+    if (!root) return route_fail(rq, SRV_EBADREQ, "malformed JSON");
     int r = answer(rq, root);
     cJSON_Delete(root);
     return r;

@@ -6,18 +6,18 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MINI=$SHARED/models/sst2-bert-mini-scratch
-# A checkpoint to upload: ../shared's tiny one, or (a bare clone) a
-# random-weight one of the same shape, small vocabulary, from `bct bench`'s
-# generator.  Tests that check a trained model's answers still need_shared.
-CKPT=$TINY
-if [ ! -d "$CKPT" ]; then
-    CKPT=$WORK/random-ckpt
-    "$BCT" bench --quick --layers 2 --hidden 128 --heads 2 --intermediate 512 --vocab 30522 \
-        --batch 1 --seq 16 --keep "$CKPT.tmp" > /dev/null 2>&1 || true
-    [ -f "$CKPT.tmp/hf/model.safetensors" ] || { echo "FAIL: bct bench wrote no checkpoint" >&2; exit 1; }
-    mv "$CKPT.tmp/hf" "$CKPT"
-    rm -rf "$CKPT.tmp"
-fi
+# Checkpoints to upload: ../shared's tiny one (CKPT) and mini one (MINI,
+# for slow jobs), or (a bare clone) random-weight ones of the same shapes
+# from `bct bench`'s generator (server/lib.sh: random_ckpt).  Tests that
+# check a trained model's answers keep those checks behind `trained`.
+need_sst_ckpt
+CKPT=$SST_CK
+# need_mini: MINI is ../shared's mini checkpoint, or a random one of its shape.
+need_mini() {
+    [ -d "$MINI" ] && return
+    MINI=$WORK/mini-ck
+    [ -d "$MINI" ] || random_ckpt "$MINI" $MINI_SHAPE
+}
 STORE=$WORK/store
 TOKEN=test-admin-token-5f1c2e9a
 AUTH=(-H "Authorization: Bearer $TOKEN")

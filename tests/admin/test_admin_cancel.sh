@@ -4,7 +4,7 @@
 # again.  Now the DELETE cancels the job (it ends "failed", "cancelled:
 # ...") and nothing of that name comes back.
 . "$(dirname "$0")/lib.sh"
-need_shared
+need_mini
 need_tools
 
 new_store
@@ -12,7 +12,7 @@ start_admin --admin-max-jobs 1
 dev_sentences 256 > "$WORK/calib.txt"
 
 # ---- victim version 1 is published and served ----
-upload victim "$TINY"
+upload victim "$CKPT"
 wait_job "$(echo "$BODY" | jq -r .job_id)"
 check_eq "v1 published" "succeeded 1" "$(jq -r '"\(.state) \(.version)"' "$WORK/job.json")"
 
@@ -20,7 +20,7 @@ check_eq "v1 published" "succeeded 1" "$(jq -r '"\(.state) \(.version)"' "$WORK/
 upload slow "$MINI" -F "calibration=@$WORK/calib.txt"
 check_eq "slow job: 202" 202 "$STATUS"
 SLOW=$(echo "$BODY" | jq -r .job_id)
-upload victim "$TINY" -F preset=w4a8
+upload victim "$CKPT" -F preset=w4a8
 check_eq "victim v2: 202" 202 "$STATUS"
 V2=$(echo "$BODY" | jq -r .job_id)
 req DELETE /admin/models/victim "${AUTH[@]}"

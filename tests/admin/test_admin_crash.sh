@@ -11,7 +11,7 @@
 # test polls the job's stage and kills the server while tensors are being
 # quantized and written.
 . "$(dirname "$0")/lib.sh"
-need_shared
+need_mini
 need_tools
 
 dev_sentences 872 > "$WORK/calib.txt"
@@ -21,7 +21,7 @@ new_store
 start_admin
 
 # ---- version 1 of the model, then a slow replacement killed mid-way ----
-upload "$NAME" "$TINY"
+upload "$NAME" "$CKPT"
 check_eq "v1: 202" 202 "$STATUS"
 wait_job "$(echo "$BODY" | jq -r .job_id)"
 check_eq "v1: succeeded" succeeded "$(jq -r .state "$WORK/job.json")"
@@ -83,7 +83,7 @@ check_eq "restart: staging area emptied" "" "$(ls -A "$STORE/.staging")"
 grep -q 'removed [0-9]* leftover file' "$WORK/server.log" || fail "restart: no cleanup log line"
 pass=$((pass + 1))
 # the same upload now completes (a fresh job)
-upload "$NAME" "$TINY" -F preset=w4a8
+upload "$NAME" "$CKPT" -F preset=w4a8
 wait_job "$(echo "$BODY" | jq -r .job_id)"
 check_eq "after restart: a new version publishes" "succeeded 2" "$(jq -r '"\(.state) \(.version)"' "$WORK/job.json")"
 stop_server TERM
@@ -97,11 +97,11 @@ check_eq "queue: first job accepted" 202 "$STATUS"
 slow=$(echo "$BODY" | jq -r .job_id)
 running() { [ "$(job "$1")" = running ]; }
 wait_until "the first job running" running "$slow"
-upload waiting "$TINY"
+upload waiting "$CKPT"
 check_eq "queue: second job accepted (queued)" 202 "$STATUS"
 waiting=$(echo "$BODY" | jq -r .job_id)
 check_eq "queue: second job queued" queued "$(job "$waiting")"
-upload refused "$TINY"
+upload refused "$CKPT"
 expect_error 429 Overloaded "queue full"
 check_eq "queue full: Retry-After" 1 "$(header Retry-After)"
 expect_message "admin_queue_size" "queue full"

@@ -4,7 +4,8 @@
 # deleting files; a second replica following the store converges; the
 # unload survives a restart.  Also (issue 17, items 9 and 10): an
 # unauthenticated upload is answered 401 as soon as its headers are in, and
-# closed; a %00 in a model name is refused.
+# closed; a %00 in a model name is refused; /load leaves the HTTP thread
+# free (/health answers while a model loads).
 . "$(dirname "$0")/lib.sh"
 need_tools
 new_store
@@ -103,6 +104,55 @@ printf 'POST /admin/compress HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\
 answer=$(timeout 20 cat <&3)
 exec 3<&- 3>&-
 check_contains "403 before the body" "HTTP/1.1 403" "$answer"
+server_alive || fail "the admin server died"
+stop_server TERM
+check_eq "exit code" 0 "$SERVER_RC"
+
+# ---- /load runs off the HTTP thread: the server answers while a model loads ----
+# "slow" is a checkpoint folder whose weights are a FIFO, so that loading
+# it blocks in open() until the test writes to it: a load as long as the
+# test wants.  Unloaded from the start (else start-up would load it), and
+# no store watcher (it would load it too once /load lifts the marker).
+kill -KILL "$REPLICA_PID" 2>/dev/null
+wait "$REPLICA_PID" 2>/dev/null
+new_store
+mkdir -p "$STORE/slow" "$STORE/.unloaded"
+cp "$CKPT/config.json" "$CKPT/vocab.txt" "$STORE/slow/"
+mkfifo "$STORE/slow/model.safetensors"
+: > "$STORE/.unloaded/slow"
+start_admin --default-model sst2-tiny --store-rescan-s 0
+check "slow: not loaded at start" lacks_model "$URL" slow
+curl -s --max-time 300 -o "$WORK/load.json" -w '%{http_code}' "${AUTH[@]}" -X POST \
+    "$URL/admin/models/slow/load" > "$WORK/load.status" &
+LOADER=$!
+EXTRA_PIDS+=($LOADER)
+marker_gone() { [ ! -e "$STORE/.unloaded/slow" ]; }
+wait_until "the load to start (its marker lifted)" marker_gone
+for i in 1 2 3 4 5; do
+    req GET /health --max-time 10
+    check_eq "/health during the load ($i)" 200 "$STATUS"
+done
+post /classify '{"inputs": "a charming and often affecting journey"}' --max-time 10
+check_eq "classify during the load" 200 "$STATUS"
+req GET /models/slow --max-time 10
+check_eq "/models/slow during the load: not loaded yet" 503 "$STATUS"
+kill -0 "$LOADER" 2>/dev/null || fail "the load answered before its weights could be read: $(cat "$WORK/load.status")"
+# Let the load go on: the real weights through the FIFO.  The loader wants
+# a regular file (it maps it), so this load fails; whatever it answers,
+# it answers with JSON.
+timeout 60 cat "$CKPT/model.safetensors" > "$STORE/slow/model.safetensors" 2>/dev/null || true
+wait "$LOADER"
+code=$(cat "$WORK/load.status")
+case "$code" in 200 | 4?? | 5??) ;; *) fail "the blocked load answered [$code]" ;; esac
+jqe . "$WORK/load.json" || fail "the blocked load's answer is not JSON"
+pass=$((pass + 1))
+rm -f "$STORE/slow/model.safetensors"
+cp "$CKPT/model.safetensors" "$STORE/slow/"
+req POST /admin/models/slow/load "${AUTH[@]}"
+check_eq "load of the real file: 200" 200 "$STATUS"
+check "slow: served" has_model "$URL" slow
+post /classify '{"inputs": "a charming and often affecting journey", "model": "slow"}'
+check_eq "classify with slow" 200 "$STATUS"
 server_alive || fail "the admin server died"
 stop_server TERM
 check_eq "exit code" 0 "$SERVER_RC"

@@ -6,7 +6,6 @@
 # staging dir that is a symlink, the store itself, or holds anything else
 # stops the start with a message naming it.
 . "$(dirname "$0")/lib.sh"
-need_shared
 need_tools
 
 new_store
@@ -48,7 +47,7 @@ touch "$STORE/.staging/up-AbC123/.bct-upload" "$STORE/.staging/up-AbC123/model.s
 start_admin
 check "leftover upload folder removed" test ! -e "$STORE/.staging/up-AbC123"
 check "empty upload folder removed" test ! -e "$STORE/.staging/up-Empty1"
-upload fresh "$TINY"
+upload fresh "$CKPT"
 check_eq "upload: 202" 202 "$STATUS"
 wait_job "$(echo "$BODY" | jq -r .job_id)"
 check_eq "upload: succeeded" succeeded "$(jq -r .state "$WORK/job.json")"

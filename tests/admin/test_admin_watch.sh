@@ -7,7 +7,6 @@
 # a bad file is reported once and retried only when it changes; temp
 # files are ignored.
 . "$(dirname "$0")/lib.sh"
-need_shared
 need_tools
 
 NAME=shared-model
@@ -34,7 +33,7 @@ b_version() {
 b_has() { [ "$(b_version "$1")" = "$2" ]; }
 
 # ---- a model published on the admin replica is served by B ----
-upload "$NAME" "$TINY"
+upload "$NAME" "$CKPT"
 check_eq "upload: 202" 202 "$STATUS"
 wait_job "$(echo "$BODY" | jq -r .job_id)"
 check_eq "upload: succeeded" succeeded "$(jq -r .state "$WORK/job.json")"
@@ -51,7 +50,7 @@ start_traffic b "$NAME"
 URL=$URL_A
 T=$TRAFFIC
 wait_until "traffic on B" traffic_at_least b 5
-upload "$NAME" "$TINY" -F preset=w4a8
+upload "$NAME" "$CKPT" -F preset=w4a8
 wait_job "$(echo "$BODY" | jq -r .job_id)"
 check_eq "replace: version 2" "succeeded 2" "$(jq -r '"\(.state) \(.version)"' "$WORK/job.json")"
 within 5 "B serves version 2" b_has "$NAME" 2

@@ -37,7 +37,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     upload *u = *con_cls;
     srv_err err;
     if (!u) {
-        if (upload_begin(c, &opts, &u, &err) != 0) return answer(c, err.status);
+        if (upload_begin(c, &opts, &u, &err) != 0) return answer(c, srv_err_status(err.code, NULL));
         *con_cls = u;
         return MHD_YES;
     }
@@ -51,7 +51,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         upload_file_bytes(u, "weights");
         return answer(c, 200);
     }
-    return answer(c, err.status);
+    return answer(c, srv_err_status(err.code, NULL));
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

@@ -117,11 +117,74 @@ expect_error() {
 # close_to A B [TOL]: |A - B| <= TOL (default 1e-4).
 close_to() { awk -v a="$1" -v b="$2" -v t="${3:-1e-4}" 'BEGIN { d = a - b; exit !(d <= t && -d <= t) }'; }
 
-# dev_sentences N: the first N SST-2 dev sentences, one per line.
-dev_sentences() { tail -n +2 "$SST2_DEV" | head -n "$1" | cut -f1; }
+# ---- checkpoints: trained ones from ../shared, else random ones ----
+# Tests that need a checkpoint directory but no trained answer run on
+# ../shared's models when present, else (a bare clone) on random-weight
+# checkpoints of the same shapes written by `bct bench --keep`, with
+# random "tokN" sentences (their vocabulary) instead of SST-2's and
+# references computed by `bct eval` instead of PyTorch's.  Checks of a
+# trained model's answers stay behind `trained`.
+trained() { [ -d "$TINY" ]; }
 
-# ref_logits N: the first N rows of the reference logits of the tiny model.
-ref_logits() { head -n "$1" "$TINY/ref_dev_logits.tsv"; }
+# random_ckpt DIR [bct bench shape flags]: a random BERT classifier
+# (labels negative/positive; default the tiny model's shape).
+random_ckpt() {
+    local dir=$1
+    shift
+    "$BCT" bench --layers 2 --hidden 128 --heads 2 --intermediate 512 --vocab 30522 --modes fp32 \
+        --batch 1 --seq 8 --runs 1 --no-gemm "$@" --keep "$dir.tmp" > "$dir.log" 2>&1 ||
+        fail "bct bench --keep: $(tail -3 "$dir.log")"
+    mv "$dir.tmp/hf" "$dir"
+    rm -rf "$dir.tmp" "$dir.log"
+}
+
+# need_ckpts: SST_CK (single sentences: ../shared's tiny SST-2 model, or a
+# random one) and PAIR_CK (MRPC's mini model, or a random one of its
+# shape and labels).
+need_sst_ckpt() {
+    if trained; then SST_CK=$TINY; else
+        SST_CK=$WORK/sst-ck
+        [ -d "$SST_CK" ] || random_ckpt "$SST_CK"
+    fi
+}
+need_ckpts() {
+    need_sst_ckpt
+    if [ -d "$MRPC" ]; then PAIR_CK=$MRPC; else
+        PAIR_CK=$WORK/pair-ck
+        if [ ! -d "$PAIR_CK" ]; then
+            random_ckpt "$PAIR_CK" $MINI_SHAPE
+            jq -c '.id2label = {"0": "not_equivalent", "1": "equivalent"}' "$PAIR_CK/config.json" > "$WORK/cfg.json" &&
+                mv "$WORK/cfg.json" "$PAIR_CK/config.json"
+        fi
+    fi
+}
+# The shape of ../shared's mini models (sst2-bert-mini-scratch, MRPC's).
+MINI_SHAPE="--layers 4 --hidden 256 --heads 4 --intermediate 1024"
+
+# random_sentences N [SEED]: N lines of 3 to 24 "tokN" words.
+random_sentences() {
+    awk -v n="$1" -v seed="${2:-7}" 'BEGIN { srand(seed); for (i = 0; i < n; i++) {
+        k = 3 + int(rand() * 22); s = ""
+        for (j = 0; j < k; j++) s = s (j ? " " : "") "tok" (5 + int(rand() * 30000))
+        print s } }'
+}
+
+# dev_sentences N: the first N SST-2 dev sentences, one per line (random
+# ones in a bare clone).
+dev_sentences() {
+    if trained; then tail -n +2 "$SST2_DEV" | head -n "$1" | cut -f1; else random_sentences "$1"; fi
+}
+
+# ref_logits N: the reference logits of dev_sentences N on SST_CK: PyTorch's
+# (../shared), else `bct eval`'s.
+ref_logits() {
+    if trained; then head -n "$1" "$TINY/ref_dev_logits.tsv"; return; fi
+    need_ckpts
+    { echo "sentence	label"; dev_sentences "$1" | sed 's/$/	0/'; } > "$WORK/ref_in.tsv"
+    "$BCT" eval --model "$SST_CK" --task sst2 --data "$WORK/ref_in.tsv" --threads 1 \
+        --dump-logits "$WORK/ref_out.tsv" > /dev/null || fail "bct eval for reference logits"
+    cat "$WORK/ref_out.tsv"
+}
 
 # parallel_post PATH: POSTs every $WORK/par/b*.json at once (one curl,
 # --parallel); answers land in o*.json, "status file" lines in $WORK/status.

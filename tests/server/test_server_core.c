@@ -1,6 +1,7 @@
 /* The server's core without HTTP: registry -> job -> batcher -> workers
  * on the bundled model, under concurrent submits, client hang-ups
- * (cancel) and hot swaps of the model being served.  Every job must end
+ * (cancel) and hot swaps of the model being served (unconditional, and
+ * conditional ones that must fail once the entry changed).  Every job must end
  * exactly once; finished ones must carry the logits the model gives the
  * text alone; nothing may leak or touch freed memory (run it under ASan).
  */
@@ -103,13 +104,28 @@ static void *submitter(void *arg) {
     return NULL;
 }
 
+/* Swaps the model in, alternately unconditionally (registry_put) and as
+ * the store watcher does (registry_put_if on the entry it saw); a
+ * conditional swap on an entry replaced meanwhile must be refused with
+ * BCT_ECONFLICT and change nothing. */
 static void *swapper(void *arg) {
     (void)arg;
-    while (!atomic_load(&stop_swapping)) {
-        srv_model *m;
+    for (int k = 0; !atomic_load(&stop_swapping); k++) {
+        srv_model *m, *seen = registry_acquire(reg, "sst2");
         bct_error err = {{0}};
+        ck_assert_ptr_nonnull(seen);
         ck_assert_int_eq(registry_open("sst2", MODEL, 128, &m, &err), BCT_OK);
-        ck_assert_int_eq(registry_put(reg, m, &err), BCT_OK);
+        if (k % 2) {
+            ck_assert_int_eq(registry_put(reg, m, &err), BCT_OK);
+        } else {
+            ck_assert_int_eq(registry_put_if(reg, m, seen, &err), BCT_OK);
+            ck_assert_int_eq(registry_open("sst2", MODEL, 128, &m, &err), BCT_OK);
+            ck_assert_int_eq(registry_put_if(reg, m, seen, &err), BCT_ECONFLICT); /* seen is stale */
+            srv_model *cur = registry_acquire(reg, "sst2");
+            ck_assert_ptr_ne(cur, seen);
+            registry_release(cur);
+        }
+        registry_release(seen);
         atomic_fetch_add(&swaps, 1);
         usleep(1000);
     }
@@ -161,6 +177,7 @@ START_TEST(core_concurrent_submit_cancel_swap) {
     ck_assert_int_eq(atomic_load(&done_other), 0);
     ck_assert_int_eq(ok + cancelled, THREADS * JOBS_PER_THREAD);
     ck_assert_int_gt(ok, THREADS * JOBS_PER_THREAD / 2);
+    ck_assert_int_gt(cancelled, 0); /* a sixth of the clients hung up before their job ran */
     ck_assert_int_gt(atomic_load(&swaps), 0);
     ck_assert_int_eq(batcher_queue_depth(bat), 0);
     ck_assert_int_eq(batcher_in_flight(bat), 0);

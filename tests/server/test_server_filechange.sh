@@ -6,15 +6,15 @@
 # the model it has, and swaps to the new file once the store watcher has
 # loaded it.
 . "$(dirname "$0")/lib.sh"
-need_shared
 need_tools
+need_ckpts # ../shared's tiny model, or a random one of its shape (no trained answer is checked)
 
 STORE=$WORK/store
 mkdir -p "$STORE/ck"
-"$BCT" compress --in "$TINY" --out "$WORK/a.bct" > /dev/null || fail "compress w8a8"
-"$BCT" compress --in "$TINY" --out "$WORK/b.bct" --preset w4a8 > /dev/null || fail "compress w4a8"
+"$BCT" compress --in "$SST_CK" --out "$WORK/a.bct" > /dev/null || fail "compress w8a8"
+"$BCT" compress --in "$SST_CK" --out "$WORK/b.bct" --preset w4a8 > /dev/null || fail "compress w4a8"
 cp "$WORK/a.bct" "$STORE/m.bct"
-cp "$TINY/config.json" "$TINY/vocab.txt" "$TINY/model.safetensors" "$STORE/ck/"
+cp "$SST_CK/config.json" "$SST_CK/vocab.txt" "$SST_CK/model.safetensors" "$STORE/ck/"
 start_server --model-store "$STORE" --store-rescan-s 1 --threads 1
 
 # traffic MODEL: POSTs until $WORK/stop exists; one status code per line.
@@ -49,7 +49,7 @@ bump "m.bct replaced"
 truncate -s 1000 "$STORE/ck/model.safetensors"
 bump "model.safetensors truncated"
 check "alive after truncating the checkpoint" server_alive
-dd if="$TINY/model.safetensors" of="$STORE/ck/model.safetensors" bs=64k conv=notrunc status=none
+dd if="$SST_CK/model.safetensors" of="$STORE/ck/model.safetensors" bs=64k conv=notrunc status=none
 dd if=/dev/zero of="$STORE/ck/model.safetensors" bs=1 count=4096 seek=4096 conv=notrunc status=none
 bump "model.safetensors rewritten in place (rsync --inplace)"
 check "alive after rewriting the checkpoint in place" server_alive

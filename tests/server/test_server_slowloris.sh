@@ -6,12 +6,11 @@
 # each attacker to max_connections_per_client slots, and the header
 # deadline closes what they hold although bytes keep trickling in.
 . "$(dirname "$0")/lib.sh"
-need_shared
 need_tools
 command -v python3 > /dev/null || { echo "skipped: python3 not installed"; exit 77; }
 HOLD="python3 $(dirname "$0")/hold_connections.py"
 
-start_server --model "$TINY" --threads 1 --max-connections 100 --max-connections-per-client 20 \
+start_server --model "$SERVE_MODEL" --threads 1 --max-connections 100 --max-connections-per-client 20 \
     --header-timeout-s 2 --connection-timeout-s 30
 PORT=$(cat "$WORK/port")
 $HOLD 127.0.0.1 "$PORT" 127.0.0.2 slow 150 10 > "$WORK/slow.json" & S=$!

@@ -212,6 +212,40 @@ START_TEST(api_predict_shapes) {
 }
 END_TEST
 
+/* errors.h: every code maps to its row of the table, and the body names it. */
+START_TEST(error_mapping) {
+    static const struct {
+        int code, status;
+        const char *type;
+    } rows[] = {
+        {SRV_EBADREQ, 400, "BadRequest"},        {SRV_EUNAUTH, 401, "Unauthorized"},
+        {SRV_EFORBIDDEN, 403, "Forbidden"},      {SRV_ENOROUTE, 404, "NotFound"},
+        {BCT_ENOTFOUND, 404, "ModelNotFound"},   {SRV_EMETHOD, 405, "MethodNotAllowed"},
+        {BCT_ECONFLICT, 409, "Conflict"},        {BCT_ERANGE, 413, "PayloadTooLarge"},
+        {SRV_EMEDIA, 415, "UnsupportedMediaType"}, {BCT_EINVAL, 422, "Validation"},
+        {BCT_EFORMAT, 422, "Validation"},        {BCT_EUNSUPPORTED, 422, "Validation"},
+        {BCT_EBUSY, 429, "Overloaded"},          {BCT_ENOMEM, 500, "Internal"},
+        {BCT_EIO, 500, "Internal"},              {BCT_EUNAVAILABLE, 503, "Unavailable"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *type = NULL;
+        ck_assert_int_eq(srv_err_status(rows[i].code, &type), rows[i].status);
+        ck_assert_str_eq(type, rows[i].type);
+        srv_err e;
+        ck_assert_int_eq(srv_err_set(&e, rows[i].code, "row %zu", i), rows[i].code);
+        sbuf b;
+        sbuf_init(&b);
+        srv_err_json(&e, &b);
+        size_t n;
+        char *json = sbuf_take(&b, &n);
+        char want[128];
+        snprintf(want, sizeof(want), "{\"error\":\"row %zu\",\"error_type\":\"%s\"}", i, rows[i].type);
+        ck_assert_str_eq(json, want);
+        free(json);
+    }
+}
+END_TEST
+
 START_TEST(api_errors) {
     static const struct {
         api_kind kind;
@@ -249,8 +283,9 @@ START_TEST(api_errors) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         api_request r;
         srv_err e = {0};
-        ck_assert_int_eq(parse(cases[i].kind, cases[i].body, &r, &e), -1);
-        ck_assert_msg(e.status == cases[i].status, "%s: status %d", cases[i].body, e.status);
+        ck_assert_int_eq(parse(cases[i].kind, cases[i].body, &r, &e), e.code);
+        int status = srv_err_status(e.code, NULL);
+        ck_assert_msg(status == cases[i].status, "%s: status %d", cases[i].body, status);
         ck_assert_msg(strstr(e.msg, cases[i].needle), "%s: \"%s\"", cases[i].body, e.msg);
         api_request_free(&r);
     }
@@ -557,14 +592,14 @@ START_TEST(store_scan_layout) {
 END_TEST
 
 START_TEST(store_names) {
-    char why[200];
+    bct_error why = {{0}};
     static const char *const good[] = {"a", "sst2-tiny", "m.v2_final", "0", "a..b"};
     static const char *const bad[] = {"", ".", "..", ".hidden", "../x", "a/b", "Upper", "sp ace",
                                       "x\n", "0123456789012345678901234567890123456789012345678901234567890123x"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        ck_assert_msg(store_name_check(good[i], why, sizeof(why)) == 0, "%s: %s", good[i], why);
+        ck_assert_msg(store_name_check(good[i], &why) == BCT_OK, "%s: %s", good[i], why.msg);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(store_name_check(bad[i], why, sizeof(why)) != 0, "accepted \"%s\"", bad[i]);
+        ck_assert_msg(store_name_check(bad[i], &why) == BCT_EINVAL, "accepted \"%s\"", bad[i]);
 }
 END_TEST
 
@@ -596,6 +631,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, config_validate_cross_fields);
     tcase_add_test(tc, api_classify_shapes);
     tcase_add_test(tc, api_predict_shapes);
+    tcase_add_test(tc, error_mapping);
     tcase_add_test(tc, api_errors);
     tcase_add_test(tc, api_format_sorted_topk);
     tcase_add_test(tc, sbuf_json_escaping);
