@@ -228,6 +228,24 @@ wait_job "$(echo "$BODY" | jq -r .job_id)"
 check_eq "short calibration: succeeded" succeeded "$(jq -r .state "$WORK/job.json")"
 check "short calibration: no evaluation" jqe '.evaluation == null' "$WORK/job.json"
 
+# ---- /openapi.json documents the form fields and every key of the reports ----
+req GET /openapi.json
+echo "$BODY" > "$WORK/openapi.json"
+check "openapi: the compress form has eval, task, max_drop" jqe \
+    '.paths["/admin/compress"].post.requestBody.content["multipart/form-data"].schema["$ref"] == "#/components/schemas/CompressForm"
+     and (.components.schemas.CompressForm.properties | has("eval") and has("task") and has("max_drop"))' \
+    "$WORK/openapi.json"
+for f in job1 job2 job-held; do
+    undocumented=$(jq -r --slurpfile api "$WORK/openapi.json" \
+        '.evaluation | keys - ($api[0].components.schemas.Evaluation.properties | keys) | join(",")' "$WORK/$f.json")
+    check_eq "openapi: every evaluation key of $f documented" "" "$undocumented"
+done
+check "openapi: Job and Model carry the evaluation" jqe \
+    '.components.schemas.Job.properties.evaluation["$ref"] == "#/components/schemas/Evaluation" and
+     .components.schemas.Model.properties.evaluation["$ref"] == "#/components/schemas/Evaluation" and
+     .paths["/admin/jobs/{id}"].get.responses["200"].content["application/json"].schema["$ref"] == "#/components/schemas/Job"' \
+    "$WORK/openapi.json"
+
 # ---- a restart (or another replica) sees the evaluations in the store ----
 stop_server
 start_admin --default-model sst2-tiny
