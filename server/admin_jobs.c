@@ -131,7 +131,7 @@ static void options_json(const jobs_spec *s, sbuf *b) {
                 o->act_int8 ? "int8" : "fp32", o->int_nonlinear ? "int" : "fp32",
                 s->has_calibration ? "true" : "false");
     if (s->has_calibration) sbuf_printf(b, ",\"calib_n\":%d", o->calib_max > 0 ? o->calib_max : 256);
-    if (s->eval_task >= 0) {
+    if (s->has_eval) {
         sbuf_printf(b, ",\"eval_task\":\"%s\",\"max_drop\":", glue_task_name((glue_task)s->eval_task));
         if (s->max_drop >= 0) sbuf_printf(b, "%.17g", s->max_drop);
         else sbuf_puts(b, "null");
@@ -166,7 +166,7 @@ static void job_json(const job_rec *r, int with_report, sbuf *b) {
             sbuf_printf(b, ",\"verify_ms\":%.1f", ms(r->t_compressed, r->t_verified ? r->t_verified : end));
         if (r->t_verified && r->t_evaluated)
             sbuf_printf(b, ",\"evaluate_ms\":%.1f", ms(r->t_verified, r->t_evaluated));
-        if (r->t_verified && r->state != ST_FAILED)
+        if (r->t_verified)
             sbuf_printf(b, ",\"load_ms\":%.1f", ms(r->t_evaluated ? r->t_evaluated : r->t_verified, end));
     }
     sbuf_printf(b, ",\"total_ms\":%.1f}", ms(r->t_created, end) + r->validate_ms);
@@ -414,7 +414,7 @@ static int evaluate(admin_jobs *j, job_rec *r, const bert_model *q, const glue_s
 static void run(admin_jobs *j, job_rec *r) {
     const jobs_opts *o = &j->o;
     bct_error err = {{0}};
-    char pending[4400], calib[4200], fit[4200], final[4400];
+    char pending[4400], calib[4200], fit[4200], evalp[4200], final[4400];
     srv_model *m = NULL;
     glue_set set = {0}; /* what the job evaluates on */
     int labelled = 0, fit_lines = 0;
@@ -436,17 +436,17 @@ static void run(admin_jobs *j, job_rec *r) {
     co.progress_ud = &pc;
     co.cancel = &r->cancel;
     co.calib = NULL;
-    if (r->spec.eval_task >= 0) {
+    if (r->spec.has_eval) {
         /* Read here again against the same config.json: the intake
          * thread checked it. */
-        snprintf(calib, sizeof(calib), "%s/eval.tsv", r->spec.dir);
         bert_config cfg;
-        snprintf(fit, sizeof(fit), "%s/config.json", r->spec.dir);
-        if (bert_config_load(fit, &cfg, &err) != BCT_OK) {
+        snprintf(evalp, sizeof(evalp), "%s/config.json", r->spec.dir);
+        if (bert_config_load(evalp, &cfg, &err) != BCT_OK) {
             strip_dir(err.msg, r->spec.dir);
             goto failed;
         }
-        int rc = glue_load(calib, (glue_task)r->spec.eval_task, &cfg, SRV_EVAL_MAX_ROWS, &set, &err);
+        snprintf(evalp, sizeof(evalp), "%s/eval.tsv", r->spec.dir);
+        int rc = glue_load(evalp, (glue_task)r->spec.eval_task, &cfg, SRV_EVAL_MAX_ROWS, &set, &err);
         bert_config_free(&cfg);
         if (rc != BCT_OK) {
             strip_dir(err.msg, r->spec.dir);
@@ -627,7 +627,7 @@ static void intake_one(admin_jobs *j, intake_item *it) {
     /* The options are checked as compress_checkpoint checks them first:
      * say so now rather than in a failed job. */
     if (rc == BCT_OK) rc = compress_opts_check(&it->spec.copts, &err);
-    int eval_status = rc == BCT_OK && it->spec.eval_task >= 0 ? check_eval(&it->spec, m, a.msg, sizeof(a.msg)) : 0;
+    int eval_status = rc == BCT_OK && it->spec.has_eval ? check_eval(&it->spec, m, a.msg, sizeof(a.msg)) : 0;
     bert_model_free(m);
     double validate_ms = ms(t0, srv_now_ns());
     pthread_mutex_lock(&j->mu);

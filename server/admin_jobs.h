@@ -60,7 +60,8 @@ typedef struct jobs_spec {
     char name[STORE_NAME_MAX + 1];
     char dir[4096]; /* staging directory: config.json, model.safetensors, vocab.txt */
     int has_calibration;
-    int eval_task;   /* glue_task of eval.tsv, or -1 without one */
+    int has_eval;    /* an evaluation set: eval.tsv, of task eval_task (a glue_task) */
+    int eval_task;
     double max_drop; /* accuracy points the compressed model may lose; < 0: no limit */
     compress_opts copts;
     long long upload_bytes;

@@ -180,7 +180,7 @@ static int parse_int(const char *v, int lo, int hi, int *out) {
 static int eval_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     const char *task = upload_field(u, "task"), *drop = upload_field(u, "max_drop");
     int has_eval = upload_file_bytes(u, "eval") >= 0;
-    s->eval_task = -1;
+    s->has_eval = has_eval;
     s->max_drop = -1;
     if (task && (s->eval_task = glue_task_parse(task)) < 0)
         return reply_error(reply, 422, ERR_VALIDATION,
