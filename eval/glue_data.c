@@ -70,7 +70,6 @@ static int map_label(const char *s, const bert_config *cfg, int *out) {
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < 0 || v > 1000000) return BCT_EFORMAT;
-    if (cfg && v >= cfg->num_labels) return BCT_EFORMAT;
     *out = (int)v;
     return BCT_OK;
 }
@@ -140,7 +139,7 @@ int glue_load(const char *path, glue_task task, const bert_config *labels, int m
                 glue_free(out);
                 return bct_fail(err, BCT_EFORMAT,
                                 "%s:%d: not a %s example (wrong number of fields, or a label "
-                                "that is neither a label name nor an id below num_labels)", path,
+                                "that is neither a label name nor an integer id)", path,
                                 lineno, glue_task_name(task));
             } else {
                 out->n++;

@@ -34,8 +34,8 @@ typedef struct glue_set {
 int glue_task_parse(const char *name);
 const char *glue_task_name(glue_task task);
 
-/* labels may be NULL: then labels must be integers; else an integer label
- * must also be below labels->num_labels.  max_rows > 0: a file with more
+/* labels may be NULL: then labels must be integers (any id is kept: a
+ * caller that needs them below num_labels checks).  max_rows > 0: a file with more
  * examples is refused (BCT_ERANGE); 0: no limit.  Errors name the file
  * and line. */
 int glue_load(const char *path, glue_task task, const bert_config *labels, int max_rows,

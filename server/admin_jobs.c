@@ -139,6 +139,15 @@ static void options_json(const jobs_spec *s, sbuf *b) {
     sbuf_putc(b, '}');
 }
 
+/* ,"key":<o> unless o is NULL. */
+static void put_json(sbuf *b, const char *key, const cJSON *o) {
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (!text) return;
+    sbuf_printf(b, ",\"%s\":", key);
+    sbuf_puts(b, text);
+    free(text);
+}
+
 static void job_json(const job_rec *r, int with_report, sbuf *b) {
     uint64_t now = srv_now_ns();
     sbuf_puts(b, "{\"job_id\":");
@@ -175,21 +184,9 @@ static void job_json(const job_rec *r, int with_report, sbuf *b) {
         sbuf_puts(b, ",\"error\":");
         sbuf_json_str(b, r->error, strlen(r->error));
     }
-    if (with_report && r->report) {
-        char *rep = cJSON_PrintUnformatted(r->report);
-        if (rep) {
-            sbuf_puts(b, ",\"report\":");
-            sbuf_puts(b, rep);
-            free(rep);
-        }
-    }
-    if (with_report && r->evaluation) {
-        char *ev = cJSON_PrintUnformatted(r->evaluation);
-        if (ev) {
-            sbuf_puts(b, ",\"evaluation\":");
-            sbuf_puts(b, ev);
-            free(ev);
-        }
+    if (with_report) {
+        put_json(b, "report", r->report);
+        put_json(b, "evaluation", r->evaluation);
     }
     sbuf_putc(b, '}');
 }
@@ -350,7 +347,7 @@ typedef struct eval_ctx {
 
 static int on_eval_batch(void *ud, size_t done, size_t total) {
     eval_ctx *c = ud;
-    set_stage(c->j, c->r, c->base + (int)(3 * done / (total ? total : 1)), "evaluating %s %zu/%zu",
+    set_stage(c->j, c->r, c->base + (int)(2 * done / (total ? total : 1)), "evaluating %s %zu/%zu",
               c->which, done, total);
     return atomic_load(&c->r->cancel);
 }
@@ -365,7 +362,7 @@ static int evaluate(admin_jobs *j, job_rec *r, const bert_model *q, const glue_s
     int nl = q->cfg.num_labels;
     float *lf = malloc((size_t)set->n * nl * sizeof(float)), *lq = malloc((size_t)set->n * nl * sizeof(float));
     eval_result rf, rq;
-    eval_ctx cf = {j, r, "fp32", 93}, cq = {j, r, "compressed", 96};
+    eval_ctx cf = {j, r, "fp32", 93}, cq = {j, r, "compressed", 95};
     int rc = lf && lq ? BCT_OK : bct_fail(err, BCT_ENOMEM, "out of memory");
     if (rc == BCT_OK) rc = bert_model_load_hf(r->spec.dir, &f, err);
     if (rc == BCT_OK) rc = bert_model_set_max_len(f, q->max_len, err);
@@ -606,8 +603,14 @@ static int check_eval(const jobs_spec *s, const bert_model *m, char *msg, size_t
     glue_set set;
     snprintf(path, sizeof(path), "%s/eval.tsv", s->dir);
     int rc = glue_load(path, (glue_task)s->eval_task, &m->cfg, SRV_EVAL_MAX_ROWS, &set, &err);
-    int n = set.n;
+    int n = set.n, bad = -1;
+    for (int i = 0; i < n && bad < 0; i++)
+        if (set.ex[i].label >= m->cfg.num_labels) bad = i;
+    if (bad >= 0)
+        snprintf(msg, size, "field eval: example %d has label id %d; the model has %d labels", bad + 1,
+                 set.ex[bad].label, m->cfg.num_labels);
     glue_free(&set);
+    if (bad >= 0) return 422;
     if (rc == BCT_OK && n == 0) {
         snprintf(msg, size, "field eval: no %s examples in the file", glue_task_name((glue_task)s->eval_task));
         return 422;

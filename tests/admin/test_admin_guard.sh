@@ -99,11 +99,14 @@ printf 'tok5 tok6\t1\ntok7\ttok8\ttok9\t0\n' > "$WORK/bad-fields.tsv"
 printf 'tok5 tok6\tpositive\ntok7\tmaybe\n' > "$WORK/bad-label.tsv"
 printf 'tok5 tok6\t2\n' > "$WORK/bad-id.tsv"
 printf '\n  \n' > "$WORK/empty.tsv"
-for f in bad-fields:2 bad-label:2 bad-id:1; do
+for f in bad-fields:2 bad-label:2; do
     upload bad "$CK" -F "eval=@$WORK/${f%:*}.tsv" -F task=generic
     expect_error 422 Validation "eval ${f%:*}"
     expect_message "field eval: eval.tsv:${f#*:}: not a generic example" "eval ${f%:*}"
 done
+upload bad "$CK" -F "eval=@$WORK/bad-id.tsv" -F task=generic
+expect_error 422 Validation "eval label id 2"
+expect_message "field eval: example 1 has label id 2; the model has 2 labels" "eval label id 2"
 upload bad "$CK" -F "eval=@$WORK/empty.tsv" -F task=generic
 expect_error 422 Validation "empty eval"
 expect_message "field eval: no generic examples" "empty eval"
