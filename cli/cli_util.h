@@ -1,7 +1,6 @@
 /* cli_util.h - pieces shared by the bct subcommands: model loading with
- * user-facing errors, number parsing, progress bar, timing, and running
- * a whole list of text examples through the engine in length-sorted
- * batches. */
+ * user-facing errors, number parsing, progress bar, timing.  (Running a
+ * list of texts through the engine: eval/evaluate.h.) */
 #ifndef BCT_CLI_UTIL_H
 #define BCT_CLI_UTIL_H
 
@@ -50,17 +49,5 @@ void cli_print_json(struct cJSON *o);
 
 /* Draws "\r[####    ] 45% 392/872" on stderr when it is a terminal. */
 void cli_progress(size_t done, size_t total);
-
-/* A text example: a alone or the pair (a, b). */
-typedef struct cli_text {
-    const char *a;
-    const char *b;
-} cli_text;
-
-/* Tokenizes and runs every example, batch_size sequences at a time after
- * sorting by length, on pool's threads (NULL: this one); logits: n x
- * num_labels in input order.  progress: draw a progress bar.  Returns BCT_OK or prints the error and returns it. */
-int cli_run_texts(const bert_model *m, const cli_text *texts, int n, int batch_size, struct bct_pool *pool,
-                  int progress, float *logits);
 
 #endif

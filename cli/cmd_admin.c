@@ -47,7 +47,11 @@ static const char *usage_text =
     "Compress options (upload; as bct compress): --preset w8a8|w8a8r|w4a8,\n"
     "--weights F, --embeddings F, --tables F (q8, q4, q3, q2), --block N,\n"
     "--scales f16|log8, --activations int8|fp32, --nonlinear int|fp32,\n"
-    "--calib FILE, --calib-n N\n";
+    "--calib FILE, --calib-n N\n"
+    "\n"
+    "Accuracy guard (upload): --eval FILE (TSV) --task sst2|mrpc|rte|generic\n"
+    "[--max-drop POINTS]: the server evaluates fp32 and the compressed model on\n"
+    "FILE and publishes only if accuracy drops by at most POINTS.\n";
 
 typedef struct buf {
     char *data;
@@ -169,6 +173,25 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* One line on a job's "evaluation" (issue 16), if it has one. */
+static void print_evaluation(FILE *f, const cJSON *job) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(job, "evaluation");
+    if (!cJSON_IsObject(e)) return;
+    fprintf(f, "evaluation (%s%s%s, %d rows):", str_of(e, "source"), *str_of(e, "task") ? ", " : "",
+            str_of(e, "task"), (int)num_of(e, "rows"));
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "accuracy"))) {
+        fprintf(f, " accuracy %.4f (fp32 %.4f), drop %.2f points", num_of(e, "accuracy"),
+                num_of(e, "fp32_accuracy"), num_of(e, "drop"));
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(e, "max_drop");
+        if (cJSON_IsNumber(md))
+            fprintf(f, " (max_drop %.2f: %s)", md->valuedouble,
+                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "passed")) ? "passed" : "refused");
+        fputc(';', f);
+    }
+    fprintf(f, " agreement with fp32 %.4f, |logit diff| mean %.4g max %.4g\n", num_of(e, "agreement"),
+            num_of(e, "mean_abs_logit_diff"), num_of(e, "max_abs_logit_diff"));
+}
+
 /* Follows a job until it ends.  Returns CLI_OK when it succeeded. */
 static int follow(const client *c, const char *id, int json, int timeout_s) {
     char path[256];
@@ -205,6 +228,7 @@ static int follow(const client *c, const char *id, int json, int timeout_s) {
                        num_of(rep, "ratio"),
                        str_of(cJSON_GetObjectItemCaseSensitive(j, "options"), "preset"), id);
             }
+            if (!json) print_evaluation(stdout, j);
             if (!strcmp(state, "failed")) fprintf(stderr, "bct: job %s failed: %s\n", id, str_of(j, "error"));
             rc = !strcmp(state, "succeeded") ? CLI_OK : CLI_FAIL;
             cJSON_Delete(j);
@@ -238,11 +262,12 @@ static void add_field(curl_mime *m, const char *name, const char *value) {
     curl_mime_data(p, value, CURL_ZERO_TERMINATED);
 }
 
-enum { O_SERVER = 1000, O_TOKEN, O_JSON, O_TIMEOUT, O_NOWAIT, O_NAME, O_CALIB, O_FIELD };
+enum { O_SERVER = 1000, O_TOKEN, O_JSON, O_TIMEOUT, O_NOWAIT, O_NAME, O_CALIB, O_EVAL, O_FIELD };
 
 /* Compress options sent as fields of the same name. */
 static const char *const field_opts[] = {"preset",      "weights",   "embeddings", "tables", "block",
-                                         "scales",      "activations", "nonlinear", "calib-n"};
+                                         "scales",      "activations", "nonlinear", "calib-n",
+                                         "task",        "max-drop"};
 #define N_FIELD_OPTS ((int)(sizeof(field_opts) / sizeof(field_opts[0])))
 
 int cmd_admin(int argc, char **argv) {
@@ -256,7 +281,7 @@ int cmd_admin(int argc, char **argv) {
         fprintf(stderr, "bct: unknown admin command \"%s\"\n\n%s", sub, usage_text);
         return CLI_USAGE;
     }
-    struct option opts[8 + N_FIELD_OPTS + 1];
+    struct option opts[9 + N_FIELD_OPTS + 1];
     int k = 0;
     opts[k++] = (struct option){"server", required_argument, 0, O_SERVER};
     opts[k++] = (struct option){"token", required_argument, 0, O_TOKEN};
@@ -265,13 +290,14 @@ int cmd_admin(int argc, char **argv) {
     opts[k++] = (struct option){"no-wait", no_argument, 0, O_NOWAIT};
     opts[k++] = (struct option){"name", required_argument, 0, O_NAME};
     opts[k++] = (struct option){"calib", required_argument, 0, O_CALIB};
+    opts[k++] = (struct option){"eval", required_argument, 0, O_EVAL};
     opts[k++] = (struct option){"help", no_argument, 0, 'h'};
     for (int i = 0; i < N_FIELD_OPTS; i++)
         opts[k++] = (struct option){field_opts[i], required_argument, 0, O_FIELD + i};
     opts[k] = (struct option){0, 0, 0, 0};
 
     client c = {.token = getenv("BCT_ADMIN_TOKEN"), .tty = isatty(STDERR_FILENO)};
-    const char *server = getenv("BCT_SERVER"), *name = NULL, *calib = NULL;
+    const char *server = getenv("BCT_SERVER"), *name = NULL, *calib = NULL, *eval = NULL;
     const char *fields[N_FIELD_OPTS] = {0};
     int json = 0, timeout_s = 3600, nowait = 0, ch;
     optind = 1;
@@ -283,6 +309,7 @@ int cmd_admin(int argc, char **argv) {
         case O_NOWAIT: nowait = 1; break;
         case O_NAME: name = optarg; break;
         case O_CALIB: calib = optarg; break;
+        case O_EVAL: eval = optarg; break;
         case O_TIMEOUT:
             if (cli_parse_int(optarg, "--timeout", 1, 1000000, &timeout_s)) return CLI_USAGE;
             break;
@@ -327,7 +354,7 @@ int cmd_admin(int argc, char **argv) {
         if (!m || add_file(m, "config", args[0], "config.json") ||
             add_file(m, "weights", args[0], bert_hf_weights_file(args[0])) ||
             (tok_json ? add_file(m, "tokenizer", args[0], "tokenizer.json") : add_file(m, "vocab", args[0], "vocab.txt")) ||
-            (calib && add_file(m, "calibration", NULL, calib))) {
+            (calib && add_file(m, "calibration", NULL, calib)) || (eval && add_file(m, "eval", NULL, eval))) {
             curl_mime_free(m);
             curl_easy_cleanup(h);
             curl_global_cleanup();
@@ -335,7 +362,10 @@ int cmd_admin(int argc, char **argv) {
         }
         add_field(m, "name", name);
         for (int i = 0; i < N_FIELD_OPTS; i++)
-            add_field(m, !strcmp(field_opts[i], "calib-n") ? "calib_n" : field_opts[i], fields[i]);
+            add_field(m, !strcmp(field_opts[i], "calib-n")    ? "calib_n"
+                         : !strcmp(field_opts[i], "max-drop") ? "max_drop"
+                                                              : field_opts[i],
+                      fields[i]);
         int ok = call(&c, "POST", "/admin/compress", m, &status, &body) == 0;
         curl_mime_free(m);
         curl_easy_cleanup(h);
@@ -369,6 +399,11 @@ int cmd_admin(int argc, char **argv) {
                 if (json) printf("%s\n", body);
             } else if (json || strcmp(sub, "jobs")) {
                 printf("%s\n", body);
+                if (!json && !strcmp(sub, "job")) { /* the JSON on stdout, a summary for people */
+                    cJSON *j = cJSON_Parse(body);
+                    print_evaluation(stderr, j);
+                    cJSON_Delete(j);
+                }
                 rc = CLI_OK;
             } else {
                 cJSON *j = cJSON_Parse(body);

@@ -1,7 +1,6 @@
 /* bct compare: two models (checkpoint or .bct) on one GLUE set. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +11,7 @@
 #include "glue_eval.h"
 
 static const char *usage_text =
-    "usage: bct compare A B --task sst2|mrpc|rte --data DEV.tsv [options]\n"
+    "usage: bct compare A B --task sst2|mrpc|rte|generic --data DEV.tsv [options]\n"
     "\n"
     "Runs models A and B (checkpoint directories or .bct files) on the same\n"
     "examples and reports the accuracy and F1 of each, how often their\n"
@@ -34,7 +33,11 @@ static int run_side(side *s, const glue_set *set, int batch, bct_pool *pool, con
     if (!(s->m = cli_load_model(s->path, 0, mode))) return CLI_FAIL;
     s->logits = malloc((size_t)(set->n + 1) * s->m->cfg.num_labels * sizeof(float));
     if (!s->logits) return CLI_FAIL;
-    return glue_eval_run(s->m, set, batch, pool, 1, s->logits, &s->r) == BCT_OK ? CLI_OK : CLI_FAIL;
+    bct_error err = {{0}};
+    if (glue_eval_run(s->m, set, batch, pool, glue_progress_bar, NULL, s->logits, &s->r, &err) == BCT_OK)
+        return CLI_OK;
+    fprintf(stderr, "bct: %s: %s\n", s->path, err.msg);
+    return CLI_FAIL;
 }
 
 static cJSON *side_json(const side *s) {
@@ -71,7 +74,7 @@ int cmd_compare(int argc, char **argv) {
     /* Labels are read through A's id2label; B must name them the same. */
     bert_model *probe = cli_load_model(a.path, 0, NULL);
     if (!probe) return CLI_FAIL;
-    if (glue_load(ro.data, (glue_task)task, &probe->cfg, &set, &err) != BCT_OK) {
+    if (glue_load(ro.data, (glue_task)task, &probe->cfg, 0, &set, &err) != BCT_OK) {
         fprintf(stderr, "bct: %s\n", err.msg);
         bert_model_free(probe);
         return CLI_FAIL;
@@ -91,19 +94,9 @@ int cmd_compare(int argc, char **argv) {
         fprintf(stderr, "bct: the models have %d and %d labels\n", nl, b.m->cfg.num_labels);
         goto done;
     }
-    int agree = 0;
-    double max_diff = 0, sum_diff = 0;
-    for (int i = 0; i < set.n; i++) {
-        const float *la = a.logits + (size_t)i * nl, *lb = b.logits + (size_t)i * nl;
-        agree += argmax(la, nl) == argmax(lb, nl);
-        for (int j = 0; j < nl; j++) {
-            double d = fabs((double)la[j] - lb[j]);
-            max_diff = d > max_diff ? d : max_diff;
-            sum_diff += d;
-        }
-    }
-    double agreement = set.n ? (double)agree / set.n : 0;
-    double mean_diff = set.n ? sum_diff / ((double)set.n * nl) : 0;
+    eval_diff d;
+    eval_compare(a.logits, b.logits, set.n, nl, &d);
+    double agreement = eval_agreement(&d), max_diff = d.max_abs, mean_diff = d.mean_abs;
     if (ro.json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "task", glue_task_name((glue_task)task));
@@ -119,7 +112,7 @@ int cmd_compare(int argc, char **argv) {
             printf("%c: %-40s %-7s accuracy %.4f  f1 %.4f  %lld bytes\n", 'A' + i, sides[i]->path,
                    sides[i]->m->format, eval_accuracy(&sides[i]->r), eval_f1(&sides[i]->r),
                    sides[i]->m->file_bytes);
-        printf("agreement %.4f (%d/%d)  max |logit diff| %.4f  mean %.4f\n", agreement, agree, set.n,
+        printf("agreement %.4f (%d/%d)  max |logit diff| %.4f  mean %.4f\n", agreement, d.agree, set.n,
                max_diff, mean_diff);
     }
     rc = CLI_OK;

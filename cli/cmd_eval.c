@@ -11,7 +11,7 @@
 #include "glue_eval.h"
 
 static const char *usage_text =
-    "usage: bct eval --model DIR --task sst2|mrpc|rte --data DEV.tsv [options]\n"
+    "usage: bct eval --model DIR --task sst2|mrpc|rte|generic --data DEV.tsv [options]\n"
     "\n"
     "Runs every example of a GLUE TSV file and prints accuracy and F1 (label 1\n"
     "as the positive class), with a progress bar on a terminal.\n"
@@ -75,7 +75,7 @@ int cmd_eval(int argc, char **argv) {
     }
     int task = glue_task_parse(ro.task_name);
     if (task < 0) {
-        fprintf(stderr, "bct: unknown task \"%s\" (sst2, mrpc, rte)\n", ro.task_name);
+        fprintf(stderr, "bct: unknown task \"%s\" (sst2, mrpc, rte, generic)\n", ro.task_name);
         return CLI_USAGE;
     }
     bert_model *m = cli_load_model(model, max_len, ro.mode.set ? &ro.mode.mode : NULL);
@@ -86,7 +86,7 @@ int cmd_eval(int argc, char **argv) {
     bct_error err = {{0}};
     glue_set set;
     float *logits = NULL;
-    if (glue_load(ro.data, (glue_task)task, &m->cfg, &set, &err) != BCT_OK) {
+    if (glue_load(ro.data, (glue_task)task, &m->cfg, 0, &set, &err) != BCT_OK) {
         fprintf(stderr, "bct: %s\n", err.msg);
         bct_pool_free(pool);
         bert_model_free(m);
@@ -99,7 +99,10 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     eval_result res;
-    if (glue_eval_run(m, &set, ro.batch, pool, 1, logits, &res) != BCT_OK) goto done;
+    if (glue_eval_run(m, &set, ro.batch, pool, glue_progress_bar, NULL, logits, &res, &err) != BCT_OK) {
+        fprintf(stderr, "bct: %s\n", err.msg);
+        goto done;
+    }
     if (dump && dump_logits(dump, logits, set.n, m->cfg.num_labels) != CLI_OK) goto done;
     report(glue_task_name((glue_task)task), &res, ro.json);
     rc = CLI_OK;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cli_util.h"
-#include "glue_eval.h"
+#include "evaluate.h"
 #include "kernels/threadpool.h"
 
 /* Groups holding less than this share of the matrix bytes stay at the
@@ -119,9 +119,9 @@ static int run_plan(budget *b, const int *fmt, const char *path, int n, double *
     glue_set sub = b->set;
     sub.n = n;
     eval_result r;
-    rc = glue_eval_run(m, &sub, 32, b->pool, 0, b->logits, &r);
+    rc = glue_eval_run(m, &sub, 32, b->pool, NULL, NULL, b->logits, &r, err);
     bert_model_free(m);
-    if (rc != BCT_OK) return bct_fail(err, rc, "%s: evaluation failed", path);
+    if (rc != BCT_OK) return bct_fail_prefix(err, rc, "%s", path);
     return BCT_OK;
 }
 
@@ -136,8 +136,8 @@ static drop_est drop_of(const budget *b) {
     int n = b->set.n, lost = 0, won = 0;
     for (int i = 0; i < n; i++) {
         int gold = b->set.ex[i].label;
-        int r = argmax(b->ref + (size_t)i * b->nl, b->nl) == gold;
-        int c = argmax(b->logits + (size_t)i * b->nl, b->nl) == gold;
+        int r = eval_argmax(b->ref + (size_t)i * b->nl, b->nl) == gold;
+        int c = eval_argmax(b->logits + (size_t)i * b->nl, b->nl) == gold;
         lost += r && !c;
         won += c && !r;
     }
@@ -231,7 +231,7 @@ int compress_budget_run(const char *hf_dir, const char *out_path, const compress
         goto done;
     }
     if ((rc = bert_model_load(hf_dir, &fp, err)) != BCT_OK) goto done;
-    if ((rc = glue_load(bo->eval, bo->task, &fp->cfg, &b->set, err)) != BCT_OK) goto done;
+    if ((rc = glue_load(bo->eval, bo->task, &fp->cfg, 0, &b->set, err)) != BCT_OK) goto done;
     if (b->set.n == 0) {
         rc = bct_fail(err, BCT_EINVAL, "%s: no examples", bo->eval);
         goto done;
@@ -247,8 +247,8 @@ int compress_budget_run(const char *hf_dir, const char *out_path, const compress
     }
     b->pool = cli_threads(bo->threads);
     eval_result r;
-    if ((rc = glue_eval_run(fp, &b->set, 32, b->pool, 0, b->ref, &r)) != BCT_OK) {
-        rc = bct_fail(err, rc, "%s: fp32 evaluation failed", hf_dir);
+    if ((rc = glue_eval_run(fp, &b->set, 32, b->pool, NULL, NULL, b->ref, &r, err)) != BCT_OK) {
+        rc = bct_fail_prefix(err, rc, "%s", hf_dir);
         goto done;
     }
     bert_model_free(fp);

@@ -1,5 +1,5 @@
-/* glue_eval.h - runs a model over a GLUE set and scores it (accuracy, F1
- * of label 1), for bct eval and bct compare. */
+/* glue_eval.h - the options bct eval and bct compare share; the running
+ * and scoring are eval/evaluate.h's. */
 #ifndef BCT_GLUE_EVAL_H
 #define BCT_GLUE_EVAL_H
 
@@ -7,25 +7,10 @@
 
 #include "model/bert_model.h"
 #include "cli_util.h"
-#include "glue_data.h"
+#include "evaluate.h"
 
-struct cJSON;
-
-typedef struct eval_result {
-    int n, correct, tp, fp, fn;
-    double seconds;
-} eval_result;
-
-/* logits: set->n x num_labels, filled in input order; pool: the engine's
- * threads (cli_threads; NULL: this one). */
-int glue_eval_run(const bert_model *m, const glue_set *set, int batch, struct bct_pool *pool, int progress,
-                  float *logits, eval_result *r);
-double eval_accuracy(const eval_result *r);
-double eval_f1(const eval_result *r);
-/* Adds n, correct, accuracy, f1, seconds, sentences_per_s to o. */
-void eval_result_json(struct cJSON *o, const eval_result *r);
-
-int argmax(const float *v, int n);
+/* A cli_progress bar as evaluate.h's progress callback (ud unused). */
+int glue_progress_bar(void *ud, size_t done, size_t total);
 
 /* Options shared by eval and compare. */
 typedef struct glue_run_opts {
@@ -42,7 +27,7 @@ typedef struct glue_run_opts {
         {"activations", required_argument, 0, 'A'}, {"nonlinear", required_argument, 0, 'N'},   \
         {"nl-bits", required_argument, 0, 'B'}
 #define GLUE_RUN_HELP                                                                          \
-    "  --task T             sst2, mrpc or rte (which columns hold text and label)\n"           \
+    "  --task T             sst2, mrpc, rte or generic (which columns hold text and label)\n"           \
     "  --data FILE          the TSV file (header line first)\n"                                \
     "  --batch N            sequences per forward pass (default 32)\n"                         \
     "  --threads N          threads: OpenBLAS (fp32), engine pool (int8/int4); default all\n" \

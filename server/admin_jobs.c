@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "evaluate.h"
 #include "model_probe.h"
+#include "srv_limits.h"
 #include "formats/qcodec.h"
 
 enum { ST_QUEUED, ST_RUNNING, ST_SUCCEEDED, ST_FAILED };
@@ -27,10 +29,11 @@ typedef struct job_rec {
     char stage[160];
     int progress; /* 0..100 */
     struct timespec wall_created, wall_started, wall_finished;
-    uint64_t t_created, t_started, t_compressed, t_verified, t_finished; /* srv_now_ns */
+    uint64_t t_created, t_started, t_compressed, t_verified, t_evaluated, t_finished; /* srv_now_ns */
     double validate_ms;
     int version;       /* published version, on success */
-    cJSON *report;     /* compress_report_json, on success */
+    cJSON *report;     /* compress_report_json, once compressed */
+    cJSON *evaluation; /* fp32 against compressed (issue 16), once evaluated */
     char error[600];
     atomic_int cancel; /* jobs_stop, or a DELETE of its model (issue 17) */
     struct job_rec *next_queued;
@@ -128,7 +131,21 @@ static void options_json(const jobs_spec *s, sbuf *b) {
                 o->act_int8 ? "int8" : "fp32", o->int_nonlinear ? "int" : "fp32",
                 s->has_calibration ? "true" : "false");
     if (s->has_calibration) sbuf_printf(b, ",\"calib_n\":%d", o->calib_max > 0 ? o->calib_max : COMPRESS_CALIB_DEFAULT);
+    if (s->has_eval) {
+        sbuf_printf(b, ",\"eval_task\":\"%s\",\"max_drop\":", glue_task_name((glue_task)s->eval_task));
+        if (s->max_drop >= 0) sbuf_printf(b, "%.17g", s->max_drop);
+        else sbuf_puts(b, "null");
+    }
     sbuf_putc(b, '}');
+}
+
+/* ,"key":<o> unless o is NULL. */
+static void put_json(sbuf *b, const char *key, const cJSON *o) {
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (!text) return;
+    sbuf_printf(b, ",\"%s\":", key);
+    sbuf_puts(b, text);
+    free(text);
 }
 
 static void job_json(const job_rec *r, int with_report, sbuf *b) {
@@ -156,7 +173,10 @@ static void job_json(const job_rec *r, int with_report, sbuf *b) {
         sbuf_printf(b, ",\"compress_ms\":%.1f", ms(r->t_started, r->t_compressed ? r->t_compressed : end));
         if (r->t_compressed)
             sbuf_printf(b, ",\"verify_ms\":%.1f", ms(r->t_compressed, r->t_verified ? r->t_verified : end));
-        if (r->t_verified) sbuf_printf(b, ",\"load_ms\":%.1f", ms(r->t_verified, end));
+        if (r->t_verified && r->t_evaluated)
+            sbuf_printf(b, ",\"evaluate_ms\":%.1f", ms(r->t_verified, r->t_evaluated));
+        if (r->t_verified)
+            sbuf_printf(b, ",\"load_ms\":%.1f", ms(r->t_evaluated ? r->t_evaluated : r->t_verified, end));
     }
     sbuf_printf(b, ",\"total_ms\":%.1f}", ms(r->t_created, end) + r->validate_ms);
     if (r->state == ST_SUCCEEDED) sbuf_printf(b, ",\"version\":%d", r->version);
@@ -164,13 +184,9 @@ static void job_json(const job_rec *r, int with_report, sbuf *b) {
         sbuf_puts(b, ",\"error\":");
         sbuf_json_str(b, r->error, strlen(r->error));
     }
-    if (with_report && r->report) {
-        char *rep = cJSON_PrintUnformatted(r->report);
-        if (rep) {
-            sbuf_puts(b, ",\"report\":");
-            sbuf_puts(b, rep);
-            free(rep);
-        }
+    if (with_report) {
+        put_json(b, "report", r->report);
+        put_json(b, "evaluation", r->evaluation);
     }
     sbuf_putc(b, '}');
 }
@@ -199,6 +215,7 @@ static void forget_old(admin_jobs *j) {
             continue;
         }
         cJSON_Delete(r->report);
+        cJSON_Delete(r->evaluation);
         free(r);
         memmove(j->jobs + i, j->jobs + i + 1, (size_t)(j->n_jobs - i - 1) * sizeof(*j->jobs));
         j->n_jobs--;
@@ -252,11 +269,154 @@ static void on_commit(void *ud) {
     set_stage(c->j, c->r, 90, "writing");
 }
 
+/* ---- evaluation (issue 16) ---- */
+
+/* Without an evaluation set: calibration.txt's last lines (SRV_HOLDOUT_*)
+ * become *held (unlabelled: label -1) and the rest is written to fit,
+ * which calibrates instead (*fit_lines of them).  *held stays empty, and
+ * fit unwritten, when the text is too short to spare any. */
+static int split_holdout(const char *calib, const char *fit, glue_set *held, int *fit_lines, bct_error *err) {
+    memset(held, 0, sizeof(*held));
+    FILE *f = fopen(calib, "rb");
+    if (!f) return bct_fail(err, BCT_EIO, "calibration: %s", strerror(errno));
+    char *line = NULL, *text = NULL;
+    size_t cap = 0, used = 0, tcap = 0;
+    long long *start = NULL; /* offset of every non-empty line in text */
+    int n = 0, ncap = 0, rc = BCT_OK;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (len == 0) continue; /* skipped by calibrate.c too */
+        if (used + (size_t)len + 1 > tcap || n == ncap) {
+            size_t nt = tcap ? tcap : 1 << 16;
+            while (nt < used + (size_t)len + 1) nt *= 2;
+            int nn = ncap ? ncap * 2 : 256;
+            char *t2 = realloc(text, nt);
+            if (t2) text = t2, tcap = nt;
+            long long *s2 = realloc(start, (size_t)nn * sizeof(*s2));
+            if (s2) start = s2, ncap = nn;
+            if (!t2 || !s2) {
+                rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        memcpy(text + used, line, (size_t)len + 1);
+        start[n++] = (long long)used;
+        used += (size_t)len + 1;
+    }
+    free(line);
+    fclose(f);
+    int h = n / SRV_HOLDOUT_DIV;
+    if (h < SRV_HOLDOUT_MIN) h = SRV_HOLDOUT_MIN;
+    if (h > SRV_EVAL_MAX_ROWS) h = SRV_EVAL_MAX_ROWS;
+    if (rc != BCT_OK || n < 2 * SRV_HOLDOUT_MIN) {
+        free(text);
+        free(start);
+        return rc;
+    }
+    FILE *w = fopen(fit, "wb");
+    int ok = w != NULL;
+    for (int i = 0; ok && i < n - h; i++) ok = fprintf(w, "%s\n", text + start[i]) >= 0;
+    if (w && fclose(w) != 0) ok = 0;
+    held->ex = calloc((size_t)h, sizeof(glue_example));
+    if (!ok || !held->ex) {
+        free(held->ex);
+        held->ex = NULL;
+        free(text);
+        free(start);
+        return bct_fail(err, ok ? BCT_ENOMEM : BCT_EIO, ok ? "out of memory" : "cannot write %s", fit);
+    }
+    held->text = text;
+    for (int i = 0; i < h; i++) {
+        char *a = text + start[n - h + i], *tab = strchr(a, '\t');
+        if (tab) *tab = '\0';
+        held->ex[i] = (glue_example){a, tab ? tab + 1 : NULL, -1};
+    }
+    held->n = h;
+    *fit_lines = n - h;
+    free(start);
+    return BCT_OK;
+}
+
+typedef struct eval_ctx {
+    admin_jobs *j;
+    job_rec *r;
+    const char *which;
+    int base; /* progress at the start of this pass */
+} eval_ctx;
+
+static int on_eval_batch(void *ud, size_t done, size_t total) {
+    eval_ctx *c = ud;
+    set_stage(c->j, c->r, c->base + (int)(2 * done / (total ? total : 1)), "evaluating %s %zu/%zu",
+              c->which, done, total);
+    return atomic_load(&c->r->cancel);
+}
+
+/* The fp32 checkpoint (the staging folder) and the compressed model q on
+ * set, at q's max_len: *out is the evaluation.  A labelled set (eval.tsv)
+ * gives accuracies; the drop is in accuracy points. */
+static int evaluate(admin_jobs *j, job_rec *r, const bert_model *q, const glue_set *set, int labelled,
+                    cJSON **out, bct_error *err) {
+    *out = NULL;
+    bert_model *f = NULL;
+    int nl = q->cfg.num_labels;
+    float *lf = malloc((size_t)set->n * nl * sizeof(float)), *lq = malloc((size_t)set->n * nl * sizeof(float));
+    eval_result rf, rq;
+    eval_ctx cf = {j, r, "fp32", 93}, cq = {j, r, "compressed", 95};
+    int rc = lf && lq ? BCT_OK : bct_fail(err, BCT_ENOMEM, "out of memory");
+    if (rc == BCT_OK) rc = bert_model_load_hf(r->spec.dir, &f, err);
+    if (rc == BCT_OK) rc = bert_model_set_max_len(f, q->max_len, err);
+    if (rc == BCT_OK && f->cfg.num_labels != nl)
+        rc = bct_fail(err, BCT_EFORMAT, "the fp32 and compressed models have %d and %d labels",
+                      f->cfg.num_labels, nl);
+    if (rc == BCT_OK) rc = glue_eval_run(f, set, SRV_EVAL_BATCH, NULL, on_eval_batch, &cf, lf, &rf, err);
+    bert_model_free(f); /* before the second pass: one model's activations at a time */
+    if (rc == BCT_OK) rc = glue_eval_run(q, set, SRV_EVAL_BATCH, NULL, on_eval_batch, &cq, lq, &rq, err);
+    if (rc != BCT_OK) {
+        free(lf);
+        free(lq);
+        return bct_fail_prefix(err, rc, "evaluation");
+    }
+    eval_diff d;
+    eval_compare(lf, lq, set->n, nl, &d);
+    free(lf);
+    free(lq);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "job_id", r->id);
+    cJSON_AddStringToObject(o, "source", labelled ? "eval" : "calibration_holdout");
+    if (labelled) cJSON_AddStringToObject(o, "task", glue_task_name((glue_task)r->spec.eval_task));
+    cJSON_AddNumberToObject(o, "rows", set->n);
+    cJSON_AddNumberToObject(o, "max_len", q->max_len);
+    if (labelled) {
+        double drop = 100.0 * (rf.correct - rq.correct) / set->n;
+        cJSON_AddNumberToObject(o, "fp32_accuracy", eval_accuracy(&rf));
+        cJSON_AddNumberToObject(o, "accuracy", eval_accuracy(&rq));
+        cJSON_AddNumberToObject(o, "drop", drop);
+        if (r->spec.max_drop >= 0) {
+            cJSON_AddNumberToObject(o, "max_drop", r->spec.max_drop);
+            cJSON_AddBoolToObject(o, "passed", drop <= r->spec.max_drop);
+        } else {
+            cJSON_AddNullToObject(o, "max_drop");
+        }
+    }
+    cJSON_AddNumberToObject(o, "agreement", eval_agreement(&d));
+    cJSON_AddNumberToObject(o, "mean_abs_logit_diff", d.mean_abs);
+    cJSON_AddNumberToObject(o, "max_abs_logit_diff", d.max_abs);
+    cJSON_AddNumberToObject(o, "fp32_ms", rf.seconds * 1e3);
+    cJSON_AddNumberToObject(o, "compressed_ms", rq.seconds * 1e3);
+    *out = o;
+    return BCT_OK;
+}
+
 static void run(admin_jobs *j, job_rec *r) {
     const jobs_opts *o = &j->o;
     bct_error err = {{0}};
-    char pending[4400], calib[4200], final[4400];
+    char pending[4400], calib[4200], fit[4200], evalp[4200], final[4400];
     srv_model *m = NULL;
+    glue_set set = {0}; /* what the job evaluates on */
+    int labelled = 0, fit_lines = 0;
+    cJSON *evaluation = NULL;
+    char *report_text = NULL;
     srv_logf(o->log, SRV_LOG_INFO, "job %s: compressing \"%s\" (%s)", r->id, r->spec.name,
              r->spec.copts.preset);
     if (atomic_load(&r->cancel)) {
@@ -273,9 +433,32 @@ static void run(admin_jobs *j, job_rec *r) {
     co.progress_ud = &pc;
     co.cancel = &r->cancel;
     co.calib = NULL;
+    if (r->spec.has_eval) {
+        /* Read here again against the same config.json: the intake
+         * thread checked it. */
+        bert_config cfg;
+        snprintf(evalp, sizeof(evalp), "%s/config.json", r->spec.dir);
+        if (bert_config_load(evalp, &cfg, &err) != BCT_OK) {
+            strip_dir(err.msg, r->spec.dir);
+            goto failed;
+        }
+        snprintf(evalp, sizeof(evalp), "%s/eval.tsv", r->spec.dir);
+        int rc = glue_load(evalp, (glue_task)r->spec.eval_task, &cfg, SRV_EVAL_MAX_ROWS, &set, &err);
+        bert_config_free(&cfg);
+        if (rc != BCT_OK) {
+            strip_dir(err.msg, r->spec.dir);
+            goto failed;
+        }
+        labelled = 1;
+    }
     if (r->spec.has_calibration) {
         snprintf(calib, sizeof(calib), "%s/calibration.txt", r->spec.dir);
         co.calib = calib;
+        snprintf(fit, sizeof(fit), "%s/calibration-fit.txt", r->spec.dir);
+        if (!labelled) {
+            if (split_holdout(calib, fit, &set, &fit_lines, &err) != BCT_OK) goto failed;
+            if (set.n) co.calib = fit;
+        }
     }
     compress_report rep;
     if (compress_checkpoint(r->spec.dir, pending, &co, &rep, &err) != BCT_OK) {
@@ -304,6 +487,38 @@ static void run(admin_jobs *j, job_rec *r) {
     r->t_verified = srv_now_ns();
     pthread_mutex_unlock(&j->mu);
 
+    if (set.n) {
+        set_stage(j, r, 93, "evaluating");
+        if (evaluate(j, r, m->m, &set, labelled, &evaluation, &err) != BCT_OK) {
+            unlink(pending);
+            goto failed;
+        }
+        /* the calibration lines left after the held-back ones */
+        if (!labelled) cJSON_AddNumberToObject(evaluation, "calibration_lines", fit_lines);
+        const cJSON *passed = cJSON_GetObjectItem(evaluation, "passed");
+        double drop = cJSON_GetNumberValue(cJSON_GetObjectItem(evaluation, "drop"));
+        pthread_mutex_lock(&j->mu);
+        r->evaluation = evaluation;
+        r->t_evaluated = srv_now_ns();
+        pthread_mutex_unlock(&j->mu);
+        if (cJSON_IsFalse(passed)) {
+            unlink(pending);
+            bct_fail(&err, BCT_EINVAL,
+                     "accuracy drop of %.2f points (fp32 %.4f, compressed %.4f on %d rows) is over "
+                     "max_drop %.2f: not published; the previous version keeps serving",
+                     drop, cJSON_GetNumberValue(cJSON_GetObjectItem(evaluation, "fp32_accuracy")),
+                     cJSON_GetNumberValue(cJSON_GetObjectItem(evaluation, "accuracy")), set.n,
+                     r->spec.max_drop);
+            goto failed;
+        }
+        /* Persisted beside the version, for /models on every replica. */
+        if (!(report_text = cJSON_PrintUnformatted(evaluation))) {
+            unlink(pending);
+            bct_fail(&err, BCT_ENOMEM, "out of memory");
+            goto failed;
+        }
+    }
+
     set_stage(j, r, 98, "loading");
     int version = 0;
     store_lock(o->store);
@@ -316,8 +531,8 @@ static void run(admin_jobs *j, job_rec *r) {
         bct_fail(&err, BCT_EINVAL, "cancelled: the model was deleted or the server is stopping");
         goto failed;
     }
-    if (store_publish(o->store, r->spec.name, pending, o->keep_versions, &version, final,
-                      sizeof(final), o->log, &err) != BCT_OK) {
+    if (store_publish_report(o->store, r->spec.name, pending, report_text, o->keep_versions, &version,
+                             final, sizeof(final), o->log, &err) != BCT_OK) {
         store_unlock(o->store);
         unlink(pending);
         goto failed;
@@ -343,9 +558,13 @@ static void run(admin_jobs *j, job_rec *r) {
     pthread_mutex_lock(&j->mu);
     r->version = version;
     pthread_mutex_unlock(&j->mu);
+    glue_free(&set);
+    free(report_text);
     finish(j, r, 1, NULL);
     return;
 failed:
+    glue_free(&set);
+    free(report_text);
     registry_release(m);
     srv_logf(o->log, SRV_LOG_WARN, "job %s (\"%s\") failed: %s", r->id, r->spec.name, err.msg);
     finish(j, r, 0, err.msg);
@@ -375,6 +594,36 @@ static void *runner_main(void *arg) {
 
 /* ---- intake: validation before the 202 ---- */
 
+/* The evaluation set against the checkpoint m: BCT_OK, or BCT_ERANGE (too
+ * many rows), BCT_ENOMEM or BCT_EINVAL with msg naming the field. */
+static int check_eval(const jobs_spec *s, const bert_model *m, char *msg, size_t size) {
+    if (m->cfg.problem != BERT_SINGLE_LABEL || m->cfg.num_labels < 2) {
+        snprintf(msg, size, "field eval: accuracy needs a single-label classifier; this checkpoint is not one");
+        return BCT_EINVAL;
+    }
+    char path[4200];
+    bct_error err = {{0}};
+    glue_set set;
+    snprintf(path, sizeof(path), "%s/eval.tsv", s->dir);
+    int rc = glue_load(path, (glue_task)s->eval_task, &m->cfg, SRV_EVAL_MAX_ROWS, &set, &err);
+    int n = set.n, bad = -1;
+    for (int i = 0; i < n && bad < 0; i++)
+        if (set.ex[i].label >= m->cfg.num_labels) bad = i;
+    if (bad >= 0)
+        snprintf(msg, size, "field eval: example %d has label id %d; the model has %d labels", bad + 1,
+                 set.ex[bad].label, m->cfg.num_labels);
+    glue_free(&set);
+    if (bad >= 0) return BCT_EINVAL;
+    if (rc == BCT_OK && n == 0) {
+        snprintf(msg, size, "field eval: no %s examples in the file", glue_task_name((glue_task)s->eval_task));
+        return BCT_EINVAL;
+    }
+    if (rc == BCT_OK) return BCT_OK;
+    strip_dir(err.msg, s->dir);
+    snprintf(msg, size, "field eval: %.500s", err.msg);
+    return rc == BCT_ERANGE || rc == BCT_ENOMEM ? rc : BCT_EINVAL;
+}
+
 static void intake_one(admin_jobs *j, intake_item *it) {
     jobs_answer a = {.code = BCT_OK};
     bct_error err = {{0}};
@@ -384,6 +633,7 @@ static void intake_one(admin_jobs *j, intake_item *it) {
     /* The options are checked as compress_checkpoint checks them first:
      * say so now rather than in a failed job. */
     if (rc == BCT_OK) rc = compress_opts_check(&it->spec.copts, &err);
+    int eval_rc = rc == BCT_OK && it->spec.has_eval ? check_eval(&it->spec, m, a.msg, sizeof(a.msg)) : BCT_OK;
     bert_model_free(m);
     double validate_ms = ms(t0, srv_now_ns());
     pthread_mutex_lock(&j->mu);
@@ -393,6 +643,10 @@ static void intake_one(admin_jobs *j, intake_item *it) {
         a.code = BCT_ECONFLICT;
         snprintf(a.msg, sizeof(a.msg), "\"%s\" was deleted while this upload was validated; not queued",
                  it->spec.name);
+    } else if (eval_rc != BCT_OK) {
+        pthread_mutex_unlock(&j->mu);
+        a.code = eval_rc;
+        srv_logf(j->o.log, SRV_LOG_INFO, "upload of \"%s\" rejected: %s", it->spec.name, a.msg);
     } else if (rc != BCT_OK) {
         pthread_mutex_unlock(&j->mu);
         strip_dir(err.msg, it->spec.dir);
@@ -582,6 +836,7 @@ void jobs_stop(admin_jobs *j) {
     }
     for (int i = 0; i < j->n_jobs; i++) {
         cJSON_Delete(j->jobs[i]->report);
+        cJSON_Delete(j->jobs[i]->evaluation);
         free(j->jobs[i]);
     }
     free(j->jobs);

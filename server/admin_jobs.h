@@ -14,9 +14,14 @@
  *                 tensor i/n", "writing" (the .bct writer's temp file,
  *                 renamed to a hidden <store>/<name>/.job-<id>.bct),
  *                 "verifying" (loaded and probed: model_probe.h),
+ *                 "evaluating" (fp32 and compressed on the evaluation set,
+ *                 or on calibration lines held back from calibration:
+ *                 the job's "evaluation"; an accuracy drop beyond
+ *                 max_drop fails the job, nothing published),
  *                 "loading" (published as <store>/<name>/<n>.bct and
  *                 swapped into the registry: requests holding the old
- *                 version finish on it, new ones get the new one)
+ *                 version finish on it, new ones get the new one; the
+ *                 evaluation is written beside it, store_report_path)
  *   succeeded / failed (with the error).  The staging directory is
  *                 removed either way.
  *
@@ -49,11 +54,15 @@ typedef struct jobs_opts {
 } jobs_opts;
 
 /* What to compress.  copts.progress/progress_ud/cancel/calib are the
- * runner's; the calibration text, if any, is <dir>/calibration.txt. */
+ * runner's; the calibration text, if any, is <dir>/calibration.txt, the
+ * evaluation set <dir>/eval.tsv. */
 typedef struct jobs_spec {
     char name[STORE_NAME_MAX + 1];
     char dir[4096]; /* staging directory: config.json, model.safetensors, vocab.txt */
     int has_calibration;
+    int has_eval;    /* an evaluation set: eval.tsv, of task eval_task (a glue_task) */
+    int eval_task;
+    double max_drop; /* accuracy points the compressed model may lose; < 0: no limit */
     compress_opts copts;
     long long upload_bytes;
 } jobs_spec;

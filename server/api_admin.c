@@ -1,6 +1,7 @@
 #include "api_admin.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,21 +10,23 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "glue_data.h"
 #include "formats/qcodec.h"
 #include "formats/torch_bin.h"
 #include "sbuf.h"
 #include "upload.h"
 #include "http.h"
+#include "srv_limits.h"
 
 
 static const char *const form_fields[] = {"name",   "preset",     "weights",   "embeddings",
                                           "tables", "block",      "scales",    "activations",
-                                          "nonlinear", "calib_n"};
+                                          "nonlinear", "calib_n", "task",   "max_drop"};
 
 struct srv_admin {
     admin_deps d;
     char staging[4096];
-    upload_file files[5];
+    upload_file files[6];
     upload_opts up;
 };
 
@@ -105,6 +108,7 @@ int admin_create(const admin_deps *d, srv_admin **out, bct_error *err) {
     a->files[2] = (upload_file){"vocab", "vocab.txt", SRV_UPLOAD_TEXT_MAX};
     a->files[3] = (upload_file){"calibration", "calibration.txt", SRV_UPLOAD_TEXT_MAX};
     a->files[4] = (upload_file){"tokenizer", "tokenizer.json", SRV_UPLOAD_TEXT_MAX};
+    a->files[5] = (upload_file){"eval", "eval.tsv", SRV_EVAL_MAX_BYTES};
     a->up = (upload_opts){.staging_root = a->staging,
                           .max_total = total,
                           .files = a->files,
@@ -183,6 +187,37 @@ static int parse_int(const char *v, int lo, int hi, int *out) {
     return 0;
 }
 
+/* The evaluation set's fields (issue 16): the eval file part needs task;
+ * task and max_drop need the file.  Its rows are checked by the intake
+ * thread, against the checkpoint's labels. */
+static int eval_options(const upload *u, jobs_spec *s, admin_reply *reply) {
+    const char *task = upload_field(u, "task"), *drop = upload_field(u, "max_drop");
+    int has_eval = upload_file_bytes(u, "eval") >= 0;
+    s->has_eval = has_eval;
+    s->max_drop = -1;
+    if (task && (s->eval_task = glue_task_parse(task)) < 0)
+        return reply_error(reply, BCT_EINVAL,
+                           "field task must be sst2, mrpc, rte or generic, got \"%.40s\"", task);
+    if (drop) {
+        char *end;
+        double v = strtod(drop, &end);
+        if (end == drop || *end || !isfinite(v) || v < 0 || v > 100)
+            return reply_error(reply, BCT_EINVAL,
+                               "field max_drop must be a number of accuracy points in [0, 100], got "
+                               "\"%.40s\"",
+                               drop);
+        s->max_drop = v;
+    }
+    if (has_eval && !task)
+        return reply_error(reply, BCT_EINVAL,
+                           "the eval file part needs a task field (sst2, mrpc, rte or generic)");
+    if (!has_eval && (task || drop))
+        return reply_error(reply, BCT_EINVAL,
+                           "field %s needs an eval file part (the evaluation set, TSV)",
+                           task ? "task" : "max_drop");
+    return ADMIN_BODY;
+}
+
 /* The form's options -> compress_opts, as `bct compress` reads its flags. */
 static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     bct_error err = {{0}};
@@ -235,7 +270,7 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
         return reply_error(reply, BCT_EINVAL,
                            "field calib_n must be an integer in [1, 1000000], got \"%.40s\"", v);
     if (custom) snprintf(o->preset, sizeof(o->preset), "custom");
-    return ADMIN_BODY;
+    return eval_options(u, s, reply);
 }
 
 /* The weights part is staged as model.safetensors whatever it holds; a

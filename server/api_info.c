@@ -1,9 +1,11 @@
 #include "api_info.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lifecycle.h"
+#include "model_store.h"
 
 int api_ready_json(int phase, sbuf *out) {
     if (phase == PHASE_READY) {
@@ -47,6 +49,19 @@ static void model_fields(const srv_model *sm, sbuf *out) {
                 ",\"file_bytes\":%lld,\"source_bytes\":%lld,\"compression_ratio\":%.4f,"
                 "\"max_len\":%d,\"layers\":%d,\"hidden\":%d",
                 m->file_bytes, m->source_bytes, ratio, m->max_len, m->cfg.layers, m->cfg.hidden);
+    /* The evaluation this version was published with (issue 16): the
+     * store's sidecar, so every replica and restart shows it.  Re-printed,
+     * so a damaged file cannot break this answer. */
+    char *text = sm->from_store && sm->path ? store_report_read(sm->path) : NULL;
+    cJSON *ev = text ? cJSON_Parse(text) : NULL;
+    char *ev_text = cJSON_IsObject(ev) ? cJSON_PrintUnformatted(ev) : NULL;
+    if (ev_text) {
+        sbuf_puts(out, ",\"evaluation\":");
+        sbuf_puts(out, ev_text);
+    }
+    free(ev_text);
+    cJSON_Delete(ev);
+    free(text);
 }
 
 int api_models_json(srv_registry *reg, sbuf *out) {

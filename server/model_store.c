@@ -284,9 +284,58 @@ static int list_versions(const char *folder, int **out) {
     return n;
 }
 
+int store_report_path(const char *bct_path, char *out, size_t size) {
+    size_t n = strlen(bct_path);
+    if (n < 4 || strcmp(bct_path + n - 4, ".bct") != 0 ||
+        path_fmt(out, size, "%.*s.report.json", (int)(n - 4), bct_path) != 0)
+        return BCT_EINVAL;
+    return BCT_OK;
+}
+
+char *store_report_read(const char *bct_path) {
+    char p[PATH_LEN];
+    if (store_report_path(bct_path, p, sizeof(p)) != BCT_OK) return NULL;
+    FILE *f = fopen(p, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(STORE_REPORT_MAX + 1);
+    size_t n = buf ? fread(buf, 1, STORE_REPORT_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > STORE_REPORT_MAX) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* report -> the sidecar of final, through a hidden temp file. */
+static int write_report(const char *final, const char *report, bct_error *err) {
+    char p[PATH_LEN], tmp[PATH_LEN];
+    if (store_report_path(final, p, sizeof(p)) != BCT_OK ||
+        path_fmt(tmp, sizeof(tmp), "%s.tmp", p) != 0)
+        return bct_fail(err, BCT_EINVAL, "model store path is too long");
+    /* "<n>.report.json.tmp" is no version to a reader (version_of). */
+    FILE *f = fopen(tmp, "wb");
+    size_t len = strlen(report);
+    int ok = f && fwrite(report, 1, len, f) == len;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, p) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return bct_fail(err, BCT_EIO, "cannot write %s: %s", p, strerror(e));
+    }
+    return BCT_OK;
+}
+
 int store_publish(model_store *s, const char *name, const char *pending, int keep, int *version,
                   char *final, size_t size, const srv_log *lg, bct_error *err) {
-    char folder[PATH_LEN], flat[PATH_LEN], p[PATH_LEN];
+    return store_publish_report(s, name, pending, NULL, keep, version, final, size, lg, err);
+}
+
+int store_publish_report(model_store *s, const char *name, const char *pending, const char *report,
+                         int keep, int *version, char *final, size_t size, const srv_log *lg,
+                         bct_error *err) {
+    char folder[PATH_LEN], flat[PATH_LEN], p[PATH_LEN], rp[PATH_LEN];
     if (path_fmt(folder, sizeof(folder), "%s/%s", s->dir, name) != 0 ||
         path_fmt(flat, sizeof(flat), "%s/%s.bct", s->dir, name) != 0)
         return bct_fail(err, BCT_EINVAL, "model store path is too long");
@@ -299,6 +348,9 @@ int store_publish(model_store *s, const char *name, const char *pending, int kee
     v++;
     if (path_fmt(final, size, "%s/%d.bct", folder, v) != 0)
         return bct_fail(err, BCT_EINVAL, "model store path is too long");
+    /* The report first: whoever sees the version sees its report. */
+    if (report && write_report(final, report, err) != BCT_OK) return BCT_EIO;
+    if (!report && store_report_path(final, rp, sizeof(rp)) == BCT_OK) unlink(rp); /* a stale one */
     /* link() would refuse to replace; nothing else writes here, so a plain
      * rename of a hidden file to a free name is the atomic publish. */
     if (rename(pending, final) != 0)
@@ -317,6 +369,10 @@ int store_publish(model_store *s, const char *name, const char *pending, int kee
             path_fmt(label, sizeof(label), "%s-%d.bct", name, vers[i]) != 0 ||
             to_trash(s->dir, p, label) != 0)
             srv_logf(lg, SRV_LOG_WARN, "cannot move old version %s to the trash: %s", p, strerror(errno));
+        else if (store_report_path(p, rp, sizeof(rp)) == BCT_OK && access(rp, F_OK) == 0 &&
+                 (path_fmt(label, sizeof(label), "%s-%d.report.json", name, vers[i]) != 0 ||
+                  to_trash(s->dir, rp, label) != 0))
+            srv_logf(lg, SRV_LOG_WARN, "cannot move %s to the trash: %s", rp, strerror(errno));
     }
     free(vers);
     sync_dir(s->dir);

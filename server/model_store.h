@@ -7,6 +7,9 @@
  *   <name>.bct             a compressed model: version 1
  *   <name>/config.json     a Hugging Face checkpoint folder (with vocab.txt
  *                          and model.safetensors): version 1
+ *   <name>/<n>.report.json the evaluation version n was published with (an
+ *                          upload's evaluation set or held-back calibration
+ *                          text: admin_jobs.h), if any
  *   <name>/<n>.bct         version n (1, 2, ...) of a model; the highest is
  *                          served, the ones below it are kept for rollback
  *                          (admin_keep_versions).  A <name>.bct next to the
@@ -92,6 +95,22 @@ int store_pending_path(const char *dir, const char *name, const char *job_id, ch
  * *version and final (size bytes) receive the new version and path. */
 int store_publish(model_store *s, const char *name, const char *pending, int keep, int *version,
                   char *final, size_t size, const srv_log *lg, bct_error *err);
+
+/* store_publish, and report (a JSON text, or NULL) written beside the new
+ * version (store_report_path) before the version appears: every reader
+ * that sees the version sees its report.  Pruned versions take their
+ * report to the trash. */
+int store_publish_report(model_store *s, const char *name, const char *pending, const char *report,
+                         int keep, int *version, char *final, size_t size, const srv_log *lg,
+                         bct_error *err);
+
+/* The report beside a version: "<x>.bct" -> "<x>.report.json".  BCT_EINVAL
+ * when bct_path does not end in .bct or out is too small. */
+int store_report_path(const char *bct_path, char *out, size_t size);
+/* Its contents (malloc'd, NUL-terminated), or NULL when there is none or
+ * it is larger than STORE_REPORT_MAX. */
+#define STORE_REPORT_MAX (64 * 1024)
+char *store_report_read(const char *bct_path);
 
 /* Moves every file of NAME (flat file, versions, checkpoint folder) to the
  * trash.  *removed: how many versions went.  BCT_EINVAL if there is no

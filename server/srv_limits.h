@@ -30,4 +30,20 @@
 #define SRV_UPLOAD_CONFIG_MAX SRV_MIB
 #define SRV_UPLOAD_TEXT_MAX (64 * SRV_MIB)
 
+/* Accuracy-guarded publishing (issue 16).  A compression job runs the
+ * fp32 checkpoint and the compressed model over every row of the upload's
+ * evaluation set (each truncated to max_seq_len) on its runner thread, so
+ * these bound its time and memory: SST-2 dev (872 rows), MRPC (408) and
+ * RTE (277) fit. */
+#define SRV_EVAL_MAX_BYTES (16 * SRV_MIB)
+#define SRV_EVAL_MAX_ROWS 2000
+/* Without an evaluation set, the last 1/SRV_HOLDOUT_DIV of the calibration
+ * lines (at least SRV_HOLDOUT_MIN, at most SRV_EVAL_MAX_ROWS) is held back
+ * from calibration and used to compare the compressed model with fp32;
+ * text of fewer than 2 * SRV_HOLDOUT_MIN lines is all used to calibrate. */
+#define SRV_HOLDOUT_DIV 8
+#define SRV_HOLDOUT_MIN 8
+/* Sequences per forward pass while evaluating. */
+#define SRV_EVAL_BATCH 16
+
 #endif

@@ -148,6 +148,45 @@ static const char *const schemas =
     "\"SimpleToken\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},"
     "\"text\":{\"type\":\"string\"},\"special\":{\"type\":\"boolean\"},\"start\":{\"type\":"
     "[\"integer\",\"null\"]},\"stop\":{\"type\":[\"integer\",\"null\"]}}},"
+    /* Accuracy-guarded publishing (issue 16). */
+    "\"CompressForm\":{\"type\":\"object\",\"required\":[\"name\",\"config\",\"weights\"],"
+    "\"properties\":{\"name\":{\"type\":\"string\",\"pattern\":\"^[a-z0-9_-][a-z0-9._-]{0,63}$\"},"
+    "\"config\":{\"type\":\"string\",\"format\":\"binary\"},\"weights\":{\"type\":\"string\","
+    "\"description\":\"file part: model.safetensors or pytorch_model.bin; field: the Linear "
+    "weights' format (q8, q4, q3, q2)\"},\"vocab\":{\"type\":\"string\",\"format\":\"binary\"},"
+    "\"tokenizer\":{\"type\":\"string\",\"format\":\"binary\"},\"calibration\":{\"type\":"
+    "\"string\",\"format\":\"binary\"},\"eval\":{\"type\":\"string\",\"format\":\"binary\","
+    "\"description\":\"evaluation set (TSV, at most 2000 rows and 16 MiB)\"},\"task\":{\"type\":"
+    "\"string\",\"enum\":[\"sst2\",\"mrpc\",\"rte\",\"generic\"]},\"max_drop\":{\"type\":"
+    "\"number\",\"minimum\":0,\"maximum\":100,\"description\":\"accuracy points\"},"
+    "\"preset\":{\"type\":\"string\"},\"embeddings\":{\"type\":\"string\"},\"tables\":{"
+    "\"type\":\"string\"},\"block\":{\"type\":\"integer\"},\"scales\":{\"type\":\"string\"},"
+    "\"activations\":{\"type\":\"string\"},\"nonlinear\":{\"type\":\"string\"},\"calib_n\":{"
+    "\"type\":\"integer\"}}},"
+    "\"Evaluation\":{\"type\":\"object\",\"required\":[\"job_id\",\"source\",\"rows\","
+    "\"agreement\",\"mean_abs_logit_diff\",\"max_abs_logit_diff\"],\"properties\":{"
+    "\"job_id\":{\"type\":\"string\"},\"source\":{\"type\":\"string\",\"enum\":[\"eval\","
+    "\"calibration_holdout\"]},\"task\":{\"type\":\"string\"},\"rows\":{\"type\":\"integer\"},"
+    "\"max_len\":{\"type\":\"integer\"},\"fp32_accuracy\":{\"type\":\"number\"},\"accuracy\":{"
+    "\"type\":\"number\"},\"drop\":{\"type\":\"number\",\"description\":\"accuracy points\"},"
+    "\"max_drop\":{\"type\":\"number\",\"nullable\":true},\"passed\":{\"type\":\"boolean\"},"
+    "\"agreement\":{\"type\":\"number\"},\"mean_abs_logit_diff\":{\"type\":\"number\"},"
+    "\"max_abs_logit_diff\":{\"type\":\"number\"},\"calibration_lines\":{\"type\":\"integer\"},"
+    "\"fp32_ms\":{\"type\":\"number\"},\"compressed_ms\":{\"type\":\"number\"}}},"
+    "\"Job\":{\"type\":\"object\",\"required\":[\"job_id\",\"name\",\"state\"],\"properties\":{"
+    "\"job_id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},\"state\":{\"type\":"
+    "\"string\",\"enum\":[\"queued\",\"running\",\"succeeded\",\"failed\"]},\"stage\":{"
+    "\"type\":\"string\"},\"progress\":{\"type\":\"integer\"},\"options\":{\"type\":\"object\"},"
+    "\"timings\":{\"type\":\"object\"},\"version\":{\"type\":\"integer\"},\"error\":{\"type\":"
+    "\"string\"},\"report\":{\"type\":\"object\"},\"evaluation\":{\"$ref\":\"#/components/"
+    "schemas/Evaluation\"}}},"
+    "\"Model\":{\"type\":\"object\",\"required\":[\"name\",\"version\"],\"properties\":{"
+    "\"name\":{\"type\":\"string\"},\"version\":{\"type\":\"integer\"},\"format\":{\"type\":"
+    "\"string\"},\"labels\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"evaluation\":"
+    "{\"$ref\":\"#/components/schemas/Evaluation\"}}},"
+    "\"ModelList\":{\"type\":\"object\",\"properties\":{\"bct_version\":{\"type\":\"string\"},"
+    "\"default\":{\"type\":\"string\",\"nullable\":true},\"models\":{\"type\":\"array\",\"items\":{"
+    "\"$ref\":\"#/components/schemas/Model\"}}}},"
     "\"Object\":{\"type\":\"object\"}";
 
 /* Request and response schemas of a route row. */
@@ -163,6 +202,10 @@ static void io_schemas(const route *r, const char **req, const char **resp) {
     } else if (r->handler == &route_tokenize) {
         *req = "TokenizeRequest";
         *resp = "SimpleToken";
+    } else if (r->handler == &route_admin && r->op == ADMIN_JOB) {
+        *resp = "Job";
+    } else if (r->handler == &route_info && (r->op == INFO_MODELS || r->op == INFO_MODEL)) {
+        *resp = r->op == INFO_MODELS ? "ModelList" : "Model";
     }
 }
 
@@ -192,7 +235,7 @@ static void openapi_op(sbuf *o, const route *r, const char *method, int first) {
                     req);
     else if (r->op == ADMIN_COMPRESS && r->handler == &route_admin)
         sbuf_puts(o, ",\"requestBody\":{\"required\":true,\"content\":{\"multipart/form-data\":"
-                     "{\"schema\":{\"type\":\"object\"}}}}");
+                     "{\"schema\":{\"$ref\":\"#/components/schemas/CompressForm\"}}}}");
     int ok = r->op == ADMIN_COMPRESS && r->handler == &route_admin ? 202 : 200;
     const char *ctype = r->handler == &route_info && r->op == INFO_METRICS ? "text/plain" : "application/json";
     sbuf_printf(o, ",\"responses\":{\"%d\":{\"description\":\"OK\",\"content\":{\"%s\":{\"schema\":"

@@ -79,7 +79,7 @@ static void run_case(const golden_case *gc) {
 
     /* Tokenizer: every dev example, exactly. */
     glue_set set;
-    ck_assert_msg(glue_load(test_shared_path(gc->data), gc->task, &m->cfg, &set, &err) == BCT_OK, "%s",
+    ck_assert_msg(glue_load(test_shared_path(gc->data), gc->task, &m->cfg, 0, &set, &err) == BCT_OK, "%s",
                   err.msg);
     ck_assert_int_eq(set.n, n);
     int token_matches = 0;

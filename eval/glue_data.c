@@ -9,11 +9,12 @@ int glue_task_parse(const char *name) {
     if (strcmp(name, "sst2") == 0) return GLUE_SST2;
     if (strcmp(name, "mrpc") == 0) return GLUE_MRPC;
     if (strcmp(name, "rte") == 0) return GLUE_RTE;
+    if (strcmp(name, "generic") == 0) return GLUE_GENERIC;
     return -1;
 }
 
 const char *glue_task_name(glue_task task) {
-    static const char *names[] = {"sst2", "mrpc", "rte"};
+    static const char *names[] = {"sst2", "mrpc", "rte", "generic"};
     return names[task];
 }
 
@@ -93,16 +94,20 @@ static int parse_line(char *line, glue_task task, const bert_config *cfg, glue_e
         if (nf < 5) return BCT_EFORMAT;
         ex->a = f[3], ex->b = f[4], label = f[0];
         break;
-    default:
+    case GLUE_RTE:
         if (nf < 4) return BCT_EFORMAT;
         ex->a = f[1], ex->b = f[2], label = f[3];
+        break;
+    default: /* generic: the last field is the label */
+        if (nf < 2 || nf > 3) return BCT_EFORMAT;
+        ex->a = f[0], ex->b = nf == 3 ? f[1] : NULL, label = f[nf - 1];
         break;
     }
     return map_label(label, cfg, &ex->label);
 }
 
-int glue_load(const char *path, glue_task task, const bert_config *labels, glue_set *out,
-              bct_error *err) {
+int glue_load(const char *path, glue_task task, const bert_config *labels, int max_rows,
+              glue_set *out, bct_error *err) {
     size_t len;
     memset(out, 0, sizeof(*out));
     char *text = read_all(path, &len, err);
@@ -117,7 +122,7 @@ int glue_load(const char *path, glue_task task, const bert_config *labels, glue_
         glue_free(out);
         return bct_fail(err, BCT_ENOMEM, "out of memory");
     }
-    int seen_header = 0, lineno = 0;
+    int seen_header = task == GLUE_GENERIC, lineno = 0; /* generic files have no header */
     while (p) {
         char *nl = strchr(p, '\n');
         if (nl) *nl = '\0';
@@ -127,10 +132,14 @@ int glue_load(const char *path, glue_task task, const bert_config *labels, glue_
         if (!is_blank(p)) {
             if (!seen_header) {
                 seen_header = 1;
+            } else if (max_rows > 0 && out->n == max_rows) {
+                glue_free(out);
+                return bct_fail(err, BCT_ERANGE, "%s: more than %d examples", path, max_rows);
             } else if (parse_line(p, task, labels, &out->ex[out->n]) != BCT_OK) {
                 glue_free(out);
                 return bct_fail(err, BCT_EFORMAT,
-                                "%s:%d: not a %s example (too few fields or unknown label)", path,
+                                "%s:%d: not a %s example (wrong number of fields, or a label "
+                                "that is neither a label name nor an integer id)", path,
                                 lineno, glue_task_name(task));
             } else {
                 out->n++;
