@@ -742,7 +742,7 @@ int jobs_reserve(admin_jobs *j) {
     int ok = !j->stopping && j->reserved + j->queued < j->o.queue_size;
     if (ok) j->reserved++;
     pthread_mutex_unlock(&j->mu);
-    return ok ? 0 : -1;
+    return ok ? BCT_OK : BCT_EBUSY;
 }
 
 void jobs_unreserve(admin_jobs *j) {
@@ -794,12 +794,12 @@ int jobs_cancel_model(admin_jobs *j, const char *name) {
 }
 
 int jobs_get_json(admin_jobs *j, const char *id, sbuf *out) {
-    int found = -1;
+    int found = BCT_ENOTFOUND;
     pthread_mutex_lock(&j->mu);
     for (int i = 0; i < j->n_jobs; i++)
         if (!strcmp(j->jobs[i]->id, id)) {
             job_json(j->jobs[i], 1, out);
-            found = 0;
+            found = BCT_OK;
             break;
         }
     pthread_mutex_unlock(&j->mu);

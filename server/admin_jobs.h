@@ -77,7 +77,8 @@ typedef struct admin_jobs admin_jobs;
 
 int jobs_start(const jobs_opts *o, admin_jobs **out, bct_error *err);
 
-/* Holds a place in the queue for an upload: 0, or -1 when full. */
+/* Holds a place in the queue for an upload: BCT_OK, or BCT_EBUSY when
+ * full (or stopping). */
 int jobs_reserve(admin_jobs *j);
 void jobs_unreserve(admin_jobs *j);
 
@@ -93,7 +94,8 @@ void jobs_submit(admin_jobs *j, const jobs_spec *spec, void (*done)(void *ud, co
  * name still being validated answer 409.  Returns how many it hit. */
 int jobs_cancel_model(admin_jobs *j, const char *name);
 
-/* GET /admin/jobs/{id}: 0, or -1 when no such job is remembered. */
+/* GET /admin/jobs/{id}: BCT_OK, or BCT_ENOTFOUND when no such job is
+ * remembered. */
 int jobs_get_json(admin_jobs *j, const char *id, sbuf *out);
 /* GET /admin/jobs: {"jobs": [...]} newest first, without reports. */
 void jobs_list_json(admin_jobs *j, sbuf *out);

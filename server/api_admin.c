@@ -151,7 +151,7 @@ int admin_begin(srv_admin *a, struct MHD_Connection *c, int op, const char *arg,
                            "the upload is %lld bytes, more than admin_max_upload_mb (%d MiB)", want,
                            a->d.cfg->admin_max_upload_mb);
     }
-    if (jobs_reserve(a->d.jobs) != 0) {
+    if (jobs_reserve(a->d.jobs) != BCT_OK) {
         return reply_error(reply, BCT_EBUSY,
                            "the compression queue is full (admin_queue_size %d); retry later",
                            a->d.cfg->admin_queue_size);
@@ -572,7 +572,7 @@ int admin_end(admin_req *q, admin_reply *reply) {
         reply_body(reply, 200, &b);
         return ADMIN_ANSWER;
     default: /* ADMIN_JOB */
-        if (jobs_get_json(q->a->d.jobs, q->arg, &b) != 0) {
+        if (jobs_get_json(q->a->d.jobs, q->arg, &b) != BCT_OK) {
             sbuf_free(&b);
             return reply_error(reply, SRV_ENOROUTE,
                                "no job \"%.80s\" (GET /admin/jobs lists the recent ones)", q->arg);

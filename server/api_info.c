@@ -10,7 +10,7 @@
 int api_ready_json(int phase, sbuf *out) {
     if (phase == PHASE_READY) {
         sbuf_puts(out, "{\"status\":\"ready\"}");
-        return 200;
+        return BCT_OK;
     }
     if (phase == PHASE_LOADING)
         sbuf_puts(out, "{\"error\":\"models are loading\",\"error_type\":\"Unavailable\","
@@ -18,7 +18,7 @@ int api_ready_json(int phase, sbuf *out) {
     else
         sbuf_puts(out, "{\"error\":\"the server is shutting down\",\"error_type\":\"Unavailable\","
                        "\"status\":\"draining\"}");
-    return 503;
+    return BCT_EUNAVAILABLE;
 }
 
 static const char *problem_name(bert_problem p) {
@@ -67,7 +67,7 @@ static void model_fields(const srv_model *sm, sbuf *out) {
 int api_models_json(srv_registry *reg, sbuf *out) {
     srv_model **list;
     int n, def;
-    if (registry_list(reg, &list, &n, &def) != 0) return 500;
+    if (registry_list(reg, &list, &n, &def) != 0) return BCT_ENOMEM;
     sbuf_printf(out, "{\"bct_version\":\"%s\",\"default\":", BCT_VERSION);
     if (def >= 0) sbuf_json_str(out, list[def]->name, strlen(list[def]->name));
     else sbuf_puts(out, "null");
@@ -94,30 +94,30 @@ int api_models_json(srv_registry *reg, sbuf *out) {
     sbuf_puts(out, "]}");
     for (int i = 0; i < n; i++) registry_release(list[i]);
     free(list);
-    return 200;
+    return BCT_OK;
 }
 
 int api_model_json(srv_registry *reg, const char *name, int phase, int in_store, sbuf *out) {
     srv_model **list;
-    int n, def, status = 404;
-    if (registry_list(reg, &list, &n, &def) != 0) return 500;
+    int n, def, rc = BCT_ENOTFOUND;
+    if (registry_list(reg, &list, &n, &def) != 0) return BCT_ENOMEM;
     for (int i = 0; i < n; i++) {
         if (strcmp(list[i]->name, name) != 0) continue;
         int ready = phase == PHASE_READY;
         model_fields(list[i], out);
         sbuf_printf(out, ",\"default\":%s,\"ready\":%s,\"state\":\"%s\"}", i == def ? "true" : "false",
                     ready ? "true" : "false", ready ? "ready" : phase == PHASE_LOADING ? "loading" : "draining");
-        status = ready ? 200 : 503;
+        rc = ready ? BCT_OK : BCT_EUNAVAILABLE;
     }
     for (int i = 0; i < n; i++) registry_release(list[i]);
     free(list);
-    if (status == 404 && in_store) {
+    if (rc == BCT_ENOTFOUND && in_store) {
         /* In the store, not loaded: unloaded by an admin, or failing to load. */
         sbuf_puts(out, "{\"name\":");
         sbuf_json_str(out, name, strlen(name));
         sbuf_puts(out, ",\"ready\":false,\"state\":\"not_loaded\",\"error\":\"the model is in the store "
                        "but not loaded\",\"error_type\":\"Unavailable\"}");
-        status = 503;
+        rc = BCT_EUNAVAILABLE;
     }
-    return status;
+    return rc;
 }

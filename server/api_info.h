@@ -17,11 +17,15 @@
 #include "registry.h"
 #include "sbuf.h"
 
-/* Returns the HTTP status for phase (PHASE_*). */
+/* Writes the /ready body for phase (PHASE_*): BCT_OK when ready, else
+ * BCT_EUNAVAILABLE (the body then says why). */
 int api_ready_json(int phase, sbuf *out);
+/* BCT_OK, or BCT_ENOMEM. */
 int api_models_json(srv_registry *reg, sbuf *out);
 /* phase: PHASE_*; in_store: the name is an entry of the model store.
- * Returns the HTTP status; 404 leaves out empty. */
+ * BCT_OK (ready), BCT_EUNAVAILABLE (a body saying why: loading, draining,
+ * in the store but not loaded), BCT_ENOTFOUND (out left empty) or
+ * BCT_ENOMEM. */
 int api_model_json(srv_registry *reg, const char *name, int phase, int in_store, sbuf *out);
 
 #endif

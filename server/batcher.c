@@ -450,13 +450,13 @@ void batcher_cancel_all(batcher *b) { request(b, &b->want_cancel, 1); }
 
 int batcher_wait_idle(batcher *b, int timeout_ms) {
     struct timespec until = srv_deadline(timeout_ms >= 0 ? timeout_ms : 0);
-    int rc = 0;
+    int rc = BCT_OK;
     pthread_mutex_lock(&b->mu);
     while (b->outstanding > 0) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&b->idle_cv, &b->mu);
         } else if (pthread_cond_timedwait(&b->idle_cv, &b->mu, &until) == ETIMEDOUT) {
-            rc = b->outstanding > 0 ? -1 : 0;
+            rc = b->outstanding > 0 ? BCT_EBUSY : BCT_OK;
             break;
         }
     }

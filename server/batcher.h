@@ -61,8 +61,8 @@ void batcher_flush(batcher *b);
  * JOB_SHUTDOWN (inputs already running complete first). */
 void batcher_cancel_all(batcher *b);
 
-/* Waits until no job is reserved, queued or running.  0, or -1 on
- * timeout (timeout_ms < 0: wait for ever). */
+/* Waits until no job is reserved, queued or running.  BCT_OK, or
+ * BCT_EBUSY on timeout (timeout_ms < 0: wait for ever). */
 int batcher_wait_idle(batcher *b, int timeout_ms);
 
 int batcher_queue_depth(batcher *b); /* inputs reserved, not yet running */

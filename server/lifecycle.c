@@ -1,6 +1,7 @@
 #include "lifecycle.h"
 
 #include "log.h"
+#include "util/status.h"
 
 #include <errno.h>
 #include <time.h>
@@ -53,12 +54,12 @@ void lifecycle_leave(srv_lifecycle *lc) {
 
 int lifecycle_drain(srv_lifecycle *lc, int timeout_ms) {
     struct timespec until = srv_deadline(timeout_ms);
-    int rc = 0;
+    int rc = BCT_OK;
     pthread_mutex_lock(&lc->mu);
     lc->phase = PHASE_DRAINING;
     while (lc->busy > 0)
         if (pthread_cond_timedwait(&lc->cv, &lc->mu, &until) == ETIMEDOUT) {
-            rc = lc->busy > 0 ? -1 : 0;
+            rc = lc->busy > 0 ? BCT_EBUSY : BCT_OK;
             break;
         }
     pthread_mutex_unlock(&lc->mu);

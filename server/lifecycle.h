@@ -32,7 +32,7 @@ int lifecycle_enter(srv_lifecycle *lc);
 void lifecycle_leave(srv_lifecycle *lc);
 
 /* Switches to draining and waits until every counted request has left.
- * 0, or -1 when timeout_ms passed first. */
+ * BCT_OK, or BCT_EBUSY when timeout_ms passed first. */
 int lifecycle_drain(srv_lifecycle *lc, int timeout_ms);
 
 #endif

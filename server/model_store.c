@@ -414,27 +414,27 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 int store_rmtree(const char *path) {
     struct stat st;
-    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode)) return unlink(path);
-    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? BCT_OK : BCT_EIO;
+    if (!S_ISDIR(st.st_mode)) return unlink(path) == 0 ? BCT_OK : BCT_EIO;
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? BCT_OK : BCT_EIO;
 }
 
 int store_remove_upload(const char *dir) {
     DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : -1;
-    int rc = 0;
+    if (!d) return errno == ENOENT ? BCT_OK : BCT_EIO;
+    int rc = BCT_OK;
     struct dirent *de;
     while ((de = readdir(d))) {
         char p[PATH_LEN];
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, STORE_UPLOAD_MARKER))
             continue;
-        if (path_fmt(p, sizeof(p), "%s/%s", dir, de->d_name) != 0 || store_rmtree(p) != 0) rc = -1;
+        if (path_fmt(p, sizeof(p), "%s/%s", dir, de->d_name) != 0 || store_rmtree(p) != BCT_OK) rc = BCT_EIO;
     }
     closedir(d);
     char m[PATH_LEN];
-    if (rc != 0 || path_fmt(m, sizeof(m), "%s/" STORE_UPLOAD_MARKER, dir) != 0) return -1;
-    if (unlink(m) != 0 && errno != ENOENT) return -1;
-    return rmdir(dir) == 0 || errno == ENOENT ? 0 : -1;
+    if (rc != BCT_OK || path_fmt(m, sizeof(m), "%s/" STORE_UPLOAD_MARKER, dir) != 0) return BCT_EIO;
+    if (unlink(m) != 0 && errno != ENOENT) return BCT_EIO;
+    return rmdir(dir) == 0 || errno == ENOENT ? BCT_OK : BCT_EIO;
 }
 
 /* Removes every entry of dir that drop() picks, with remove().  Returns

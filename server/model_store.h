@@ -145,7 +145,8 @@ int store_staging_prepare(const char *staging_dir, const char *store_dir, const 
 /* Removes an upload folder, its marker last: a crash in the middle leaves
  * a folder that start-up still recognises as bct's (marker, or empty),
  * never one of files without the marker, which it would refuse to delete
- * and start with (found by tests/fault/test_fault_kill.sh).  0 or -1. */
+ * and start with (found by tests/fault/test_fault_kill.sh).  BCT_OK or
+ * BCT_EIO. */
 int store_remove_upload(const char *dir);
 
 /* Removes trash older than STORE_TRASH_DELAY_S (writer only). */
@@ -165,7 +166,8 @@ int store_find(const char *dir, const char *name, store_entry *out, bct_error *e
  * (registry_put it, or registry_release it). */
 int store_open_entry(const store_entry *e, int max_seq_len, srv_model **out, bct_error *err);
 
-/* rm -rf of a directory we own (never follows symlinks).  0 or -1. */
+/* rm -rf of a directory we own (never follows symlinks).  BCT_OK or
+ * BCT_EIO. */
 int store_rmtree(const char *path);
 
 #endif

@@ -221,7 +221,7 @@ static void drain(srv_lifecycle *life, batcher *bat, srv_http *http, const srv_c
             break;
         }
         uint64_t left_ms = (deadline - now) / 1000000u;
-        done = lifecycle_drain(life, left_ms < 100 ? (int)left_ms : 100) == 0;
+        done = lifecycle_drain(life, left_ms < 100 ? (int)left_ms : 100) == BCT_OK;
         if (done && http_pending(http) > 0) { /* a request on its way, or a 503 being sent */
             done = 0;
             usleep(1000);

@@ -3,8 +3,13 @@
 #include <stdlib.h>
 
 #include "api_info.h"
+#include "errors.h"
 #include "model_store.h"
 #include "route.h"
+
+/* These bodies are not the error shape (a 503 /ready still says its
+ * status), but their status comes from the one mapping. */
+static int info_status(int rc) { return rc == BCT_OK ? 200 : srv_err_status(rc, NULL); }
 
 static int end(srv_req *rq) {
     const srv_deps *d = rq->d;
@@ -17,16 +22,17 @@ static int end(srv_req *rq) {
         sbuf_puts(&b, "{\"status\":\"ok\"}");
         break;
     case INFO_READY:
-        status = api_ready_json(lifecycle_phase(d->life), &b);
+        status = info_status(api_ready_json(lifecycle_phase(d->life), &b));
         break;
     case INFO_MODELS:
-        status = api_models_json(d->reg, &b);
+        status = info_status(api_models_json(d->reg, &b));
         break;
     case INFO_MODEL: {
         int in_store = d->cfg->model_store[0] && store_name_check(rq->arg, NULL) == BCT_OK &&
                        store_kind(d->cfg->model_store, rq->arg) != STORE_ABSENT;
-        status = api_model_json(d->reg, rq->arg, lifecycle_phase(d->life), in_store, &b);
-        if (status == 404) {
+        int rc = api_model_json(d->reg, rq->arg, lifecycle_phase(d->life), in_store, &b);
+        status = info_status(rc);
+        if (rc == BCT_ENOTFOUND) {
             sbuf_free(&b);
             return route_fail(rq, BCT_ENOTFOUND, "no model named \"%.100s\" (GET /models lists them)",
                               rq->arg);

@@ -166,7 +166,7 @@ START_TEST(core_concurrent_submit_cancel_swap) {
     ck_assert_int_eq(pthread_create(&sw, NULL, swapper, NULL), 0);
     for (int i = 0; i < THREADS; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, submitter, (void *)(intptr_t)i), 0);
     for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
-    ck_assert_int_eq(batcher_wait_idle(bat, 120000), 0);
+    ck_assert_int_eq(batcher_wait_idle(bat, 120000), BCT_OK);
     atomic_store(&stop_swapping, 1);
     pthread_join(sw, NULL);
 

@@ -586,7 +586,7 @@ START_TEST(store_scan_layout) {
     snprintf(p, sizeof(p), "%s/beta.bct.tmp.AbC123", dir);
     ck_assert_int_ne(access(p, F_OK), 0);
     store_destroy(&s);
-    ck_assert_int_eq(store_rmtree(dir), 0);
+    ck_assert_int_eq(store_rmtree(dir), BCT_OK);
     ck_assert_int_eq(store_scan("/nonexistent-store", &e, &n, &err), BCT_EIO);
 }
 END_TEST
