@@ -20,7 +20,10 @@ SHIM=${BCT_FAULT_SHIM:-}
 # The ASan build: the shim is preloaded ahead of the sanitizer runtime.
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 # BCT_FAULT_FULL=1: every occurrence of every site (the long form).
+# BCT_FAULT_QUICK=1: only the first of each site (deploy/test.sh's
+# sanitizer pass, where each case costs 3-4 times as much).
 FULL=${BCT_FAULT_FULL:-0}
+QUICK=${BCT_FAULT_QUICK:-0}
 NAME=sst2-tiny
 TEXTS='{"inputs": ["a charming and often affecting journey", "dull"], "raw_scores": true}'
 CASES=0
@@ -118,12 +121,13 @@ count_sites() {
 }
 
 # occurrences N STABLE: which occurrences of a site of N calls to act on:
-# all with BCT_FAULT_FULL=1, else the first, the middle and the last.  A
+# all with BCT_FAULT_FULL=1, else the first, the middle and the last (the
+# first only with BCT_FAULT_QUICK=1).  A
 # site whose count depends on how the body arrived (writes of an uploaded
 # part: TCP decides the pieces) only gets the first (STABLE=0).
 occurrences() {
     local n=$1 stable=$2
-    if [ "$stable" = 0 ]; then echo 1; return; fi
+    if [ "$stable" = 0 ] || [ "$QUICK" = 1 ]; then echo 1; return; fi
     if [ "$FULL" = 1 ]; then seq 1 "$n"; return; fi
     printf '%s\n' 1 $(((n + 1) / 2)) "$n" | sort -nu
 }
