@@ -222,3 +222,14 @@ int calib_hessians(const bert_model *m, const bert_slot *slots, int n_slots, con
         }
     return rc;
 }
+
+int calib_run(const bert_model *m, const char *path, int max_sentences, bert_observer fn, void *ud,
+              bct_error *err) {
+    if (m->mode.act_int8) return bct_fail(err, BCT_EINVAL, "calibration needs the fp32 model");
+    FILE *f = fopen(path, "rb");
+    if (!f) return bct_fail(err, BCT_EIO, "%s: %s", path, strerror(errno));
+    calib_stats counts = {0};
+    int rc = run_file(m, f, max_sentences, fn, ud, &counts, err);
+    fclose(f);
+    return rc;
+}
