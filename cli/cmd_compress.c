@@ -23,8 +23,8 @@ static const char *usage_text =
     "                      with one weight scale per row and one activation\n"
     "                      scale per token for the Linear layers (opt-in)\n"
     "  --weights F         Linear weights: q8, q4, q3, q2 or f32 (kept)\n"
-    "  --embeddings F      word embeddings: q8, q4, q3 or q2\n"
-    "  --tables F          position/token-type embeddings: q8, q4, q3 or q2\n"
+    "  --embeddings F      word embeddings: q8, q4, q3, q2 or f32\n"
+    "  --tables F          position/token-type embeddings: q8, q4, q3, q2 or f32\n"
     "  --block N           block size of all three (multiple of 32 in [32, 4096]; a\n"
     "                      tensor whose rows it does not divide gets the largest\n"
     "                      multiple of 32 below it that divides its rows padded to\n"
@@ -89,6 +89,16 @@ static void print_report(const compress_report *r) {
            r->seconds);
 }
 
+/* compress_format_parse, and f32: tensors kept unquantized (what the
+ * pruning tests compare with a float reference). */
+static int format_parse(const char *s, bq_spec *spec) {
+    if (strcmp(s, "f32") == 0) {
+        spec->bits = 32;
+        return BCT_OK;
+    }
+    return compress_format_parse(s, spec);
+}
+
 int cmd_compress(int argc, char **argv) {
     static const struct option opts[] = {
         {"in", required_argument, 0, 'i'}, {"out", required_argument, 0, 'o'},
@@ -149,8 +159,8 @@ int cmd_compress(int argc, char **argv) {
         return CLI_USAGE;
     }
     int custom = weights || emb || tables || block || scales || act || nl;
-    if ((weights && compress_format_parse(weights, &o.weights)) ||
-        (emb && compress_format_parse(emb, &o.embeddings)) || (tables && compress_format_parse(tables, &o.tables))) {
+    if ((weights && format_parse(weights, &o.weights)) || (emb && format_parse(emb, &o.embeddings)) ||
+        (tables && format_parse(tables, &o.tables))) {
         fprintf(stderr, "bct: formats are q8, q4, q3, q2 or f32\n");
         return CLI_USAGE;
     }

@@ -145,10 +145,6 @@ static void note_block(compress_report *rep, const compress_tensor *t, int asked
 }
 
 int compress_format_parse(const char *s, bq_spec *spec) {
-    if (strcmp(s, "f32") == 0) { /* kept in fp32: the pruning tests' exact reference */
-        spec->bits = 32;
-        return BCT_OK;
-    }
     if (strlen(s) != 2 || s[0] != 'q' || !qcodec_bits_ok(s[1] - '0')) return BCT_EINVAL;
     spec->bits = s[1] - '0';
     return BCT_OK;

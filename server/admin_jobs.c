@@ -128,6 +128,8 @@ static void options_json(const jobs_spec *s, sbuf *b) {
                 o->act_int8 ? "int8" : "fp32", o->int_nonlinear ? "int" : "fp32",
                 s->has_calibration ? "true" : "false");
     if (s->has_calibration) sbuf_printf(b, ",\"calib_n\":%d", o->calib_max > 0 ? o->calib_max : 256);
+    if (o->prune_heads > 0 || o->prune_ffn > 0)
+        sbuf_printf(b, ",\"prune_heads\":%g,\"prune_ffn\":%g", o->prune_heads, o->prune_ffn);
     sbuf_putc(b, '}');
 }
 
