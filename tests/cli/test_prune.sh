@@ -7,6 +7,7 @@
 #   also show that kept Q/K/V/FFN rows are the original's (really removed);
 # - the same with every head and every neuron pruned (sub-blocks of bias only);
 # - w8a8 pruned: the same logits with every ISA (bit for bit), fewer weights;
+# - pruning then GPTQ (w4a8);
 # - a .bct with a bad "pruning" meta is refused naming the field; bad
 #   options are refused.
 . "$(dirname "$0")/lib.sh"
@@ -80,6 +81,13 @@ for m in qp qz; do
         done
     done
 done
+
+# Pruning, then GPTQ on the pruned layers' calibration Hessians (w4a8).
+"$BCT" compress --in "$CK" --out "$tmp/g.bct" --preset w4a8 --calib "$tmp/calib.txt" --gptq --prune-heads 0.5 \
+    --prune-ffn 0.5 --json > "$tmp/g.json" 2> "$tmp/g.log" || fail "pruned + gptq: $(tail -3 "$tmp/g.log")"
+check_eq "pruned + gptq: FFN output weights of 500 columns" 2 \
+    "$(jq '[.tensors[] | select(.shape == [156, 500])] | length' "$tmp/g.json")"
+"$BCT" classify --model "$tmp/g.bct" "tok1 tok2" > /dev/null || fail "classify pruned + gptq"
 
 # Refused: a bad "pruning" meta (the loader names the field), bad options.
 if [ -x "$PY" ] && $PY -c "import torch" 2> /dev/null; then
