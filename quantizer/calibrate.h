@@ -42,9 +42,10 @@ int calib_hessians(const bert_model *m, const bert_slot *slots, int n_slots, con
                    int max_sentences, const int *want, float **h, bct_error *err);
 
 /* One pass of the fp32 model m over up to max_sentences lines of the
- * calibration text at path, calling fn(ud, ...) with the input of every
- * Linear (bert_ws_observe).  What other passes (pruning) build on. */
-int calib_run(const bert_model *m, const char *path, int max_sentences, bert_observer fn, void *ud,
+ * calibration text at path, through its first `layers` encoder layers
+ * (0: all; bert_ws_stop_after), calling fn(ud, ...) with the input of
+ * every Linear (bert_ws_observe).  What other passes (pruning) build on. */
+int calib_run(const bert_model *m, const char *path, int max_sentences, int layers, bert_observer fn, void *ud,
               bct_error *err);
 
 #endif

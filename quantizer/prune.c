@@ -337,7 +337,7 @@ int prune_model(bert_model *m, const char *calib, int max_sentences, double head
         if (rc != BCT_OK) {
             rc = bct_fail(err, BCT_ENOMEM, "out of memory");
         } else if (g[0].g || g[1].g) {
-            rc = calib_run(m, calib, max_sentences, observe, g, err);
+            rc = calib_run(m, calib, max_sentences, l + 1, observe, g, err); /* layers past l: not needed */
             if (rc == BCT_OK && (g[0].g ? g[0].n : g[1].n) == 0)
                 rc = bct_fail(err, BCT_EINVAL, "%s: no calibration text", calib);
         }

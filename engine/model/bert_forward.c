@@ -46,6 +46,7 @@ struct bert_ws {
     int nwk;
     bert_observer observe;
     void *observe_ud;
+    int stop_layers; /* bert_ws_stop_after; 0: every layer */
 };
 
 bert_ws *bert_ws_create(void) { return calloc(1, sizeof(bert_ws)); }
@@ -56,6 +57,8 @@ void bert_ws_observe(bert_ws *ws, bert_observer fn, void *ud) {
     ws->observe = fn;
     ws->observe_ud = ud;
 }
+
+void bert_ws_stop_after(bert_ws *ws, int layers) { ws->stop_layers = layers; }
 
 void bert_ws_free(bert_ws *ws) {
     if (!ws) return;
@@ -610,7 +613,8 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     if (project && (rc = linear(f, &m->emb_proj, emb, E, total, NULL, x)))
         return bct_fail(err, rc, "out of memory");
 
-    for (int li = 0; li < c->layers && rc == BCT_OK; li++) {
+    int run = ws->stop_layers > 0 && ws->stop_layers < c->layers ? ws->stop_layers : c->layers;
+    for (int li = 0; li < run && rc == BCT_OK; li++) {
         const bert_layer *L = &m->layer[li];
         int last = li == c->layers - 1, heads = bert_config_layer_heads(c, li);
         int A = heads * (H / c->heads), inter = bert_config_layer_inter(c, li);
@@ -646,6 +650,7 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
         add_layer_norm(f, x, q, total, H, &L->ffn_norm, c->ln_eps);
     }
     if (rc != BCT_OK) return bct_fail(err, rc, "out of memory running a batch of %d tokens", total);
+    if (run < c->layers) return BCT_OK; /* stopped early: no logits */
 
     /* x now holds one row per sequence: the first token after the last layer. */
     if ((rc = linear(f, &m->head_dense, x, H, n, NULL, q))) return bct_fail(err, rc, "out of memory");
