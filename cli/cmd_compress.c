@@ -23,9 +23,9 @@ static const char *usage_text =
     "                      3-bit word embeddings, int8 activations; w8a8r: w8a8\n"
     "                      with one weight scale per row and one activation\n"
     "                      scale per token for the Linear layers (opt-in)\n"
-    "  --weights F         Linear weights: q8, q4, q3 or q2\n"
-    "  --embeddings F      word embeddings: q8, q4, q3 or q2\n"
-    "  --tables F          position/token-type embeddings: q8, q4, q3 or q2\n"
+    "  --weights F         Linear weights: q8, q4, q3, q2 or f32 (kept)\n"
+    "  --embeddings F      word embeddings: q8, q4, q3, q2 or f32\n"
+    "  --tables F          position/token-type embeddings: q8, q4, q3, q2 or f32\n"
     "  --block N           block size of all three (multiple of 32 in [32, 4096]; a\n"
     "                      tensor whose rows it does not divide gets the largest\n"
     "                      multiple of 32 below it that divides its rows padded to\n"
@@ -55,6 +55,12 @@ static const char *usage_text =
     "  --budget-n N        with --max-drop: examples for the per-group sensitivity\n"
     "                      pass (default 512)\n"
     "  --threads N         with --max-drop: engine threads (default one per CPU)\n"
+    "  --prune-heads F     with --calib: remove the fraction F of every layer's\n"
+    "                      attention heads (lowest output contribution on the\n"
+    "                      calibration text), refit the attention output Linear\n"
+    "                      by least squares; the engine then runs fewer heads\n"
+    "  --prune-ffn F       with --calib: the same for FFN neurons (intermediate\n"
+    "                      rows; the FFN output Linear is refitted)\n"
     "  --json              print the report as one JSON object\n"
     "  -h, --help          this text\n";
 
@@ -80,10 +86,32 @@ static void print_report(const compress_report *r) {
         printf("  %-10s rows of %5d: asked %4d, block %4d, stored as %5d codes (%d tensors)\n", b->kind,
                b->cols, b->asked, b->block, b->padded_cols, b->tensors);
     }
+    if (r->pruning) {
+        const cJSON *h = cJSON_GetObjectItem(r->pruning, "heads"), *in = cJSON_GetObjectItem(r->pruning, "intermediate");
+        const cJSON *e = cJSON_GetObjectItem(r->pruning, "error");
+        printf("pruned (kept heads / FFN neurons; output error relative to its variance, removed -> refit):\n");
+        for (int l = 0; l < cJSON_GetArraySize(h); l++) {
+            const cJSON *le = cJSON_GetArrayItem(e, l);
+            printf("  layer %2d: %3d heads (%.4f -> %.4f), %5d neurons (%.4f -> %.4f)\n", l,
+                   cJSON_GetArrayItem(h, l)->valueint, cJSON_GetObjectItem(le, "attention_removed")->valuedouble,
+                   cJSON_GetObjectItem(le, "attention_refit")->valuedouble, cJSON_GetArrayItem(in, l)->valueint,
+                   cJSON_GetObjectItem(le, "ffn_removed")->valuedouble, cJSON_GetObjectItem(le, "ffn_refit")->valuedouble);
+        }
+    }
     printf("input  %lld bytes (config.json + tokenizer + weights)\n", r->input_bytes);
     printf("output %lld bytes\n", r->output_bytes);
     printf("ratio  %.3fx whole file, %.3fx weights only; %.2f s\n", r->ratio, r->weights_ratio,
            r->seconds);
+}
+
+/* compress_format_parse, and f32: tensors kept unquantized (what the
+ * pruning tests compare with a float reference). */
+static int format_parse(const char *s, bq_spec *spec) {
+    if (strcmp(s, "f32") == 0) {
+        spec->bits = 32;
+        return BCT_OK;
+    }
+    return compress_format_parse(s, spec);
 }
 
 int cmd_compress(int argc, char **argv) {
@@ -98,6 +126,7 @@ int cmd_compress(int argc, char **argv) {
         {"tensor-format", required_argument, 0, 'F'}, {"max-drop", required_argument, 0, 'D'},
         {"eval", required_argument, 0, 'E'}, {"task", required_argument, 0, 'T'},
         {"budget-n", required_argument, 0, 'B'}, {"confidence", required_argument, 0, 'Z'}, {"threads", required_argument, 0, 'P'},
+        {"prune-heads", required_argument, 0, 'H'}, {"prune-ffn", required_argument, 0, 'U'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static compress_rule rules[COMPRESS_MAX_RULES];
     int n_rules = 0;
@@ -107,6 +136,7 @@ int cmd_compress(int argc, char **argv) {
     const char *weights = NULL, *emb = NULL, *tables = NULL, *scales = NULL, *act = NULL, *nl = NULL;
     const char *calib = NULL, *smooth = NULL;
     int block = 0, json = 0, calib_n = 0, gptq = 0, c;
+    double prune[2] = {0, 0};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -124,6 +154,17 @@ int cmd_compress(int argc, char **argv) {
         case 'G': gptq = 1; break;
         case 'n': if (cli_parse_int(optarg, "--calib-n", 1, 1000000, &calib_n)) return CLI_USAGE; break;
         case 'b': if (cli_parse_int(optarg, "--block", QMAT_GROUP, BQ_MAX_BLOCK, &block)) return CLI_USAGE; break;
+        case 'H':
+        case 'U': {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (*end || end == optarg || !(v >= 0 && v <= 1)) {
+                fprintf(stderr, "bct: --prune-%s is a fraction in [0, 1]\n", c == 'H' ? "heads" : "ffn");
+                return CLI_USAGE;
+            }
+            prune[c == 'U'] = v;
+            break;
+        }
         case 'j': json = 1; break;
         case 'F': {
             const char *eq = strrchr(optarg, '=');
@@ -194,9 +235,9 @@ int cmd_compress(int argc, char **argv) {
         return CLI_USAGE;
     }
     int custom = weights || emb || tables || block || scales || act || nl || n_rules;
-    if ((weights && compress_format_parse(weights, &o.weights)) ||
-        (emb && compress_format_parse(emb, &o.embeddings)) || (tables && compress_format_parse(tables, &o.tables))) {
-        fprintf(stderr, "bct: formats are q8, q4, q3 or q2\n");
+    if ((weights && format_parse(weights, &o.weights)) || (emb && format_parse(emb, &o.embeddings)) ||
+        (tables && format_parse(tables, &o.tables))) {
+        fprintf(stderr, "bct: formats are q8, q4, q3, q2 or f32\n");
         return CLI_USAGE;
     }
     if (block) o.weights.block = o.embeddings.block = o.tables.block = block;
@@ -223,6 +264,12 @@ int cmd_compress(int argc, char **argv) {
         return CLI_USAGE;
     }
     o.gptq = gptq;
+    o.prune_heads = prune[0];
+    o.prune_ffn = prune[1];
+    if ((prune[0] > 0 || prune[1] > 0) && !calib) {
+        fprintf(stderr, "bct: --prune-heads and --prune-ffn need --calib\n");
+        return CLI_USAGE;
+    }
     if (smooth) {
         char *end;
         o.smooth = 1;

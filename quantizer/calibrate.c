@@ -83,7 +83,7 @@ static int add_line(const bert_model *m, char *line, size_t len, batch *b, calib
     return BCT_OK;
 }
 
-static int run_file(const bert_model *m, FILE *f, int max_sentences, bert_observer fn, void *ud,
+static int run_file(const bert_model *m, FILE *f, int max_sentences, int layers, bert_observer fn, void *ud,
                     calib_stats *out, bct_error *err) {
     bert_ws *ws = bert_ws_create();
     batch *b = calloc(1, sizeof(batch));
@@ -92,7 +92,10 @@ static int run_file(const bert_model *m, FILE *f, int max_sentences, bert_observ
     size_t cap = 0;
     ssize_t n;
     int rc = ws && b && logits ? BCT_OK : bct_fail(err, BCT_ENOMEM, "out of memory");
-    if (rc == BCT_OK) bert_ws_observe(ws, fn, ud);
+    if (rc == BCT_OK) {
+        bert_ws_observe(ws, fn, ud);
+        bert_ws_stop_after(ws, layers);
+    }
     for (int lineno = 1; rc == BCT_OK && out->sentences < max_sentences &&
                          (n = getline(&line, &cap, f)) >= 0;
          lineno++) {
@@ -135,7 +138,7 @@ int calib_collect(const bert_model *m, const bert_slot *slots, int n_slots, cons
             rc = BCT_ENOMEM;
     }
     if (rc != BCT_OK) bct_fail(err, rc, "out of memory");
-    else rc = run_file(m, f, max_sentences, observe, &a, out, err);
+    else rc = run_file(m, f, max_sentences, 0, observe, &a, out, err);
     fclose(f);
     if (rc == BCT_OK && out->sentences == 0) rc = bct_fail(err, BCT_EINVAL, "%s: no calibration text", path);
     for (int i = 0; i < n_slots && rc == BCT_OK; i++) {
@@ -207,7 +210,7 @@ int calib_hessians(const bert_model *m, const bert_slot *slots, int n_slots, con
     if (rc == BCT_OK) {
         hess_accum a = {slots, n_slots, h};
         calib_stats counts = {0};
-        rc = run_file(m, f, max_sentences, observe_hessian, &a, &counts, err);
+        rc = run_file(m, f, max_sentences, 0, observe_hessian, &a, &counts, err);
     }
     if (f) fclose(f);
     for (int i = 0; i < n_slots && rc == BCT_OK; i++) {
@@ -220,5 +223,16 @@ int calib_hessians(const bert_model *m, const bert_slot *slots, int n_slots, con
             free(h[i]);
             h[i] = NULL;
         }
+    return rc;
+}
+
+int calib_run(const bert_model *m, const char *path, int max_sentences, int layers, bert_observer fn, void *ud,
+              bct_error *err) {
+    if (m->mode.act_int8) return bct_fail(err, BCT_EINVAL, "calibration needs the fp32 model");
+    FILE *f = fopen(path, "rb");
+    if (!f) return bct_fail(err, BCT_EIO, "%s: %s", path, strerror(errno));
+    calib_stats counts = {0};
+    int rc = run_file(m, f, max_sentences, layers, fn, ud, &counts, err);
+    fclose(f);
     return rc;
 }

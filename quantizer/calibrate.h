@@ -12,6 +12,7 @@
 #ifndef BCT_CALIBRATE_H
 #define BCT_CALIBRATE_H
 
+#include "model/bert_forward.h"
 #include "model/bert_model.h"
 #include "util/status.h"
 
@@ -39,5 +40,12 @@ void calib_free(calib_stats *s);
  * nothing is left allocated. */
 int calib_hessians(const bert_model *m, const bert_slot *slots, int n_slots, const char *path,
                    int max_sentences, const int *want, float **h, bct_error *err);
+
+/* One pass of the fp32 model m over up to max_sentences lines of the
+ * calibration text at path, through its first `layers` encoder layers
+ * (0: all; bert_ws_stop_after), calling fn(ud, ...) with the input of
+ * every Linear (bert_ws_observe).  What other passes (pruning) build on. */
+int calib_run(const bert_model *m, const char *path, int max_sentences, int layers, bert_observer fn, void *ud,
+              bct_error *err);
 
 #endif

@@ -15,6 +15,7 @@
 #include "calibrate.h"
 #include "formats/qcodec.h"
 #include "gptq.h"
+#include "prune.h"
 #include "smooth.h"
 
 #define BCT_TOOL_VERSION "bct 0.1"
@@ -128,7 +129,7 @@ int compress_opts_check(const compress_opts *o, bct_error *err) {
         const bq_spec *s;
     } roles[] = {{"weights", &o->weights}, {"embeddings", &o->embeddings}, {"tables", &o->tables}};
     for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
-        int rc = bq_spec_ok(roles[i].s, err);
+        int rc = roles[i].s->bits == 32 ? BCT_OK : bq_spec_ok(roles[i].s, err);
         if (rc != BCT_OK) return bct_fail_prefix(err, rc, "%s", roles[i].kind);
     }
     if (o->n_rules < 0 || o->n_rules > COMPRESS_MAX_RULES || (o->n_rules && !o->rules))
@@ -413,9 +414,29 @@ int compress_checkpoint(const char *hf_dir, const char *out_path, const compress
     float **hess = NULL; /* GPTQ: per slot, the Hessians of the current group */
     int *want = NULL;
     float *emb_weight = NULL; /* the embedding tables' column importance */
+    prune_result pruned = {0};
     cJSON *meta = cJSON_CreateObject();
     int rc = bert_model_load_hf(hf_dir, &m, err);
     if (rc != BCT_OK) goto done;
+    if (o->prune_heads > 0 || o->prune_ffn > 0) {
+        /* Smoothing groups Q, K, V by the config's shapes, which pruning changes. */
+        if (!o->calib || o->smooth) {
+            rc = bct_fail(err, BCT_EINVAL, o->smooth ? "pruning does not combine with smoothing"
+                                                     : "pruning needs calibration text (--calib)");
+            goto done;
+        }
+        if ((rc = prune_model(m, o->calib, o->calib_max > 0 ? o->calib_max : 256, o->prune_heads, o->prune_ffn,
+                              &pruned, err)) != BCT_OK)
+            goto done;
+        cJSON *pm = prune_meta(m, &pruned);
+        if (!pm || !(rep->pruning = cJSON_Duplicate(pm, 1))) {
+            cJSON_Delete(pm);
+            rc = bct_fail(err, BCT_ENOMEM, "out of memory");
+            goto done;
+        }
+        cJSON_AddNumberToObject(rep->pruning, "seconds", pruned.seconds);
+        cJSON_AddItemToObject(meta, "pruning", pm);
+    }
 
     int n = bert_slot_count(&m->cfg);
     slots = calloc((size_t)n, sizeof(bert_slot));
@@ -536,6 +557,7 @@ done:
     cJSON_Delete(meta);
     free(slots);
     bert_model_free(m);
+    prune_result_free(&pruned);
     if (rc != BCT_OK) compress_report_free(rep);
     return rc;
 }
@@ -543,6 +565,8 @@ done:
 void compress_report_free(compress_report *rep) {
     free(rep->tensors);
     free(rep->blocks);
+    cJSON_Delete(rep->pruning);
+    rep->pruning = NULL;
     rep->tensors = NULL;
     rep->blocks = NULL;
     rep->n_tensors = rep->n_blocks = 0;
@@ -573,6 +597,7 @@ cJSON *compress_report_json(const compress_report *rep) {
         if (t->smooth_alpha >= 0) cJSON_AddNumberToObject(e, "smooth_alpha", t->smooth_alpha);
         cJSON_AddItemToArray(arr, e);
     }
+    if (rep->pruning) cJSON_AddItemToObject(o, "pruning", cJSON_Duplicate(rep->pruning, 1));
     cJSON *blocks = cJSON_AddArrayToObject(o, "block_sizes");
     for (int i = 0; i < rep->n_blocks; i++) {
         const compress_block_use *b = &rep->blocks[i];

@@ -48,6 +48,9 @@ typedef struct compress_opts {
     int gptq;               /* Linear weights by GPTQ (gptq.h) on calib's Hessians; needs calib */
     const compress_rule *rules; /* per-tensor exceptions (borrowed), or NULL */
     int n_rules;                /* <= COMPRESS_MAX_RULES */
+    /* Structured pruning (prune.h) before quantization: fractions of each
+     * layer's attention heads and FFN neurons removed; needs calib. */
+    double prune_heads, prune_ffn;
     /* Optional progress callback: tensor i of n is about to be quantized. */
     void (*progress)(void *ud, int i, int n, const char *tensor);
     void *progress_ud;
@@ -89,6 +92,7 @@ typedef struct compress_report {
     compress_tensor *tensors;
     int n_blocks;
     compress_block_use *blocks;
+    struct cJSON *pruning;  /* the file's "pruning" object (prune_meta), or NULL */
 } compress_report;
 
 /* "w8a8" | "w8a8r" | "w4a8" -> options; BCT_EINVAL for an unknown name. */

@@ -136,6 +136,8 @@ static void options_json(const jobs_spec *s, sbuf *b) {
         if (s->max_drop >= 0) sbuf_printf(b, "%.17g", s->max_drop);
         else sbuf_puts(b, "null");
     }
+    if (o->prune_heads > 0 || o->prune_ffn > 0)
+        sbuf_printf(b, ",\"prune_heads\":%g,\"prune_ffn\":%g", o->prune_heads, o->prune_ffn);
     sbuf_putc(b, '}');
 }
 

@@ -21,7 +21,7 @@
 
 static const char *const form_fields[] = {"name",   "preset",     "weights",   "embeddings",
                                           "tables", "block",      "scales",    "activations",
-                                          "nonlinear", "calib_n", "task",   "max_drop"};
+                                          "nonlinear", "calib_n", "task",   "max_drop", "prune_heads", "prune_ffn"};
 
 struct srv_admin {
     admin_deps d;
@@ -269,6 +269,16 @@ static int form_options(const upload *u, jobs_spec *s, admin_reply *reply) {
     if ((v = upload_field(u, "calib_n")) && parse_int(v, 1, 1000000, &o->calib_max) != 0)
         return reply_error(reply, BCT_EINVAL,
                            "field calib_n must be an integer in [1, 1000000], got \"%.40s\"", v);
+    static const char *const prunes[] = {"prune_heads", "prune_ffn"};
+    double *fracs[] = {&o->prune_heads, &o->prune_ffn};
+    for (int i = 0; i < 2; i++)
+        if ((v = upload_field(u, prunes[i]))) {
+            char *end;
+            *fracs[i] = strtod(v, &end);
+            if (end == v || *end || !(*fracs[i] >= 0 && *fracs[i] <= 1))
+                return reply_error(reply, BCT_EINVAL, "field %s must be a fraction in [0, 1], got \"%.40s\"",
+                                   prunes[i], v);
+        }
     if (custom) snprintf(o->preset, sizeof(o->preset), "custom");
     return eval_options(u, s, reply);
 }
@@ -334,6 +344,9 @@ static int end_compress(admin_req *q, admin_reply *reply) {
     snprintf(s.name, sizeof(s.name), "%s", name);
     snprintf(s.dir, sizeof(s.dir), "%s", upload_dir(u));
     s.has_calibration = upload_file_bytes(u, "calibration") >= 0;
+    if ((s.copts.prune_heads > 0 || s.copts.prune_ffn > 0) && !s.has_calibration)
+        return reply_error(reply, BCT_EINVAL,
+                           "fields prune_heads and prune_ffn need a \"calibration\" file part");
     s.upload_bytes = upload_received(u);
     upload_keep_dir(q->up); /* the job owns it now */
     upload_free(q->up);

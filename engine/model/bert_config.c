@@ -284,8 +284,19 @@ void bert_config_free(bert_config *cfg) {
     if (cfg->labels)
         for (int i = 0; i < cfg->num_labels; i++) free(cfg->labels[i]);
     free(cfg->labels);
+    free(cfg->layer_heads);
+    free(cfg->layer_inter);
     cfg->labels = NULL;
+    cfg->layer_heads = cfg->layer_inter = NULL;
     cfg->num_labels = 0;
+}
+
+int bert_config_layer_heads(const bert_config *cfg, int l) {
+    return cfg->layer_heads ? cfg->layer_heads[l] : cfg->heads;
+}
+
+int bert_config_layer_inter(const bert_config *cfg, int l) {
+    return cfg->layer_inter ? cfg->layer_inter[l] : cfg->intermediate;
 }
 
 const char *bert_act_name(bert_act act) {

@@ -70,6 +70,11 @@ typedef struct bert_config {
     bert_problem problem;
     int num_labels;
     char **labels;    /* num_labels names in id order (id2label) */
+    /* Structured pruning (a .bct's "pruning", quantizer/prune.h): attention
+     * heads and FFN width of each layer (0 allowed: that sub-block adds its
+     * output bias only), or NULL: every layer has `heads` / `intermediate`.
+     * A head keeps its width hidden / heads.  Owned (bert_config_free). */
+    int *layer_heads, *layer_inter;
 } bert_config;
 
 /* "BertForSequenceClassification", ... */
@@ -86,6 +91,10 @@ void bert_config_free(bert_config *cfg);
 /* The config as Hugging Face config.json fields (what bert_config_parse
  * reads back); NULL when out of memory.  Caller frees with cJSON_Delete. */
 struct cJSON *bert_config_to_json(const bert_config *cfg);
+
+/* Attention heads and FFN width of layer l (see layer_heads). */
+int bert_config_layer_heads(const bert_config *cfg, int l);
+int bert_config_layer_inter(const bert_config *cfg, int l);
 
 const char *bert_act_name(bert_act act);
 /* Index of the label named `name`, or -1. */

@@ -46,6 +46,7 @@ struct bert_ws {
     int nwk;
     bert_observer observe;
     void *observe_ud;
+    int stop_layers; /* bert_ws_stop_after; 0: every layer */
 };
 
 bert_ws *bert_ws_create(void) { return calloc(1, sizeof(bert_ws)); }
@@ -56,6 +57,8 @@ void bert_ws_observe(bert_ws *ws, bert_observer fn, void *ud) {
     ws->observe = fn;
     ws->observe_ud = ud;
 }
+
+void bert_ws_stop_after(bert_ws *ws, int layers) { ws->stop_layers = layers; }
 
 void bert_ws_free(bert_ws *ws) {
     if (!ws) return;
@@ -399,14 +402,14 @@ static int quantize_head(bert_wk *wk, qscratch *s, const float *x, int ld, int r
     return BCT_OK;
 }
 
-/* Self-attention of one head h of one sequence of `len` tokens.  q holds
- * `nq` query rows (all tokens, or just [CLS] in the last layer), k and v
- * hold `len` rows; all are [rows][H] with heads side by side.  Writes the
- * head's context columns of ctx ([nq][H], ld ldc). */
+/* Self-attention of one head h (of dh features) of one sequence of `len`
+ * tokens.  q holds `nq` query rows (all tokens, or just [CLS] in the last
+ * layer), k and v hold `len` rows (stride H: the layer's heads side by
+ * side, fewer than the config's when pruned).  Writes the head's context
+ * columns of ctx ([nq][H], ld ldc). */
 static int attention_head(const fwd *f, bert_wk *wk, const float *q, int ldq, int nq, const float *k,
-                          const float *v, int len, int H, int heads, int h, float *ctx, int ldc) {
+                          const float *v, int len, int H, int dh, int h, float *ctx, int ldc) {
     const bert_mode *mode = f->mode;
-    int dh = H / heads;
     float scale = 1.0f / sqrtf((float)dh);
     /* Scores and probabilities as int8 blocks of 32 along the reduction
      * dimension: head features for Q.K^T (padded, quantize_head), key
@@ -446,26 +449,35 @@ typedef struct att_job {
     const float *q, *k, *v;
     float *ctx;
     int last; /* only the [CLS] query of each sequence; its rows are packed */
+    int heads, dh; /* the layer's heads and their width; rows are heads * dh wide */
     atomic_int rc;
 } att_job;
 
 static void attention_task(void *ctx, int task, int worker) {
     att_job *j = ctx;
-    const bert_config *c = &j->f->m->cfg;
-    int H = c->hidden, s = task / c->heads, h = task % c->heads, len = j->seqs[s].len;
-    size_t off = (size_t)j->f->ws->start[s] * H, qoff = j->last ? (size_t)s * H : off;
-    int rc = attention_head(j->f, &j->f->ws->wk[worker], j->q + qoff, H, j->last ? 1 : len,
-                            j->k + off, j->v + off, len, H, c->heads, h, j->ctx + qoff, H);
+    int A = j->heads * j->dh, s = task / j->heads, h = task % j->heads, len = j->seqs[s].len;
+    size_t off = (size_t)j->f->ws->start[s] * A, qoff = j->last ? (size_t)s * A : off;
+    int rc = attention_head(j->f, &j->f->ws->wk[worker], j->q + qoff, A, j->last ? 1 : len,
+                            j->k + off, j->v + off, len, A, j->dh, h, j->ctx + qoff, A);
     if (rc != BCT_OK) atomic_store(&j->rc, rc);
 }
 
-/* Attention of every sequence and head: one task each. */
+/* Attention of every sequence and head of a layer of `heads` heads: one
+ * task each. */
 static int attention(const fwd *f, const bert_seq *seqs, int n, const float *q, const float *k,
-                     const float *v, float *ctx, int last) {
-    att_job j = {.f = f, .seqs = seqs, .q = q, .k = k, .v = v, .ctx = ctx, .last = last};
+                     const float *v, float *ctx, int last, int heads) {
+    const bert_config *c = &f->m->cfg;
+    att_job j = {.f = f, .seqs = seqs, .q = q, .k = k, .v = v, .ctx = ctx, .last = last, .heads = heads,
+                 .dh = c->hidden / c->heads};
     atomic_init(&j.rc, BCT_OK);
-    bct_pool_run(f->pool, n * f->m->cfg.heads, attention_task, &j);
+    bct_pool_run(f->pool, n * heads, attention_task, &j);
     return atomic_load(&j.rc);
+}
+
+/* y = the bias of l in each of `rows` rows: a Linear all of whose inputs
+ * were pruned away. */
+static void bias_rows(const bert_linear *l, int rows, float *y) {
+    for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * l->out, l->b, (size_t)l->out * sizeof(float));
 }
 
 /* ------------------------------------------------------------------ */
@@ -575,7 +587,7 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     bert_ws *ws = f->ws;
     const bert_model *m = f->m;
     const bert_config *c = &m->cfg;
-    int H = c->hidden, inter = c->intermediate, rc = BCT_OK;
+    int H = c->hidden, rc = BCT_OK;
     int total = 0, longest = 0;
     for (int s = 0; s < n; s++) {
         total += seqs[s].len;
@@ -583,7 +595,7 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     }
     /* x, q, then k, v, ctx; the FFN intermediate (total x inter) reuses k,
      * v and ctx, which are dead once the attention output is computed. */
-    size_t NH = (size_t)total * H, NI = (size_t)total * inter;
+    size_t NH = (size_t)total * H, NI = (size_t)total * c->intermediate;
     size_t need = 2 * NH + (3 * NH > NI ? 3 * NH : NI);
     if (ws_reserve(ws, c, need, n, longest, bct_pool_threads(f->pool)) != BCT_OK)
         return bct_fail(err, BCT_ENOMEM, "out of memory for a batch of %d tokens", total);
@@ -601,34 +613,44 @@ static int forward_group(const fwd *f, const bert_seq *seqs, int n, float *logit
     if (project && (rc = linear(f, &m->emb_proj, emb, E, total, NULL, x)))
         return bct_fail(err, rc, "out of memory");
 
-    for (int li = 0; li < c->layers && rc == BCT_OK; li++) {
+    int run = ws->stop_layers > 0 && ws->stop_layers < c->layers ? ws->stop_layers : c->layers;
+    for (int li = 0; li < run && rc == BCT_OK; li++) {
         const bert_layer *L = &m->layer[li];
-        int last = li == c->layers - 1;
-        const qmat *qx = L->key.q ? quantize_input(f, x, H, total, H, L->key.q, L->key.act_scale) : NULL;
-        if (L->key.q && !qx) return bct_fail(err, BCT_ENOMEM, "out of memory");
-        if ((rc = linear(f, &L->key, x, H, total, qx, k)) || (rc = linear(f, &L->value, x, H, total, qx, v)))
+        int last = li == c->layers - 1, heads = bert_config_layer_heads(c, li);
+        int A = heads * (H / c->heads), inter = bert_config_layer_inter(c, li);
+        const qmat *qx = heads && L->key.q ? quantize_input(f, x, H, total, H, L->key.q, L->key.act_scale) : NULL;
+        if (heads && L->key.q && !qx) return bct_fail(err, BCT_ENOMEM, "out of memory");
+        if (heads && ((rc = linear(f, &L->key, x, H, total, qx, k)) || (rc = linear(f, &L->value, x, H, total, qx, v))))
             break;
-        if (!last) {
-            if ((rc = linear(f, &L->query, x, H, total, qx, q))) break;
-            rc = attention(f, seqs, n, q, k, v, ctx, 0);
-        } else {
+        if (last) {
             /* Only [CLS] rows reach the pooler: gather them into x's first
              * n rows and shrink the rest of the layer to n rows. */
             for (int s = 0; s < n; s++)
                 memcpy(ctx + (size_t)s * H, x + (size_t)ws->start[s] * H, (size_t)H * sizeof(float));
             memcpy(x, ctx, (size_t)n * H * sizeof(float));
-            if ((rc = linear(f, &L->query, x, H, n, NULL, q))) break;
-            rc = attention(f, seqs, n, q, k, v, ctx, 1);
-            total = n;
         }
-        if (rc || (rc = linear(f, &L->attn_out, ctx, H, total, NULL, q))) break;
+        int qrows = last ? n : total;
+        if (heads) {
+            if ((rc = linear(f, &L->query, x, H, qrows, last ? NULL : qx, q))) break;
+            rc = attention(f, seqs, n, q, k, v, ctx, last, heads);
+        }
+        if (last) total = n;
+        if (rc) break;
+        if (heads) rc = linear(f, &L->attn_out, ctx, A, total, NULL, q);
+        else bias_rows(&L->attn_out, total, q);
+        if (rc) break;
         add_layer_norm(f, q, x, total, H, &L->attn_norm, c->ln_eps);
-        if ((rc = linear(f, &L->ffn_in, q, H, total, NULL, ffn))) break;
-        activation(f, c->act, ffn, total, inter, gelu_block(L));
-        if ((rc = linear(f, &L->ffn_out, ffn, inter, total, NULL, x))) break;
+        if (inter) {
+            if ((rc = linear(f, &L->ffn_in, q, H, total, NULL, ffn))) break;
+            activation(f, c->act, ffn, total, inter, gelu_block(L));
+            if ((rc = linear(f, &L->ffn_out, ffn, inter, total, NULL, x))) break;
+        } else {
+            bias_rows(&L->ffn_out, total, x);
+        }
         add_layer_norm(f, x, q, total, H, &L->ffn_norm, c->ln_eps);
     }
     if (rc != BCT_OK) return bct_fail(err, rc, "out of memory running a batch of %d tokens", total);
+    if (run < c->layers) return BCT_OK; /* stopped early: no logits */
 
     /* x now holds one row per sequence: the first token after the last layer. */
     if ((rc = linear(f, &m->head_dense, x, H, n, NULL, q))) return bct_fail(err, rc, "out of memory");

@@ -65,6 +65,11 @@ void bert_ws_set_pool(bert_ws *ws, struct bct_pool *pool);
 typedef void (*bert_observer)(void *ud, const bert_linear *l, const float *x, int ldx, int rows);
 void bert_ws_observe(bert_ws *ws, bert_observer fn, void *ud);
 
+/* Later bert_forward calls on ws run only the first `layers` encoder
+ * layers (0: all, the default) and leave the logits unwritten: for
+ * calibration passes that observe one layer's inputs (quantizer/prune.c). */
+void bert_ws_stop_after(bert_ws *ws, int layers);
+
 /* Runs n sequences; writes n x cfg.num_labels logits (row-major). */
 int bert_forward(const bert_model *m, const bert_seq *seqs, int n, float *logits, bert_ws *ws,
                  bct_error *err);

@@ -89,7 +89,15 @@ static int embedding_slots(const bert_config *c) {
     return 4 + (c->type_vocab > 0) + 2 * (c->emb_size != c->hidden);
 }
 
-int bert_slot_count(const bert_config *cfg) { return embedding_slots(cfg) + 16 * cfg->layers + 4; }
+/* A pruned-away sub-block keeps only its output bias and LayerNorm: no
+ * heads drops Q, K, V and the attention output weight (7 slots), no FFN
+ * neurons the FFN input Linear and output weight (3). */
+int bert_slot_count(const bert_config *cfg) {
+    int n = embedding_slots(cfg) + 16 * cfg->layers + 4;
+    for (int l = 0; l < cfg->layers; l++)
+        n -= 7 * (bert_config_layer_heads(cfg, l) == 0) + 3 * (bert_config_layer_inter(cfg, l) == 0);
+    return n;
+}
 
 void bert_sinusoid_table(float *out, int rows, int cols) {
     for (int p = 0; p < rows; p++)
@@ -126,6 +134,13 @@ static bert_slot *linear_slots(bert_slot *s, bert_linear *l, int out, int in, co
     return add_slot(s, BERT_ROLE_PARAM, out, 0, &l->b, NULL, "%s.bias", prefix);
 }
 
+/* A Linear of no inputs (every head or neuron pruned): its bias alone. */
+static bert_slot *bias_slot(bert_slot *s, bert_linear *l, int out, const char *prefix) {
+    l->out = out;
+    l->in = 0;
+    return add_slot(s, BERT_ROLE_PARAM, out, 0, &l->b, NULL, "%s.bias", prefix);
+}
+
 /* name: the LayerNorm module, e.g. "bert.embeddings.LayerNorm". */
 static bert_slot *norm_slots(bert_slot *s, bert_norm *nm, int n, const char *name) {
     s = add_slot(s, BERT_ROLE_PARAM, n, 0, &nm->gamma, NULL, "%s.weight", name);
@@ -144,7 +159,7 @@ static const char *const distil_layer_names[LN_COUNT] = {
 
 void bert_slots(bert_model *m, bert_slot *s) {
     const bert_config *c = &m->cfg;
-    int H = c->hidden, I = c->intermediate, E = c->emb_size, distil = c->arch == BERT_ARCH_DISTILBERT;
+    int H = c->hidden, E = c->emb_size, distil = c->arch == BERT_ARCH_DISTILBERT;
     const char *pre = bert_arch_prefix(c->arch);
     const char *const *ln = distil ? distil_layer_names : bert_layer_names;
     char p[96];
@@ -164,16 +179,25 @@ void bert_slots(bert_model *m, bert_slot *s) {
     }
     for (int i = 0; i < c->layers; i++) {
         bert_layer *L = &m->layer[i];
+        int A = bert_config_layer_heads(c, i) * (H / c->heads), I = bert_config_layer_inter(c, i);
 #define LAYER(k) (snprintf(p, sizeof(p), "%s.%s.layer.%d.%s", pre, distil ? "transformer" : "encoder", i, \
                            ln[k]),                                                                   \
                   p)
-        s = linear_slots(s, &L->query, H, H, LAYER(LN_Q));
-        s = linear_slots(s, &L->key, H, H, LAYER(LN_K));
-        s = linear_slots(s, &L->value, H, H, LAYER(LN_V));
-        s = linear_slots(s, &L->attn_out, H, H, LAYER(LN_ATT_OUT));
+        if (A) {
+            s = linear_slots(s, &L->query, A, H, LAYER(LN_Q));
+            s = linear_slots(s, &L->key, A, H, LAYER(LN_K));
+            s = linear_slots(s, &L->value, A, H, LAYER(LN_V));
+            s = linear_slots(s, &L->attn_out, H, A, LAYER(LN_ATT_OUT));
+        } else {
+            s = bias_slot(s, &L->attn_out, H, LAYER(LN_ATT_OUT));
+        }
         s = norm_slots(s, &L->attn_norm, H, LAYER(LN_ATT_NORM));
-        s = linear_slots(s, &L->ffn_in, I, H, LAYER(LN_FFN_IN));
-        s = linear_slots(s, &L->ffn_out, H, I, LAYER(LN_FFN_OUT));
+        if (I) {
+            s = linear_slots(s, &L->ffn_in, I, H, LAYER(LN_FFN_IN));
+            s = linear_slots(s, &L->ffn_out, H, I, LAYER(LN_FFN_OUT));
+        } else {
+            s = bias_slot(s, &L->ffn_out, H, LAYER(LN_FFN_OUT));
+        }
         s = norm_slots(s, &L->ffn_norm, H, LAYER(LN_FFN_NORM));
 #undef LAYER
     }

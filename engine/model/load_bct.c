@@ -190,6 +190,31 @@ static int load_config(bert_model *m, const cJSON *meta, bct_error *err) {
     return rc;
 }
 
+/* "pruning": {"heads": [per layer], "intermediate": [per layer]} (see
+ * bert_config.layer_heads); absent in unpruned files. */
+static int load_pruning(bert_config *c, const cJSON *p, bct_error *err) {
+    if (!p) return BCT_OK;
+    const char *keys[2] = {"heads", "intermediate"};
+    int max[2] = {c->heads, c->intermediate}, *arr[2];
+    if (!cJSON_IsObject(p)) return bct_fail(err, BCT_EFORMAT, "\"pruning\" is not an object");
+    for (int k = 0; k < 2; k++) {
+        const cJSON *a = field(p, keys[k]);
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != c->layers)
+            return bct_fail(err, BCT_EFORMAT, "pruning.%s: not an array of %d layers", keys[k], c->layers);
+        if (!(arr[k] = calloc((size_t)c->layers, sizeof(int)))) return bct_fail(err, BCT_ENOMEM, "out of memory");
+        if (k == 0) c->layer_heads = arr[0];
+        else c->layer_inter = arr[1];
+        for (int l = 0; l < c->layers; l++) {
+            const cJSON *v = cJSON_GetArrayItem(a, l);
+            if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
+                v->valuedouble > max[k])
+                return bct_fail(err, BCT_EFORMAT, "pruning.%s[%d]: not an integer in 0..%d", keys[k], l, max[k]);
+            arr[k][l] = (int)v->valuedouble;
+        }
+    }
+    return BCT_OK;
+}
+
 /* tokenizer.json_blob / json_bytes: the tokenizer.json document the
  * checkpoint's tokenizer ran (zlib), stored instead of vocab.txt. */
 static int load_tokenizer_json(bert_model *m, const cJSON *name, const cJSON *bytes, bct_error *err) {
@@ -248,7 +273,8 @@ int bert_model_load_bct_mode(const char *path, const bert_mode *mode, bert_model
         rc = bct_fail(err, BCT_EFORMAT, "header lacks tokenizer, quantization or tensors");
         goto fail;
     }
-    if ((rc = load_config(m, meta, err)) || (rc = bert_model_init_layers(m, err)) ||
+    if ((rc = load_config(m, meta, err)) || (rc = load_pruning(&m->cfg, field(meta, "pruning"), err)) ||
+        (rc = bert_model_init_layers(m, err)) ||
         (rc = load_vocab(m, tok, err)))
         goto fail;
     int max_len;
