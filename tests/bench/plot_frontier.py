@@ -29,8 +29,14 @@ def cells(line):
 
 
 def read_rows(path):
-    """(model, method, ratio, drop) of every row of every matching table."""
-    rows, header = [], None
+    """(model, method, ratio, drop) of every row of every matching table.
+
+    A table needs "model" and "drop (points)" columns, and a "ratio" or a
+    "file bytes" column; without a ratio, it is the model's fp32 checkpoint
+    bytes (its "fp32 (checkpoint)" row, anywhere in the file) over the
+    row's file bytes.  The method is the "method" or "format" column, else
+    the second column's header and value (e.g. the pruning fractions)."""
+    tables, header = [], None
     for line in open(path, encoding="utf-8"):
         if not line.startswith("|"):
             header = None
@@ -38,20 +44,36 @@ def read_rows(path):
         c = cells(line)
         if header is None:
             header = [h.lower() for h in c]
+            tables.append((header, []))
             continue
         if all(re.fullmatch(r":?-+:?", x) for x in c if x):
             continue
-        if not {"model", "ratio", "drop (points)"} <= set(header):
+        tables[-1][1].append(c)
+    fp32 = {}
+    for header, body in tables:
+        if "model" in header and "file bytes" in header:
+            m, fb = header.index("model"), header.index("file bytes")
+            for c in body:
+                if any("fp32 (checkpoint)" in x for x in c) and c[fb].isdigit():
+                    fp32[c[m]] = int(c[fb])
+    rows = []
+    for header, body in tables:
+        if not {"model", "drop (points)"} <= set(header) or not ({"ratio", "file bytes"} & set(header)):
             continue
         col = {h: i for i, h in enumerate(header)}
         method_col = col.get("method", col.get("format"))
-        try:
-            ratio = float(c[col["ratio"]])
-            drop = float(c[col["drop (points)"]])
-        except (ValueError, IndexError):
-            continue  # the fp32 rows have no drop
-        method = c[method_col] if method_col is not None else ""
-        rows.append((c[col["model"]], method, ratio, drop))
+        for c in body:
+            try:
+                model = c[col["model"]]
+                drop = float(c[col["drop (points)"]].replace("*", "").replace("\u2212", "-"))
+                if "ratio" in col:
+                    ratio = float(c[col["ratio"]])
+                else:
+                    ratio = fp32[model] / int(c[col["file bytes"]])
+            except (ValueError, IndexError, KeyError, ZeroDivisionError):
+                continue  # the fp32 rows have no drop; unknown checkpoint size
+            method = c[method_col] if method_col is not None else f"{header[1]} {c[1]}"
+            rows.append((model, method.replace("*", ""), ratio, drop))
     return rows
 
 
