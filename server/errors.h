@@ -10,6 +10,8 @@
  * 404     NotFound              unknown route (or /admin with the admin API off)
  * 404     ModelNotFound         "model" names no loaded model
  * 405     MethodNotAllowed      known route, wrong method (Allow header set)
+ * 408     RequestTimeout        the body was not in within its deadline
+ *                               (conn_guard.h; the connection is closed)
  * 413     PayloadTooLarge       body or number of inputs over the limit
  * 409     Conflict              /admin: the model cannot be replaced or deleted
  * 415     UnsupportedMediaType  Content-Type is not application/json
@@ -29,6 +31,7 @@
 #define ERR_NOT_FOUND "NotFound"
 #define ERR_MODEL_NOT_FOUND "ModelNotFound"
 #define ERR_METHOD "MethodNotAllowed"
+#define ERR_TIMEOUT "RequestTimeout"
 #define ERR_UNAUTHORIZED "Unauthorized"
 #define ERR_FORBIDDEN "Forbidden"
 #define ERR_CONFLICT "Conflict"

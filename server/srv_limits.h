@@ -17,6 +17,14 @@
  * us (nginx) then answers 502 instead of passing the 401 on. */
 #define SRV_UNAUTH_DRAIN (8 * SRV_MIB)
 
+/* A request body must be complete body_timeout_s after its headers, plus
+ * one second per this many bytes it announces (Content-Length; a chunked
+ * body: its route's limit), so that a large admin upload on a slow link
+ * gets time in proportion (2 GiB: 34 min) while a /classify body (at most
+ * max_body_bytes, 1 MiB) gets body_timeout_s + 1 s.  1 MiB/s is 8 Mbit/s,
+ * a slow office uplink; slower clients raise body_timeout_s. */
+#define SRV_BODY_MIN_RATE SRV_MIB
+
 /* The longest X-Request-Id taken from a client; longer ones are replaced
  * by a generated id. */
 #define SRV_REQUEST_ID_MAX 64
