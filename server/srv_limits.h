@@ -25,6 +25,10 @@
  * a slow office uplink; slower clients raise body_timeout_s. */
 #define SRV_BODY_MIN_RATE SRV_MIB
 
+/* The largest calibration part of an admin upload (text lines; the job
+ * reads calib_n of them). */
+#define SRV_CALIB_MAX_BYTES (64 * SRV_MIB)
+
 /* The longest X-Request-Id taken from a client; longer ones are replaced
  * by a generated id. */
 #define SRV_REQUEST_ID_MAX 64
