@@ -29,6 +29,16 @@
  * reads calib_n of them). */
 #define SRV_CALIB_MAX_BYTES (64 * SRV_MIB)
 
+/* A JSON request body may hold at most this many values per input it may
+ * carry (max_inputs_per_request) plus a slack for the options, nested at
+ * most this deep: checked on the raw text before cJSON builds a tree of
+ * ~64 bytes per value, which took a 1 MiB body of 512k zeros to ~32 MB and
+ * ~50 ms of the HTTP thread (issue 17, memory bounds).  A real request
+ * needs < 8 values per input and 4 levels. */
+#define SRV_JSON_VALUES_PER_INPUT 16
+#define SRV_JSON_VALUES_SLACK 256
+#define SRV_JSON_MAX_DEPTH 16
+
 /* The longest X-Request-Id taken from a client; longer ones are replaced
  * by a generated id. */
 #define SRV_REQUEST_ID_MAX 64
