@@ -696,8 +696,9 @@ def attack_mem_body():
                     socks.append(s)
                 time.sleep(2)
                 held["rss"] = srv.status("VmRSS")
-                for s in socks:
+                for s in socks:  # completed one by one, as bodies arrive
                     s.sendall(b"z")
+                    time.sleep(0.02)
                 for s in socks:
                     d = s.recv(64)
                     code = int(d[9:12]) if d[9:12].isdigit() else 0
