@@ -28,6 +28,7 @@ struct srv_http {
     int port;
     atomic_int suspended;
     atomic_int unstarted; /* connections whose first request has not begun */
+    atomic_int handed;    /* given to MHD by http_quiesce, its "started" not yet seen */
     atomic_int requests;  /* requests begun and not completed (draining ones too) */
     conn_guard *guard;    /* header deadlines (issue 17), NULL when off */
 };
@@ -293,6 +294,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             atomic_fetch_add(&h->unstarted, 1);
             hc->guard = conn_guard_open(h->guard, c);
         }
+        /* (after: never both counts zero) */
+        int n = atomic_load(&h->handed);
+        while (n > 0 && !atomic_compare_exchange_weak(&h->handed, &n, n - 1)) {
+        }
         *socket_context = hc;
     } else {
         if (hc && hc->fresh) atomic_fetch_sub(&h->unstarted, 1);
@@ -512,6 +517,7 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
     }
     atomic_init(&h->suspended, 0);
     atomic_init(&h->unstarted, 0);
+    atomic_init(&h->handed, 0);
     atomic_init(&h->requests, 0);
     struct sockaddr_storage ss;
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
@@ -568,7 +574,14 @@ void http_quiesce(srv_http *h) {
             if (errno == EINTR) continue;
             break; /* EAGAIN: the queue is empty (the listener is non-blocking) */
         }
-        if (MHD_add_connection(h->daemon, c, (struct sockaddr *)&ss, sl) != MHD_YES) close(c);
+        /* MHD reports an added connection "started" later, from its own
+         * thread: until then http_pending counts it here, or the drain
+         * could end first and close it unanswered. */
+        atomic_fetch_add(&h->handed, 1);
+        if (MHD_add_connection(h->daemon, c, (struct sockaddr *)&ss, sl) != MHD_YES) {
+            atomic_fetch_sub(&h->handed, 1);
+            close(c);
+        }
     }
     close(fd);
 }
@@ -576,9 +589,13 @@ void http_quiesce(srv_http *h) {
 int http_suspended(srv_http *h) { return atomic_load(&h->suspended); }
 
 int http_pending(srv_http *h) {
-    /* requests first: a connection moves from unstarted to requests */
-    int n = atomic_load(&h->requests);
-    return n + atomic_load(&h->unstarted);
+    /* A connection moves from handed to unstarted to requests, each move
+     * adding to the next count before taking from the previous one: read
+     * in the same order, one on the move is counted once or twice, never
+     * missed. */
+    int n = atomic_load(&h->handed);
+    n += atomic_load(&h->unstarted);
+    return n + atomic_load(&h->requests);
 }
 
 void http_stop(srv_http *h) {
