@@ -1,4 +1,4 @@
-/* conn_guard.h - a deadline for the request headers of each connection.
+/* conn_guard.h - deadlines for each connection's request headers and body.
  *
  * libmicrohttpd's connection timeout is an idle timeout: any byte resets
  * it, so a client sending one byte every few seconds holds a connection
