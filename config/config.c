@@ -81,6 +81,9 @@ static const config_field fields[] = {
     FIELD("header_timeout_s", "BCT_HEADER_TIMEOUT_S", CFG_INT, header_timeout_s, 0, 86400, "S",
           "close a connection whose request headers are not all in this long after it opened "
           "(or after its previous answer); 0 = never"),
+    FIELD("body_timeout_s", "BCT_BODY_TIMEOUT_S", CFG_INT, body_timeout_s, 0, 86400, "S",
+          "answer 408 and close when a request's body is not all in this long after its headers, "
+          "plus 1 s per MiB it announces (srv_limits.h); 0 = never"),
 };
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -120,6 +123,7 @@ void config_defaults(srv_config *c) {
     c->strict_store = 0;
     c->max_connections_per_client = 64;
     c->header_timeout_s = 10;
+    c->body_timeout_s = 30;
 }
 
 void config_flag_name(const config_field *f, char *buf, size_t size) {

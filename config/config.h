@@ -55,6 +55,7 @@ typedef struct srv_config {
     int strict_store;             /* 1: a store entry that fails to load stops the start */
     int max_connections_per_client; /* open connections from one IP address; 0 = no cap */
     int header_timeout_s;         /* a request's headers must be in within this; 0 = none */
+    int body_timeout_s;           /* a request's body must be in within this (+ size) of its headers */
 } srv_config;
 
 typedef enum { CFG_INT, CFG_STR, CFG_PATH, CFG_LOGLEVEL } config_type;

@@ -13,6 +13,9 @@
 #include "glue_data.h"
 #include "formats/qcodec.h"
 #include "formats/torch_bin.h"
+#include "model/bert_config.h"
+#include "srv_limits.h"
+#include "tokenizer/tokenizer.h"
 #include "sbuf.h"
 #include "upload.h"
 #include "http.h"
@@ -101,13 +104,14 @@ int admin_create(const admin_deps *d, srv_admin **out, bct_error *err) {
         return bct_fail(err, BCT_EINVAL, "admin_staging_dir is too long");
     }
     long long total = (long long)cfg->admin_max_upload_mb * SRV_MIB;
-    /* Fixed limits for the small parts; the weights may use the whole
+    /* The small parts: the engine's limit for each file (refused at once
+     * rather than after it is on disk); the weights may use the whole
      * upload. */
-    a->files[0] = (upload_file){"config", "config.json", SRV_UPLOAD_CONFIG_MAX};
+    a->files[0] = (upload_file){"config", "config.json", BERT_CONFIG_MAX_BYTES};
     a->files[1] = (upload_file){"weights", "model.safetensors", total};
-    a->files[2] = (upload_file){"vocab", "vocab.txt", SRV_UPLOAD_TEXT_MAX};
-    a->files[3] = (upload_file){"calibration", "calibration.txt", SRV_UPLOAD_TEXT_MAX};
-    a->files[4] = (upload_file){"tokenizer", "tokenizer.json", SRV_UPLOAD_TEXT_MAX};
+    a->files[2] = (upload_file){"vocab", "vocab.txt", VOCAB_MAX_BYTES};
+    a->files[3] = (upload_file){"calibration", "calibration.txt", SRV_CALIB_MAX_BYTES};
+    a->files[4] = (upload_file){"tokenizer", "tokenizer.json", TOK_JSON_MAX_BYTES};
     a->files[5] = (upload_file){"eval", "eval.tsv", SRV_EVAL_MAX_BYTES};
     a->up = (upload_opts){.staging_root = a->staging,
                           .max_total = total,

@@ -1,13 +1,16 @@
-/* conn_guard.c - header deadlines (conn_guard.h). */
+/* conn_guard.c - header and body deadlines (conn_guard.h). */
 #include "conn_guard.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+
+#include "errors.h"
 
 /* How often the deadlines are checked: a connection lives at most this
  * much past its deadline. */
@@ -17,7 +20,9 @@ struct conn_guard_entry {
     struct conn_guard_entry *prev, *next;
     conn_guard *g;
     int fd;
-    int64_t deadline_ns; /* 0: headers in, no deadline */
+    int64_t deadline_ns; /* 0: no deadline */
+    int body_s;          /* > 0: the deadline is a body's, of this many seconds */
+    int timed_out;       /* the guard answered 408 */
 };
 typedef struct conn_guard_entry guarded;
 
@@ -26,7 +31,7 @@ struct conn_guard {
     pthread_cond_t cv;
     pthread_t thread;
     int stop;
-    int64_t timeout_ns;
+    int64_t timeout_ns; /* header deadline; 0 = none */
     guarded head; /* circular list */
 };
 
@@ -34,6 +39,24 @@ static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The one answer the guard writes itself (conn_guard.h says why).  Best
+ * effort: a client that does not read gets the shutdown alone. */
+static void answer_408(guarded *c) {
+    char body[200], msg[400];
+    const char *type;
+    int status = srv_err_status(SRV_ETIMEOUT, &type);
+    int nb = snprintf(body, sizeof(body),
+                      "{\"error\":\"the request body was not complete %d s after its headers "
+                      "(body_timeout_s, plus 1 s per MiB announced)\",\"error_type\":\"%s\"}",
+                      c->body_s, type);
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 %d Request Timeout\r\nContent-Type: application/json\r\n"
+                     "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
+                     status, nb, body);
+    (void)send(c->fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    c->timed_out = 1;
 }
 
 static void *run(void *arg) {
@@ -52,20 +75,22 @@ static void *run(void *arg) {
         for (guarded *c = g->head.next; c != &g->head; c = c->next) {
             if (!c->deadline_ns || now < c->deadline_ns) continue;
             /* The descriptor is still MHD's: "closed" waits for this lock. */
+            if (c->body_s) answer_408(c);
             (void)shutdown(c->fd, SHUT_RDWR);
             c->deadline_ns = 0;
+            c->body_s = 0;
         }
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
 }
 
-int conn_guard_start(int timeout_s, conn_guard **out, bct_error *err) {
+int conn_guard_start(int header_timeout_s, int bodies, conn_guard **out, bct_error *err) {
     *out = NULL;
-    if (timeout_s <= 0) return BCT_OK;
+    if (header_timeout_s <= 0 && !bodies) return BCT_OK;
     conn_guard *g = calloc(1, sizeof(*g));
     if (!g) return bct_fail(err, BCT_ENOMEM, "out of memory");
-    g->timeout_ns = (int64_t)timeout_s * 1000000000;
+    g->timeout_ns = header_timeout_s > 0 ? (int64_t)header_timeout_s * 1000000000 : 0;
     g->head.prev = g->head.next = &g->head;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -105,7 +130,7 @@ conn_guard_entry *conn_guard_open(conn_guard *g, struct MHD_Connection *c) {
     e->g = g;
     e->fd = ci->connect_fd;
     pthread_mutex_lock(&g->mu);
-    e->deadline_ns = now_ns() + g->timeout_ns;
+    e->deadline_ns = g->timeout_ns ? now_ns() + g->timeout_ns : 0;
     e->next = g->head.next;
     e->prev = &g->head;
     g->head.next->prev = e;
@@ -128,7 +153,8 @@ void conn_guard_request_line(conn_guard_entry *e) {
      * its request line (the first one's from the connection's start). */
     if (!e) return;
     pthread_mutex_lock(&e->g->mu);
-    if (!e->deadline_ns) e->deadline_ns = now_ns() + e->g->timeout_ns;
+    e->timed_out = 0;
+    if (!e->deadline_ns && e->g->timeout_ns) e->deadline_ns = now_ns() + e->g->timeout_ns;
     pthread_mutex_unlock(&e->g->mu);
 }
 
@@ -137,4 +163,30 @@ void conn_guard_headers_in(conn_guard_entry *e) {
     pthread_mutex_lock(&e->g->mu);
     e->deadline_ns = 0;
     pthread_mutex_unlock(&e->g->mu);
+}
+
+void conn_guard_body_start(conn_guard_entry *e, int seconds) {
+    if (!e || seconds <= 0) return;
+    pthread_mutex_lock(&e->g->mu);
+    e->deadline_ns = now_ns() + (int64_t)seconds * 1000000000;
+    e->body_s = seconds;
+    pthread_mutex_unlock(&e->g->mu);
+}
+
+int conn_guard_body_done(conn_guard_entry *e) {
+    if (!e) return 0;
+    pthread_mutex_lock(&e->g->mu);
+    if (e->body_s) e->deadline_ns = 0;
+    e->body_s = 0;
+    int late = e->timed_out;
+    pthread_mutex_unlock(&e->g->mu);
+    return late ? -1 : 0;
+}
+
+int conn_guard_timed_out(const conn_guard_entry *e) {
+    if (!e) return 0;
+    pthread_mutex_lock(&e->g->mu);
+    int t = e->timed_out;
+    pthread_mutex_unlock(&e->g->mu);
+    return t;
 }

@@ -24,6 +24,7 @@ int srv_err_status(int code, const char **type) {
     case SRV_ENOROUTE: status = 404, t = "NotFound"; break;
     case BCT_ENOTFOUND: status = 404, t = "ModelNotFound"; break;
     case SRV_EMETHOD: status = 405, t = "MethodNotAllowed"; break;
+    case SRV_ETIMEOUT: status = 408, t = "RequestTimeout"; break;
     case BCT_ECONFLICT: status = 409, t = "Conflict"; break;
     case BCT_ERANGE: status = 413, t = "PayloadTooLarge"; break;
     case SRV_EMEDIA: status = 415, t = "UnsupportedMediaType"; break;

@@ -15,6 +15,8 @@
  * SRV_ENOROUTE      404     NotFound              unknown route (or /admin with the admin API off)
  * BCT_ENOTFOUND     404     ModelNotFound         "model" names no loaded model
  * SRV_EMETHOD       405     MethodNotAllowed      known route, wrong method (Allow header set)
+ * SRV_ETIMEOUT      408     RequestTimeout        the body was not in within its deadline
+ *                                                 (conn_guard.h; the connection is closed)
  * BCT_ECONFLICT     409     Conflict              /admin: the model cannot be replaced or deleted
  * BCT_ERANGE        413     PayloadTooLarge       body or number of inputs over the limit
  * SRV_EMEDIA        415     UnsupportedMediaType  Content-Type is not application/json
@@ -42,6 +44,7 @@ enum {
     SRV_EMETHOD = -104, /* the path does not take this method */
     SRV_EMEDIA = -105, /* the body's Content-Type is not one the route reads */
     SRV_ESTORAGE = -106, /* the store cannot take more: full, over quota, read-only */
+    SRV_ETIMEOUT = -107, /* the body did not arrive within its deadline */
 };
 
 typedef struct srv_err {

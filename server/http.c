@@ -19,6 +19,7 @@
 
 #include "admin_auth.h"
 #include "conn_guard.h"
+#include "srv_limits.h"
 
 
 struct srv_http {
@@ -27,6 +28,7 @@ struct srv_http {
     int port;
     atomic_int suspended;
     atomic_int unstarted; /* connections whose first request has not begun */
+    atomic_int handed;    /* given to MHD by http_quiesce, its "started" not yet seen */
     atomic_int requests;  /* requests begun and not completed (draining ones too) */
     conn_guard *guard;    /* header deadlines (issue 17), NULL when off */
 };
@@ -44,6 +46,7 @@ enum { RQ_BODY, RQ_QUEUED, RQ_DONE, RQ_ANSWERED };
 typedef struct http_req {
     srv_req r; /* first: handlers get &r */
     srv_http *h;
+    http_conn *hc; /* its connection's state, or NULL (out of memory) */
     int counted;  /* lifecycle_enter() said so: leave on completion */
     int state;
     int early;    /* r.reply was decided from the headers: drop the body */
@@ -85,8 +88,11 @@ void srv_req_resume(srv_req *rq) {
 
 /* ---- responses ---- */
 
+static conn_guard_entry *guard_of(http_req *hr) { return hr->hc ? hr->hc->guard : NULL; }
+
 static enum MHD_Result respond(http_req *hr) {
     route_reply *rep = &hr->r.reply;
+    if (conn_guard_body_done(guard_of(hr)) != 0) return MHD_NO; /* the guard answered 408 */
     char *body = rep->body;
     rep->body = NULL;
     if (!body) return MHD_NO;
@@ -195,6 +201,17 @@ static int authorize(http_req *hr) {
     }
 }
 
+/* The body deadline (srv_limits.h): body_timeout_s, plus a second per
+ * SRV_BODY_MIN_RATE bytes announced (a chunked body: the route's limit). */
+static void start_body_deadline(http_req *hr) {
+    int base = hr->h->d.cfg->body_timeout_s;
+    if (base <= 0) return;
+    long long bytes = http_content_length(hr->r.conn);
+    if (bytes < 0) bytes = hr->r.body_limit;
+    long long s = base + bytes / SRV_BODY_MIN_RATE;
+    conn_guard_body_start(guard_of(hr), s > 86400 * 7 ? 86400 * 7 : (int)s);
+}
+
 /* An answer decided from the headers: sent now or after the body. */
 static enum MHD_Result answer_early(http_req *hr) {
     srv_req *rq = &hr->r;
@@ -205,6 +222,7 @@ static enum MHD_Result answer_early(http_req *hr) {
     hr->early = 1;
     hr->drop_max = 2 * rq->body_limit + SRV_DROP_SLACK;
     hr->state = RQ_BODY;
+    start_body_deadline(hr);
     return MHD_YES;
 }
 
@@ -227,6 +245,7 @@ static enum MHD_Result on_headers(http_req *hr) {
     const route_handler *h = rq->route->handler;
     if (h->begin && h->begin(rq) == ROUTE_REPLY) return answer_early(hr);
     hr->state = RQ_BODY;
+    start_body_deadline(hr);
     return MHD_YES;
 }
 
@@ -243,6 +262,7 @@ static enum MHD_Result on_body_chunk(http_req *hr, const char *data, size_t n) {
 
 static enum MHD_Result on_body_done(http_req *hr) {
     srv_req *rq = &hr->r;
+    if (conn_guard_body_done(guard_of(hr)) != 0) return MHD_NO; /* the guard answered 408 */
     if (hr->early) return respond(hr);
     const route_handler *h = rq->route->handler;
     if (h->end(rq) == ROUTE_SUSPEND) return MHD_YES;
@@ -273,6 +293,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             hc->fresh = 1;
             atomic_fetch_add(&h->unstarted, 1);
             hc->guard = conn_guard_open(h->guard, c);
+        }
+        /* (after: never both counts zero) */
+        int n = atomic_load(&h->handed);
+        while (n > 0 && !atomic_compare_exchange_weak(&h->handed, &n, n - 1)) {
         }
         *socket_context = hc;
     } else {
@@ -320,6 +344,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         connection_started(h, conn); /* (after: never both counts zero) */
         *con_cls = hr;
         hr->h = h;
+        hr->hc = conn_of(conn);
         srv_req *rq = &hr->r;
         rq->d = &h->d;
         rq->conn = conn;
@@ -367,8 +392,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     srv_req *rq = &hr->r;
     if (hr->suspended) atomic_fetch_sub(&h->suspended, 1);
-    /* 499 (nginx's "client closed request") when no answer went out. */
-    int status = hr->status ? hr->status : 499;
+    /* 499 (nginx's "client closed request") when no answer went out,
+     * except the guard's 408. */
+    int timed_out = !hr->status && conn_guard_timed_out(guard_of(hr));
+    const char *timeout_type;
+    int timeout_status = srv_err_status(SRV_ETIMEOUT, &timeout_type);
+    int status = hr->status ? hr->status : timed_out ? timeout_status : 499;
     double total_ms = ms_between(rq->t0, srv_now_ns());
     /* (done() first: it may name the model for the log) */
     if (rq->route && rq->route->handler->done) rq->route->handler->done(rq);
@@ -379,7 +408,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         .path = rq->path,
         .request_id = rq->request_id,
         .status = status,
-        .error_type = hr->status ? rq->reply.error_type : NULL,
+        .error_type = hr->status ? rq->reply.error_type : timed_out ? timeout_type : NULL,
         .model = rq->model[0] ? rq->model : NULL,
         .inputs = rq->inputs,
         .tokens = rq->tokens,
@@ -490,6 +519,7 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
     }
     atomic_init(&h->suspended, 0);
     atomic_init(&h->unstarted, 0);
+    atomic_init(&h->handed, 0);
     atomic_init(&h->requests, 0);
     struct sockaddr_storage ss;
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
@@ -497,7 +527,8 @@ int http_start(const http_deps *d, srv_http **out, bct_error *err) {
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     freeaddrinfo(ai);
-    if ((rc = conn_guard_start(d->cfg->header_timeout_s, &h->guard, err)) != BCT_OK) {
+    if ((rc = conn_guard_start(d->cfg->header_timeout_s, d->cfg->body_timeout_s > 0, &h->guard, err)) !=
+        BCT_OK) {
         free_keys(&h->d);
         free(h);
         return rc;
@@ -545,7 +576,14 @@ void http_quiesce(srv_http *h) {
             if (errno == EINTR) continue;
             break; /* EAGAIN: the queue is empty (the listener is non-blocking) */
         }
-        if (MHD_add_connection(h->daemon, c, (struct sockaddr *)&ss, sl) != MHD_YES) close(c);
+        /* MHD reports an added connection "started" later, from its own
+         * thread: until then http_pending counts it here, or the drain
+         * could end first and close it unanswered. */
+        atomic_fetch_add(&h->handed, 1);
+        if (MHD_add_connection(h->daemon, c, (struct sockaddr *)&ss, sl) != MHD_YES) {
+            atomic_fetch_sub(&h->handed, 1);
+            close(c);
+        }
     }
     close(fd);
 }
@@ -553,9 +591,13 @@ void http_quiesce(srv_http *h) {
 int http_suspended(srv_http *h) { return atomic_load(&h->suspended); }
 
 int http_pending(srv_http *h) {
-    /* requests first: a connection moves from unstarted to requests */
-    int n = atomic_load(&h->requests);
-    return n + atomic_load(&h->unstarted);
+    /* A connection moves from handed to unstarted to requests, each move
+     * adding to the next count before taking from the previous one: read
+     * in the same order, one on the move is counted once or twice, never
+     * missed. */
+    int n = atomic_load(&h->handed);
+    n += atomic_load(&h->unstarted);
+    return n + atomic_load(&h->requests);
 }
 
 void http_stop(srv_http *h) {

@@ -17,6 +17,28 @@
  * us (nginx) then answers 502 instead of passing the 401 on. */
 #define SRV_UNAUTH_DRAIN (8 * SRV_MIB)
 
+/* A request body must be complete body_timeout_s after its headers, plus
+ * one second per this many bytes it announces (Content-Length; a chunked
+ * body: its route's limit), so that a large admin upload on a slow link
+ * gets time in proportion (2 GiB: 34 min) while a /classify body (at most
+ * max_body_bytes, 1 MiB) gets body_timeout_s + 1 s.  1 MiB/s is 8 Mbit/s,
+ * a slow office uplink; slower clients raise body_timeout_s. */
+#define SRV_BODY_MIN_RATE SRV_MIB
+
+/* The largest calibration part of an admin upload (text lines; the job
+ * reads calib_n of them). */
+#define SRV_CALIB_MAX_BYTES (64 * SRV_MIB)
+
+/* A JSON request body may hold at most this many values per input it may
+ * carry (max_inputs_per_request) plus a slack for the options, nested at
+ * most this deep: checked on the raw text before cJSON builds a tree of
+ * ~64 bytes per value, which took a 1 MiB body of 512k zeros to ~32 MB and
+ * ~50 ms of the HTTP thread (issue 17, memory bounds).  A real request
+ * needs < 8 values per input and 4 levels. */
+#define SRV_JSON_VALUES_PER_INPUT 16
+#define SRV_JSON_VALUES_SLACK 256
+#define SRV_JSON_MAX_DEPTH 16
+
 /* The longest X-Request-Id taken from a client; longer ones are replaced
  * by a generated id. */
 #define SRV_REQUEST_ID_MAX 64
@@ -25,10 +47,6 @@
  * (a longer one is cut, and matches no route). */
 #define SRV_PATH_LEN 256
 
-/* Upload parts other than the weights: config.json, and the text files
- * (vocab.txt, tokenizer.json, calibration text). */
-#define SRV_UPLOAD_CONFIG_MAX SRV_MIB
-#define SRV_UPLOAD_TEXT_MAX (64 * SRV_MIB)
 
 /* Accuracy-guarded publishing (issue 16).  A compression job runs the
  * fp32 checkpoint and the compressed model over every row of the upload's

@@ -10,7 +10,6 @@
 
 #include "util/json_util.h"
 
-#define CONFIG_MAX_BYTES (1 << 20)
 
 /* Reads an integer field in [lo, hi]; absent -> def (or error if def < 0). */
 static int get_int(const cJSON *root, const char *key, int def, int lo, int hi, int *out,
@@ -252,8 +251,10 @@ static int parse_root(const cJSON *root, bert_config *cfg, bct_error *err) {
 
 int bert_config_parse(const char *json, size_t len, bert_config *cfg, bct_error *err) {
     memset(cfg, 0, sizeof(*cfg));
-    if (len > CONFIG_MAX_BYTES)
-        return bct_fail(err, BCT_EFORMAT, "config.json: %zu bytes is too large", len);
+    if (len > BERT_CONFIG_MAX_BYTES)
+        return bct_fail(err, BCT_EFORMAT,
+                        "config.json: %zu bytes, more than the limit of %d (BERT_CONFIG_MAX_BYTES)", len,
+                        BERT_CONFIG_MAX_BYTES);
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) return bct_fail(err, BCT_EFORMAT, "config.json: not valid JSON");
     int rc = parse_root(root, cfg, err);
@@ -266,8 +267,8 @@ int bert_config_load(const char *path, bert_config *cfg, bct_error *err) {
     memset(cfg, 0, sizeof(*cfg));
     FILE *f = fopen(path, "rb");
     if (!f) return bct_fail(err, BCT_EIO, "%s: %s", path, strerror(errno));
-    char *buf = malloc(CONFIG_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+    char *buf = malloc(BERT_CONFIG_MAX_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, BERT_CONFIG_MAX_BYTES + 1, f) : 0;
     int rd_err = ferror(f);
     fclose(f);
     if (!buf) return bct_fail(err, BCT_ENOMEM, "out of memory");

@@ -84,6 +84,10 @@ const char *bert_arch_name(bert_arch arch);
 const char *bert_arch_prefix(bert_arch arch);
 bert_head_act bert_arch_head_act(bert_arch arch);
 
+/* The largest config.json read (real ones are < 2 KB): bounds the cJSON
+ * tree built from it. */
+#define BERT_CONFIG_MAX_BYTES (1 << 20)
+
 int bert_config_parse(const char *json, size_t len, bert_config *cfg, bct_error *err);
 int bert_config_load(const char *path, bert_config *cfg, bct_error *err);
 void bert_config_free(bert_config *cfg);

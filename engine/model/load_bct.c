@@ -11,8 +11,8 @@
 #include "util/mapped_file.h"
 #include "formats/qcodec.h"
 #include "kernels/qgemm.h"
+#include "tokenizer/tokenizer.h"
 
-#define VOCAB_MAX_BYTES (64u << 20)
 
 static const cJSON *field(const cJSON *o, const char *key) {
     return cJSON_GetObjectItemCaseSensitive(o, key);
@@ -219,7 +219,7 @@ static int load_pruning(bert_config *c, const cJSON *p, bct_error *err) {
  * checkpoint's tokenizer ran (zlib), stored instead of vocab.txt. */
 static int load_tokenizer_json(bert_model *m, const cJSON *name, const cJSON *bytes, bct_error *err) {
     if (!cJSON_IsString(name) || !cJSON_IsNumber(bytes) || bytes->valuedouble < 1 ||
-        bytes->valuedouble > VOCAB_MAX_BYTES || bytes->valuedouble != (double)(size_t)bytes->valuedouble)
+        bytes->valuedouble > TOK_JSON_MAX_BYTES || bytes->valuedouble != (double)(size_t)bytes->valuedouble)
         return bct_fail(err, BCT_EFORMAT, "tokenizer: json_blob / json_bytes missing or invalid");
     const void *z;
     size_t zlen;

@@ -9,6 +9,7 @@
 #include "bert_model_priv.h"
 #include "formats/safetensors.h"
 #include "formats/torch_bin.h"
+#include "tokenizer/tokenizer.h"
 
 /* st_find(name), else name without the base-model prefix "pre.". */
 static const st_tensor *find_prefixed(const st_file *st, const char *name, const char *pre) {
@@ -95,7 +96,14 @@ static char *read_text(const char *path, size_t *len, bct_error *err) {
     }
     struct stat st;
     char *buf = NULL;
-    if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && st.st_size < (1 << 30) &&
+    if (fstat(fileno(f), &st) == 0 && st.st_size > (off_t)TOK_JSON_MAX_BYTES) {
+        /* Refused before it is read: the parser would refuse it anyway. */
+        bct_fail(err, BCT_ERANGE, "%s: %lld bytes, more than the limit of %u (TOK_JSON_MAX_BYTES)", path,
+                 (long long)st.st_size, TOK_JSON_MAX_BYTES);
+        fclose(f);
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 &&
         (buf = malloc((size_t)st.st_size + 1)) &&
         fread(buf, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
         buf[st.st_size] = '\0';

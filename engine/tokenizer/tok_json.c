@@ -9,6 +9,7 @@
  * normalizer would give wrong ids without any sign.
  */
 #include "tok_json_priv.h"
+#include "tokenizer.h"
 
 #include <limits.h>
 #include <math.h>
@@ -1010,9 +1011,9 @@ void tjson_free(tjson *j) {
 int tjson_build(const char *doc, size_t len, tjson **out, bct_error *err) {
     *out = NULL;
     if (!doc && len) return bct_fail(err, BCT_EINVAL, "tokenizer.json: NULL text");
-    if (len > TJ_MAX_DOC_BYTES)
-        return bct_fail(err, BCT_ERANGE, "tokenizer.json is %zu bytes, more than the limit of %u", len,
-                        TJ_MAX_DOC_BYTES);
+    if (len > TOK_JSON_MAX_BYTES)
+        return bct_fail(err, BCT_ERANGE, "tokenizer.json is %zu bytes, more than the limit of %u (TOK_JSON_MAX_BYTES)", len,
+                        TOK_JSON_MAX_BYTES);
     utf8_problem why;
     size_t bad = utf8_find_invalid((const uint8_t *)doc, len, UTF8_JSON, &why);
     if (bad < len) {
@@ -1085,8 +1086,9 @@ static cJSON *pair_json(const char *tok, int32_t id) {
 int tjson_from_bpe_files(const char *vocab_json, size_t vlen, const char *merges, size_t mlen, tjson **out,
                          bct_error *err) {
     *out = NULL;
-    if (vlen > TJ_MAX_DOC_BYTES || mlen > TJ_MAX_DOC_BYTES)
-        return bct_fail(err, BCT_ERANGE, "vocab.json or merges.txt is larger than %u bytes", TJ_MAX_DOC_BYTES);
+    if (vlen > TOK_JSON_MAX_BYTES || mlen > TOK_JSON_MAX_BYTES)
+        return bct_fail(err, BCT_ERANGE, "vocab.json or merges.txt is larger than %u bytes (TOK_JSON_MAX_BYTES)",
+                        TOK_JSON_MAX_BYTES);
     utf8_problem why;
     size_t bad = utf8_find_invalid((const uint8_t *)vocab_json, vlen, UTF8_JSON, &why);
     if (bad < vlen) return bct_fail(err, BCT_EFORMAT, "vocab.json is not valid UTF-8 JSON text (byte %zu)", bad);
@@ -1094,9 +1096,9 @@ int tjson_from_bpe_files(const char *vocab_json, size_t vlen, const char *merges
         return bct_fail(err, BCT_EFORMAT, "merges.txt is not valid UTF-8 (byte %zu)", bad);
     int rc = check_depth(vocab_json, vlen, err);
     if (rc) return bct_fail_prefix(err, rc, "vocab.json");
-    cJSON *vocab = cJSON_ParseWithLength(vocab_json, vlen);
-    if (!cJSON_IsObject(vocab)) {
-        cJSON_Delete(vocab);
+    cJSON *vj = cJSON_ParseWithLength(vocab_json, vlen);
+    if (!cJSON_IsObject(vj)) {
+        cJSON_Delete(vj);
         return bct_fail(err, BCT_EFORMAT, "vocab.json is not a JSON object {token: id}");
     }
     cJSON *root = cJSON_CreateObject(), *model = cJSON_CreateObject(), *list = cJSON_CreateArray(),
@@ -1104,7 +1106,7 @@ int tjson_from_bpe_files(const char *vocab_json, size_t vlen, const char *merges
     char *doc = NULL;
     rc = BCT_ENOMEM;
     if (!root || !model || !list || !added || !pre || !post) {
-        cJSON_Delete(vocab);
+        cJSON_Delete(vj);
         cJSON_Delete(model);
         cJSON_Delete(list);
         cJSON_Delete(added);
@@ -1122,14 +1124,14 @@ int tjson_from_bpe_files(const char *vocab_json, size_t vlen, const char *merges
     cJSON_AddBoolToObject(pre, "add_prefix_space", 0);
     cJSON_AddBoolToObject(pre, "use_regex", 1);
     cJSON_AddStringToObject(model, "type", "BPE");
-    cJSON_AddItemToObject(model, "vocab", vocab);
+    cJSON_AddItemToObject(model, "vocab", vj);
     cJSON_AddItemToObject(model, "merges", list);
     /* RoBERTa's special tokens, where the vocab has them; <mask> takes the
      * space before it (lstrip), as in the checkpoints' tokenizer.json. */
     static const char *const names[] = {"<s>", "<pad>", "</s>", "<unk>", "<mask>"};
     int32_t ids[5];
     for (int i = 0; i < 5; i++) {
-        const cJSON *v = get(vocab, names[i]);
+        const cJSON *v = get(vj, names[i]);
         ids[i] = cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < TJ_MAX_VOCAB ? (int32_t)v->valuedouble : -1;
         if (ids[i] >= 0) cJSON_AddItemToArray(added, special_json(names[i], ids[i], i == 4));
     }

@@ -20,7 +20,6 @@
 #include "util/status.h"
 
 /* Limits on untrusted tokenizer files, named once. */
-#define TJ_MAX_DOC_BYTES (64u << 20)  /* tokenizer.json (XLM-R's is 17 MB) */
 #define TJ_MAX_DEPTH 64               /* JSON nesting; real files use < 10 */
 #define TJ_MAX_VOCAB 4000000          /* vocabulary entries */
 #define TJ_MAX_STEPS 64               /* normalizer / pre-tokenizer steps */

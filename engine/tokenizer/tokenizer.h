@@ -34,6 +34,10 @@
 
 typedef struct tokenizer tokenizer;
 
+/* The largest tokenizer.json (and vocab.json, merges.txt) read: XLM-R's
+ * is 17 MB. */
+#define TOK_JSON_MAX_BYTES (64u << 20)
+
 typedef struct tok_options {
     int lowercase;      /* lowercase + strip accents (BERT uncased) */
     int max_word_chars; /* longer words become [UNK]; reference: 100 */

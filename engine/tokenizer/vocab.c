@@ -122,7 +122,14 @@ static int vocab_build(char *buf, size_t len, vocab **out, bct_error *err) {
     return BCT_OK;
 }
 
+static int too_large(const char *what, size_t len, bct_error *err) {
+    return bct_fail(err, BCT_ERANGE, "vocab%s%s is %zu bytes, more than the limit of %u (VOCAB_MAX_BYTES)",
+                    what ? " " : "", what ? what : "", len, VOCAB_MAX_BYTES);
+}
+
 int vocab_parse(const char *buf, size_t len, vocab **out, bct_error *err) {
+    *out = NULL;
+    if (len > VOCAB_MAX_BYTES) return too_large(NULL, len, err);
     char *copy = malloc(len + 1);
     if (!copy) return bct_fail(err, BCT_ENOMEM, "out of memory copying a vocab of %zu bytes", len);
     if (len) memcpy(copy, buf, len);
@@ -139,6 +146,10 @@ int vocab_load(const char *path, vocab **out, bct_error *err) {
         return bct_fail(err, BCT_EIO, "vocab %s is not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
+    if (size > VOCAB_MAX_BYTES) {
+        close(fd);
+        return too_large(path, size, err);
+    }
     char *buf = malloc(size + 1);
     if (!buf) {
         close(fd);

@@ -20,6 +20,11 @@
 
 typedef struct vocab vocab;
 
+/* The largest vocab.txt (bert-base's is 232 KB, a 250k-token multilingual
+ * one ~4 MB): bounds what loading one costs in memory (the text, then
+ * ~20 bytes of index per line), from a file, an upload or a .bct. */
+#define VOCAB_MAX_BYTES (64u << 20)
+
 /* One hash table slot (8 bytes). */
 typedef struct vocab_slot {
     uint32_t hash;

@@ -6,6 +6,8 @@
 
 #include "http.h"
 #include "route.h"
+#include "srv_limits.h"
+#include "util/json_util.h"
 
 /* The first buffer of a body sent without Content-Length (chunked); it
  * doubles as it fills, up to max_body_bytes. */
@@ -104,6 +106,19 @@ int json_body_chunk(srv_req *rq, const char *data, size_t n) {
 char *json_body_take(srv_req *rq, size_t *len) {
     if (rq->too_large) {
         route_fail(rq, BCT_ERANGE, "the body is more than max_body_bytes (%lld)", rq->body_limit);
+        return NULL;
+    }
+    /* The structure a request can need, before cJSON builds a tree. */
+    unsigned max_values =
+        (unsigned)rq->d->cfg->max_inputs_per_request * SRV_JSON_VALUES_PER_INPUT + SRV_JSON_VALUES_SLACK;
+    json_budget b = {.max_values = max_values, .max_array = (int)max_values, .max_depth = SRV_JSON_MAX_DEPTH,
+                     .need = ""};
+    bct_error err = {{0}};
+    if (rq->body && json_check_budget(rq->body, rq->len, 0, &b, &err) != BCT_OK) {
+        route_fail(rq, BCT_ERANGE,
+                   "the body holds more JSON values (or nests deeper) than a request of "
+                   "max_inputs_per_request (%d) inputs needs: at most %u values, %d levels",
+                   rq->d->cfg->max_inputs_per_request, max_values, SRV_JSON_MAX_DEPTH);
         return NULL;
     }
     *len = rq->len;

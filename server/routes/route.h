@@ -202,7 +202,8 @@ extern const route_handler route_admin;     /* /admin/... */
 int json_body_begin(srv_req *rq);
 int json_body_chunk(srv_req *rq, const char *data, size_t n);
 /* The body read (NUL-terminated), or NULL after a 413 was decided
- * (rq->reply filled). */
+ * (rq->reply filled): over max_body_bytes, or holding more JSON values
+ * than max_inputs_per_request inputs need (srv_limits.h). */
 char *json_body_take(srv_req *rq, size_t *len);
 void json_body_free(srv_req *rq);
 

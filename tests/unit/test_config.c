@@ -247,6 +247,28 @@ START_TEST(config_many_keys_linear) {
 }
 END_TEST
 
+/* Memory bound (issue 17): a config.json over BERT_CONFIG_MAX_BYTES is
+ * refused, with the limit named, before cJSON builds anything. */
+START_TEST(config_over_limit) {
+    size_t n = (size_t)BERT_CONFIG_MAX_BYTES + 1;
+    char *json = malloc(n + 1);
+    ck_assert_ptr_nonnull(json);
+    memset(json, ' ', n);
+    json[0] = '{';
+    json[n - 1] = '}';
+    json[n] = '\0';
+    bert_config c;
+    bct_error err = {{0}};
+    ck_assert_int_eq(parse(json, &c, &err), BCT_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "more than the limit of 1048576 (BERT_CONFIG_MAX_BYTES)"), "%s", err.msg);
+    json[n - 2] = '}'; /* one byte less: parsed (and refused for its content) */
+    json[n - 1] = '\0';
+    ck_assert_int_ne(parse(json, &c, &err), BCT_OK);
+    ck_assert_msg(!strstr(err.msg, "BERT_CONFIG_MAX_BYTES"), "%s", err.msg);
+    free(json);
+}
+END_TEST
+
 static const char *const tiny_vocab[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world",
                                          "##s", ",", "the", "cat", "sat"};
 #define TINY_VOCAB (int)(sizeof(tiny_vocab) / sizeof(tiny_vocab[0]))
@@ -443,6 +465,7 @@ static Suite *suite(void) {
     TCase *big = tcase_create("many_keys");
     tcase_set_timeout(big, 8);
     tcase_add_test(big, config_many_keys_linear);
+    tcase_add_test(big, config_over_limit);
     suite_add_tcase(s, big);
     return s;
 }

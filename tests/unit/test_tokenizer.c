@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include "test_util.h"
@@ -494,6 +497,40 @@ START_TEST(test_vocab_errors) {
 }
 END_TEST
 
+static long max_rss_kb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Memory bound (issue 17): a vocab over VOCAB_MAX_BYTES is refused, the
+ * limit named, before it is copied (a text) or read (a file: sparse, so
+ * the test costs no disk). */
+START_TEST(test_vocab_over_limit) {
+    size_t n = (size_t)VOCAB_MAX_BYTES + 1;
+    char *big = mmap(NULL, n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ck_assert(big != MAP_FAILED);
+    long before = max_rss_kb();
+    vocab *v = (vocab *)1;
+    bct_error err = {{0}};
+    ck_assert_int_eq(vocab_parse(big, n, &v, &err), BCT_ERANGE);
+    ck_assert_ptr_null(v);
+    ck_assert_msg(strstr(err.msg, "more than the limit of 67108864 (VOCAB_MAX_BYTES)"), "%s", err.msg);
+    munmap(big, n);
+    const char *path = test_write_temp("a\n", 2);
+    ck_assert_int_eq(truncate(path, (off_t)n), 0);
+    ck_assert_int_eq(vocab_load(path, &v, &err), BCT_ERANGE);
+    ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "VOCAB_MAX_BYTES"), "%s", err.msg);
+    ck_assert_int_eq(truncate(path, (off_t)n - 1), 0); /* at the limit: read */
+    int rc = vocab_load(path, &v, &err);
+    ck_assert_int_ne(rc, BCT_ERANGE);
+    if (rc == BCT_OK) vocab_free(v);
+    remove(path);
+    long grown_mb = (max_rss_kb() - before) / 1024;
+    ck_assert_msg(grown_mb < 200, "peak RSS grew by %ld MB", grown_mb);
+}
+END_TEST
+
 START_TEST(test_vocab_reference_ids) {
     vocab *v = load_ref_vocab(REF_VOCAB);
     if (!v) return;
@@ -738,6 +775,7 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(tc, test_vocab_missing_special);
     tcase_add_test(tc, test_vocab_line_endings);
     tcase_add_test(tc, test_vocab_errors);
+    tcase_add_test(tc, test_vocab_over_limit);
     tcase_add_test(tc, test_vocab_reference_ids);
     tcase_add_loop_test(tc, test_dev_sets, 0, (int)(sizeof(DEV) / sizeof(DEV[0])));
     tcase_add_test(tc, test_threads);

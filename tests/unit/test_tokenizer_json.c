@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <sys/mman.h>
 
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -363,6 +364,23 @@ static const bad_case BAD[] = {
      BCT_EFORMAT, "not valid UTF-8"},
 };
 
+/* Memory bound (issue 17): a tokenizer.json over TOK_JSON_MAX_BYTES is
+ * refused with the limit named before a byte of it is read. */
+START_TEST(test_doc_over_limit) {
+    size_t n = (size_t)TOK_JSON_MAX_BYTES + 1;
+    char *big = mmap(NULL, n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ck_assert(big != MAP_FAILED);
+    tokenizer *t = (tokenizer *)1;
+    bct_error err = {{0}};
+    ck_assert_int_eq(tok_create_from_json(big, n, &t, &err), BCT_ERANGE);
+    ck_assert_ptr_null(t);
+    ck_assert_msg(strstr(err.msg, "more than the limit of 67108864 (TOK_JSON_MAX_BYTES)"), "%s", err.msg);
+    ck_assert_int_eq(tok_create_from_bpe(big, n, "", 0, &t, &err), BCT_ERANGE);
+    ck_assert_msg(strstr(err.msg, "TOK_JSON_MAX_BYTES"), "%s", err.msg);
+    munmap(big, n);
+}
+END_TEST
+
 START_TEST(test_bad_files) {
     for (size_t i = 0; i < sizeof(BAD) / sizeof(BAD[0]); i++) {
         size_t n = strlen(BAD[i].json);
@@ -517,6 +535,7 @@ int main(void) {
     tcase_add_test(tc, test_long_inputs);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_bad_files);
+    tcase_add_test(tc, test_doc_over_limit);
     tcase_add_test(tc, test_hostile_documents);
     tcase_add_test(tc, test_mutated_documents);
     tcase_add_test(tc, test_vocab_txt_has_no_doc);
