@@ -163,8 +163,12 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
         mapped_file_discard(codes, code_bytes); /* only the widened copy is read from now on */
     }
     rc = bind_weight(m, s, e, q, err);
-    if (rc == BCT_OK && q->pack) {
-        /* Packed: qgemm reads the pack alone (qgemm.h), so the codes go. */
+    /* A weight in weights-only mode is read as its fp32 copy: q stays
+     * unbound. */
+    int fp32 = s->role == BERT_ROLE_WEIGHT && !m->mode.act_int8;
+    if (rc == BCT_OK && (q->pack || fp32)) {
+        /* Codes read no more (packed: qgemm reads the pack alone, qgemm.h;
+         * or dequantized), so they go. */
         if (wide) free(wide);
         else mapped_file_discard(codes, code_bytes);
         wide = q->codes = NULL;
@@ -174,7 +178,7 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
         q->codes = NULL;
         if (rc == BCT_OK) rc = bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
     }
-    if (rc == BCT_OK) *s->q = q;
+    if (rc == BCT_OK && !fp32) *s->q = q;
     return rc;
 }
 
