@@ -442,7 +442,7 @@ static int time_gemm(bct_isa isa, int bits, int M, int K, int N, int block, int 
     }
     if (qgemm_set_isa(isa) != BCT_OK) goto done;
     qmat_quantize_act(&x, xf, K);
-    if (qgemm_prepare(&w, 0) != BCT_OK) goto done;
+    if (qgemm_prepare(&w) != BCT_OK) goto done;
     qgemm_run(&w, w.pack, &x, NULL, y, N, pool); /* warm-up */
     for (int i = 0; i < runs; i++) {
         double t = cli_now();

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/mapped_file.h"
 #include "qgemm_kern.h"
 #include "util/status.h"
 #include "threadpool.h"
@@ -26,10 +25,42 @@ int32_t qdot_q4q8_scalar(const uint8_t *w4, const int8_t *x, int n) {
     return sum;
 }
 
+/* 0x80 in every byte where pack p stores q8 codes biased to unsigned
+ * (QPK1), else 0. */
+static uint32_t pack_flip(const qpack *p) { return p->bits == 8 && p->magic == QPACK_MAGIC ? 0x80808080u : 0; }
+
+/* Bytes [j0, j0 + n) of weight row o in the qmat layout (j0, n multiples
+ * of 4): from w->codes, or, when those were dropped after packing
+ * (qgemm.h), gathered from w->pack into buf. */
+static const uint8_t *weight_bytes(const qmat *w, int o, size_t j0, size_t n, uint8_t *buf) {
+    if (w->codes) return qmat_row_codes(w, o) + j0;
+    const qpack *p = w->pack;
+    const uint32_t *tile = (const uint32_t *)((const uint8_t *)p + QPACK_HEADER + (size_t)(o / QPACK_TILE) * p->tile_bytes);
+    uint32_t flip = pack_flip(p);
+    for (size_t k = 0; k < n / 4; k++) {
+        uint32_t v = tile[(j0 / 4 + k) * QPACK_TILE + (size_t)(o % QPACK_TILE)] ^ flip;
+        memcpy(buf + 4 * k, &v, 4);
+    }
+    return buf;
+}
+
 static int32_t block_dot(const qmat *w, int o, int b, const int8_t *xb) {
-    int blk = w->block;
-    const uint8_t *wb = qmat_row_codes(w, o) + (size_t)b * (w->bits == 8 ? (size_t)blk : (size_t)blk / 2);
-    return w->bits == 8 ? qdot_q8q8_scalar((const int8_t *)wb, xb, blk) : qdot_q4q8_scalar(wb, xb, blk);
+    const int blk = w->block, q8 = w->bits == 8;
+    const size_t gbytes = qmat_row_bytes(w->bits, QMAT_GROUP), j0 = (size_t)b * qmat_row_bytes(w->bits, blk);
+    if (w->codes) {
+        const uint8_t *wb = qmat_row_codes(w, o) + j0;
+        return q8 ? qdot_q8q8_scalar((const int8_t *)wb, xb, blk) : qdot_q4q8_scalar(wb, xb, blk);
+    }
+    /* Codes only in the pack: a group at a time (int32 sums are exact, so
+     * the order does not matter). */
+    uint8_t buf[QMAT_GROUP];
+    int32_t sum = 0;
+    for (int g = 0; g < blk / QMAT_GROUP; g++) {
+        const uint8_t *wb = weight_bytes(w, o, j0 + (size_t)g * gbytes, gbytes, buf);
+        const int8_t *xg = xb + (size_t)g * QMAT_GROUP;
+        sum += q8 ? qdot_q8q8_scalar((const int8_t *)wb, xg, QMAT_GROUP) : qdot_q4q8_scalar(wb, xg, QMAT_GROUP);
+    }
+    return sum;
 }
 
 /* Rows [r0, r1) of the scalar reference. */
@@ -120,6 +151,16 @@ const void *qgemm_pack(const qmat *w, void *buf) { return qgemm_pack_isa(qgemm_i
 const void *qgemm_pack_isa(bct_isa isa, const qmat *w, void *buf) {
     qpack h = pack_header(isa, w);
     memcpy(buf, &h, sizeof(h));
+    if (!w->codes) {
+        /* Codes dropped after packing: every layout has the same tiles and
+         * records, only QPK1's q8 bias differs. */
+        const qpack *src = w->pack;
+        uint32_t flip = pack_flip(src) ^ pack_flip(&h);
+        const uint32_t *from = (const uint32_t *)((const uint8_t *)src + QPACK_HEADER);
+        uint32_t *to = (uint32_t *)((uint8_t *)buf + QPACK_HEADER);
+        for (size_t i = 0; i < h.tile_bytes * (size_t)h.tiles / 4; i++) to[i] = from[i] ^ flip;
+        return buf;
+    }
     const int quads = w->cols / 4;
     const size_t rb = qmat_row_bytes(w->bits, w->cols);
     for (int t = 0; t < h.tiles; t++) {
@@ -163,14 +204,13 @@ static void *alloc64(size_t n) {
     return posix_memalign(&p, 64, n ? n : 64) == 0 ? p : NULL;
 }
 
-int qgemm_prepare(qmat *w, unsigned flags) {
+int qgemm_prepare(qmat *w) {
     size_t n = qgemm_pack_bytes(w);
     if (!n) return BCT_OK;
     void *buf = alloc64(n);
     if (!buf) return BCT_ENOMEM;
     qgemm_pack(w, buf);
     w->pack = buf;
-    if (flags & QGEMM_DROP_SOURCE) mapped_file_drop_pages(w->codes, qmat_row_bytes(w->bits, w->cols) * (size_t)w->rows);
     return BCT_OK;
 }
 

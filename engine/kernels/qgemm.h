@@ -74,15 +74,17 @@ const void *qgemm_pack(const qmat *w, void *buf);
 
 /* Packs a weight for the active kernel into w->pack (malloc'd; whoever
  * owns w frees it: qmat_free does, the model loader hands it to the
- * model's storage).  No-op when the kernel reads w as is.  Flags:
- *   QGEMM_DROP_SOURCE  w->codes lie in a read-only file image
- *                      (mapped_file.h): once packed, their pages are
- *                      offered for reclaim (mapped_file_drop_pages: they
- *                      stay valid), so with swap the codes are not
- *                      resident twice.
- * Returns BCT_OK or BCT_ENOMEM. */
-#define QGEMM_DROP_SOURCE 1u
-int qgemm_prepare(qmat *w, unsigned flags);
+ * model's storage).  No-op when the kernel reads w as is.  Returns BCT_OK
+ * or BCT_ENOMEM.
+ *
+ * Once w->pack is set, its owner may drop the codes (free or discard them
+ * and set w->codes = NULL: the .bct loader does, so a weight is not
+ * resident twice).  qgemm then reads the pack alone: the kernels as
+ * always, the scalar reference (BCT_ISA=scalar after load, the
+ * out-of-memory fallback) and the repack for another kernel (after
+ * qgemm_set_isa) from its records.  Nothing outside qgemm may read such a
+ * weight's codes (qmat_dequantize_row, qmat_code). */
+int qgemm_prepare(qmat *w);
 
 /* Activation quantization (qmat_quantize_act) split into row tasks. */
 void qmat_quantize_act_mt(qmat *m, const float *x, int ld, struct bct_pool *pool);

@@ -1,5 +1,6 @@
 #include "qmat.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ void qmat_pack_row(const qmat *m, int r, const int8_t *codes) {
 }
 
 void qmat_dequantize_row(const qmat *m, int r, float *x) {
+    assert(m->codes); /* not a packed weight whose codes were dropped */
     const uint8_t *row = qmat_row_codes(m, r);
     const float *d = qmat_row_scales(m, r);
     /* Per block and 32-element group, so the compiler vectorises it; the
@@ -87,6 +89,7 @@ void qmat_dequantize_row(const qmat *m, int r, float *x) {
 }
 
 void qmat_dequantize_prefix(const qmat *m, int r, float *x, int n) {
+    assert(m->codes);
     int whole = n / m->block * m->block;
     if (whole == m->cols) {
         qmat_dequantize_row(m, r, x);

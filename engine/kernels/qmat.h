@@ -38,7 +38,7 @@
 typedef struct qmat {
     int bits; /* 8 or 4 */
     int rows, cols, block;
-    void *codes;   /* layout above */
+    void *codes;   /* layout above; NULL for a weight whose owner dropped them once packed (qgemm.h) */
     float *scales; /* rows * (cols / block) */
     void *pack;    /* weights only: the GEMM kernel's packed copy (qgemm_prepare), or NULL */
 } qmat;

@@ -85,7 +85,39 @@ static int bind_act_scale(struct bert_storage *st, const bert_slot *s, const cJS
         if (!(a[c] > 0) || !isfinite(a[c]))
             return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": act_scale[%d] is not a positive number",
                             s->name, c);
-    *out = a;
+    /* A copy of our own: the loader discards parts of the image (any
+     * blob name may be given here), and this one is small. */
+    float *own = bert_alloc64((size_t)s->cols * sizeof(float));
+    if (!own || bert_storage_keep(st, own) != BCT_OK)
+        return bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
+    memcpy(own, a, (size_t)s->cols * sizeof(float));
+    *out = own;
+    return BCT_OK;
+}
+
+/* The rest of a quantized tensor's binding once q holds its codes and
+ * scales: a Linear weight's act_scale, then its fp32 copy (weights-only
+ * mode) or its pack for the GEMM kernel (qgemm.h). */
+static int bind_weight(bert_model *m, const bert_slot *s, const cJSON *e, qmat *q, bct_error *err) {
+    struct bert_storage *st = m->storage;
+    const float *act_scale = NULL;
+    int rc;
+    if (s->role != BERT_ROLE_WEIGHT) return BCT_OK;
+    if ((rc = bind_act_scale(st, s, e, &act_scale, err))) return rc;
+    if (!m->mode.act_int8) {
+        if (dequantize_owned(st, q, s->cols, s->f) != BCT_OK)
+            return bct_fail(err, BCT_ENOMEM, "out of memory dequantizing \"%s\"", s->name);
+        /* fp32 inputs: fold the factor back into the weights. */
+        float *f = (float *)*s->f;
+        for (int r = 0; act_scale && r < q->rows; r++)
+            for (int c = 0; c < s->cols; c++) f[(size_t)r * s->cols + c] *= act_scale[c];
+        return BCT_OK;
+    }
+    if (act_scale) *s->act_scale = act_scale;
+    if (qgemm_prepare(q) != BCT_OK || (q->pack && bert_storage_keep(st, q->pack) != BCT_OK)) {
+        q->pack = NULL;
+        return bct_fail(err, BCT_ENOMEM, "out of memory packing \"%s\"", s->name);
+    }
     return BCT_OK;
 }
 
@@ -121,47 +153,48 @@ static int bind_quantized(bert_model *m, const bert_slot *s, const cJSON *e, bct
         d[i] = qcodec_scale_decode((qscale_enc)enc, scales, i, (float)base->valuedouble);
         if (!isfinite(d[i])) return bct_fail(err, BCT_EFORMAT, "tensor \"%s\": non-finite scale", s->name);
     }
+    /* The file image is resident (mapped_file.h): what is read once into
+     * memory of our own is given back to the system. */
+    mapped_file_discard(scales, qcodec_scales_bytes((qscale_enc)enc, nblocks));
+    /* widened or inflated codes, kept with the model only while read */
+    void *wide = NULL;
     if (bits == q->bits && !encoding) {
         q->codes = (void *)codes; /* in place: the mapping is read-only and so is every reader */
     } else {
-        /* deflated (inflated to exactly the layout's size, or refused) or
-         * narrower than in memory: an owned copy, the kernels' layout */
-        void *flat = NULL, *own = bert_alloc64(qmat_row_bytes(q->bits, cols) * (size_t)s->rows);
-        if (!own || bert_storage_keep(st, own) != BCT_OK)
+        void *flat = NULL; /* deflated: inflated to exactly the layout's size, or refused */
+        if (!(wide = bert_alloc64(qmat_row_bytes(q->bits, cols) * (size_t)s->rows)))
             return bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
-        if (encoding && (rc = bctf_inflate(codes, zlen, code_bytes, &flat, err)))
+        if (encoding && (rc = bctf_inflate(codes, zlen, code_bytes, &flat, err))) {
+            free(wide);
             return bct_fail_prefix(err, rc, "tensor \"%s\" codes", s->name);
-        q->codes = own;
+        }
+        q->codes = wide;
         if (bits == q->bits)
-            memcpy(own, flat, code_bytes);
+            memcpy(wide, flat, code_bytes);
         else
             qcodec_unpack_codes(bits, flat ? flat : codes, q);
         free(flat);
-        /* Only the owned copy is read from now on. */
-        mapped_file_drop_pages(codes, encoding ? zlen : code_bytes);
+        /* only the owned copy is read from now on */
+        mapped_file_discard(codes, encoding ? zlen : code_bytes);
     }
-    const float *act_scale = NULL;
-    if (s->role == BERT_ROLE_WEIGHT && (rc = bind_act_scale(st, s, e, &act_scale, err))) return rc;
-    if (s->role == BERT_ROLE_WEIGHT && !m->mode.act_int8) {
-        if (dequantize_owned(st, q, s->cols, s->f) != BCT_OK)
-            return bct_fail(err, BCT_ENOMEM, "out of memory dequantizing \"%s\"", s->name);
-        /* fp32 inputs: fold the factor back into the weights. */
-        float *f = (float *)*s->f;
-        for (int r = 0; act_scale && r < q->rows; r++)
-            for (int c = 0; c < s->cols; c++) f[(size_t)r * s->cols + c] *= act_scale[c];
-        return BCT_OK;
+    rc = bind_weight(m, s, e, q, err);
+    /* A weight in weights-only mode is read as its fp32 copy: q stays
+     * unbound. */
+    int fp32 = s->role == BERT_ROLE_WEIGHT && !m->mode.act_int8;
+    if (rc == BCT_OK && (q->pack || fp32)) {
+        /* Codes read no more (packed: qgemm reads the pack alone, qgemm.h;
+         * or dequantized), so they go. */
+        if (wide) free(wide);
+        else mapped_file_discard(codes, code_bytes);
+        wide = q->codes = NULL;
     }
-    if (act_scale) *s->act_scale = act_scale;
-    /* Linear weights: pre-packed once for the GEMM kernel (qgemm.h); codes
-     * used in place from the file image are then offered for reclaim. */
-    if (s->role == BERT_ROLE_WEIGHT &&
-        (qgemm_prepare(q, q->codes == codes ? QGEMM_DROP_SOURCE : 0) != BCT_OK ||
-         (q->pack && bert_storage_keep(st, q->pack) != BCT_OK))) {
-        q->pack = NULL;
-        return bct_fail(err, BCT_ENOMEM, "out of memory packing \"%s\"", s->name);
+    if (wide && (rc != BCT_OK || bert_storage_keep(st, wide) != BCT_OK)) {
+        if (rc != BCT_OK) free(wide);
+        q->codes = NULL;
+        if (rc == BCT_OK) rc = bct_fail(err, BCT_ENOMEM, "out of memory loading \"%s\"", s->name);
     }
-    *s->q = q;
-    return BCT_OK;
+    if (rc == BCT_OK && !fp32) *s->q = q;
+    return rc;
 }
 
 static int bind_slot(bert_model *m, const bert_slot *s, const cJSON *entries, bct_error *err) {

@@ -96,13 +96,13 @@ void mapped_file_close(mapped_file *m) {
     m->len = 0;
 }
 
-void mapped_file_drop_pages(const void *p, size_t n) {
-#ifdef MADV_PAGEOUT
+void mapped_file_discard(const void *p, size_t n) {
+#ifdef MADV_DONTNEED
     long ps = sysconf(_SC_PAGESIZE);
-    if (ps <= 0) return;
+    if (ps <= 0 || !p) return;
     uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
     uintptr_t e = ((uintptr_t)p + n) & ~((uintptr_t)ps - 1);
-    if (e > a) (void)madvise((void *)a, e - a, MADV_PAGEOUT);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
 #else
     (void)p;
     (void)n;

@@ -7,8 +7,11 @@
  * truncated or rewritten in place (cp, rsync --inplace) a read past its new
  * end is SIGBUS, which killed the server (issue 17).  So the file is read
  * into an anonymous mapping of its own, made read-only; the file may then
- * change, shrink or vanish.  Cost: the whole image is resident (a file
- * mapping kept only touched pages); docs/reliability.md has the numbers.
+ * change, shrink or vanish.  Cost: the whole image is resident at first
+ * (a file mapping kept only touched pages), until the loader discards the
+ * parts it has copied elsewhere (mapped_file_discard: the codes of packed
+ * weights, decoded scales); docs/reliability.md and docs/performance.md
+ * have the numbers.
  */
 #ifndef BCT_MAPPED_FILE_H
 #define BCT_MAPPED_FILE_H
@@ -32,11 +35,13 @@ int mapped_file_open(const char *path, mapped_file *out, bct_error *err);
 /* Unmaps and zeroes m; a zeroed mapped_file is a no-op. */
 void mapped_file_close(mapped_file *m);
 
-/* Asks the kernel to reclaim the whole pages inside [p, p + n) of an image
- * whose contents now live elsewhere (packed or widened copies) but that
- * may still be read (a repack for another kernel).  MADV_PAGEOUT never
- * loses data: the anonymous pages are swapped out if there is swap, and
- * stay resident otherwise.  Kernels without it: a no-op. */
-void mapped_file_drop_pages(const void *p, size_t n);
+/* Gives back to the system the whole pages inside [p, p + n) of an image,
+ * bytes that the caller will never read again (codes now held packed or
+ * widened elsewhere, scales once decoded): MADV_DONTNEED on the private
+ * copy frees them at once, without swap.  A later read is still no crash
+ * (it sees zeros), but it is a bug: readers must have forgotten these
+ * bytes.  The partial pages at either end stay.  Kernels without
+ * MADV_DONTNEED: a no-op. */
+void mapped_file_discard(const void *p, size_t n);
 
 #endif

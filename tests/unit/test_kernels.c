@@ -115,7 +115,7 @@ START_TEST(gemm_outputs_bit_identical) {
             ck_assert_int_eq(qgemm_set_isa(isa), BCT_OK);
             for (int variant = 0; variant < 4; variant++) {
                 int prepared = variant & 1, threaded = variant >> 1;
-                if (prepared) ck_assert_int_eq(qgemm_prepare(&w, 0), BCT_OK);
+                if (prepared) ck_assert_int_eq(qgemm_prepare(&w), BCT_OK);
                 memset(got, 0, ny * sizeof(float));
                 for (size_t i = 0; i < ny; i++) got[i] = -7.0f;
                 qgemm_run(&w, prepared ? w.pack : NULL, &x, variant == 3 ? NULL : bias, got, ldy,
@@ -145,6 +145,54 @@ START_TEST(gemm_outputs_bit_identical) {
         qmat_free(&x);
     }
     bct_pool_free(pool);
+}
+END_TEST
+
+/* A weight whose owner dropped its codes after qgemm_prepare (what the
+ * .bct loader does): the scalar reference reads the pack, and another
+ * kernel repacks from it, with the same dots and outputs as with codes. */
+START_TEST(dropped_codes_read_from_pack) {
+    bct_isa saved = qgemm_isa();
+    int checked = 0;
+    for (int s = 0; s < NSHAPES; s++)
+        for (size_t pk = 0; pk < sizeof(simd_isas) / sizeof(simd_isas[0]); pk++) {
+            if (!bct_isa_supported(simd_isas[pk])) continue;
+            int bits = shapes[s][0], W = shapes[s][1], X = shapes[s][2], K = shapes[s][3], blk = shapes[s][4];
+            qmat w, x;
+            ck_assert_int_eq(qmat_alloc(&w, bits, W, K, blk), BCT_OK);
+            ck_assert_int_eq(qmat_alloc(&x, 8, X, K, blk), BCT_OK);
+            fill(&w, &x, (s + (int)pk) % EDGE_COUNT);
+            size_t n = (size_t)X * W * (K / blk), ny = (size_t)X * W;
+            int32_t *want = malloc(n * sizeof(int32_t)), *got = malloc(n * sizeof(int32_t));
+            float *ywant = malloc(ny * sizeof(float)), *y = malloc(ny * sizeof(float));
+            reference_dots(&w, &x, want);
+            qgemm_scalar(&w, &x, NULL, ywant, W);
+            ck_assert_int_eq(qgemm_set_isa(simd_isas[pk]), BCT_OK);
+            ck_assert_int_eq(qgemm_prepare(&w), BCT_OK);
+            qmat packed = w;
+            packed.codes = NULL;
+            for (int q = 0; q < BCT_ISA_COUNT; q++) {
+                if (!bct_isa_supported((bct_isa)q)) continue;
+                memset(got, 0x55, n * sizeof(int32_t));
+                ck_assert_int_eq(qgemm_block_dots((bct_isa)q, &packed, &x, got), BCT_OK);
+                ck_assert_msg(memcmp(want, got, n * sizeof(int32_t)) == 0, "packed for %s, run on %s: q%d shape %d",
+                              bct_isa_name(simd_isas[pk]), bct_isa_name((bct_isa)q), bits, s);
+                ck_assert_int_eq(qgemm_set_isa((bct_isa)q), BCT_OK);
+                memset(y, 0, ny * sizeof(float));
+                qgemm(&packed, &x, NULL, y, W);
+                ck_assert_msg(memcmp(ywant, y, ny * sizeof(float)) == 0, "packed for %s, run on %s: q%d shape %d y",
+                              bct_isa_name(simd_isas[pk]), bct_isa_name((bct_isa)q), bits, s);
+                checked++;
+            }
+            free(want);
+            free(got);
+            free(ywant);
+            free(y);
+            qmat_free(&w);
+            qmat_free(&x);
+        }
+    ck_assert_int_eq(qgemm_set_isa(saved), BCT_OK);
+    printf("dropped codes: %d (packing ISA, running ISA, shape) cases equal to the reference\n", checked);
 }
 END_TEST
 
@@ -624,6 +672,7 @@ int main(void) {
     tcase_add_test(tc, isa_names_and_detection);
     tcase_add_test(tc, block_dots_exact);
     tcase_add_test(tc, gemm_outputs_bit_identical);
+    tcase_add_test(tc, dropped_codes_read_from_pack);
     tcase_add_test(tc, quantize_act_bit_identical);
     tcase_add_test(tc, intops_simd_bit_identical);
     tcase_add_test(tc, pool_runs_every_task_once);
