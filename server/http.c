@@ -190,10 +190,16 @@ static int authorize(http_req *hr) {
             route_fail(rq, SRV_EFORBIDDEN, "the admin token is not valid");
         }
         /* An upload from a stranger is not read (srv_limits.h: but a
-         * small one is drained, for proxies). */
+         * small one is drained, for proxies).  The drain's limit is set
+         * here: the route's own (the upload limit) comes with its begin,
+         * which a stranger never reaches, and the JSON default would
+         * answer before a proxy finished sending (its 502). */
         {
             long long cl = http_content_length(rq->conn);
-            if (cl < 0 || cl > SRV_UNAUTH_DRAIN) rq->reply.now = 1;
+            if (cl < 0 || cl > SRV_UNAUTH_DRAIN)
+                rq->reply.now = 1;
+            else
+                rq->body_limit = SRV_UNAUTH_DRAIN;
         }
         return -1;
     default:

@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import resource
+import select
 import selectors
 import shutil
 import socket
@@ -594,8 +595,34 @@ def attack_upload_unauth():
             if left:
                 fail("staging folder not empty: %s" % left)
         run_attack(srv, st, dur, checks)
+        drained_401(srv.port)
     finally:
         srv.stop()
+
+
+def drained_401(port):
+    """A small unauthenticated upload (3 MiB, under SRV_UNAUTH_DRAIN) is
+    read to its end before the 401: answering while a proxy still streams
+    the body makes the proxy answer 502 (nginx, tests/deploy).  Sent in 4
+    pieces 0.3 s apart, no answer may come before the last one."""
+    size = 3 * 2**20
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(b"POST /admin/compress HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: multipart/form-data; boundary=zz\r\n"
+                  b"Content-Length: %d\r\n\r\n" % size)
+        piece = b"z" * (size // 4)
+        for k in range(4):
+            time.sleep(0.3)
+            if select.select([s], [], [], 0)[0]:
+                fail("a 3 MiB unauthenticated upload was answered after %d of 4 pieces "
+                     "(it must be drained first, for proxies)" % k)
+            s.sendall(piece)
+        answer = s.recv(64)
+        if not answer.startswith(b"HTTP/1.1 401"):
+            fail("the drained unauthenticated upload got %r, expected a 401" % answer[:40])
+    finally:
+        s.close()
 
 
 def attack_body_deadline():
