@@ -100,9 +100,9 @@ static void probe_path(const budget *b, int k, char *path, size_t size) {
     snprintf(path, size, "%s.budget-%d.tmp", b->out_path, k);
 }
 
-/* Compresses with plan fmt into path, runs the first n examples: BCT_OK
- * with logits in b->logits and the file's ratio. */
-static int run_plan(budget *b, const int *fmt, const char *path, int n, double *ratio, bct_error *err) {
+/* Compresses with plan fmt into path and runs the first n examples:
+ * BCT_OK with their logits in b->logits, or an error and no file. */
+static int run_plan(budget *b, const int *fmt, const char *path, int n, bct_error *err) {
     compress_opts o = *b->base;
     o.progress = NULL;
     o.rules = b->rules;
@@ -112,16 +112,18 @@ static int run_plan(budget *b, const int *fmt, const char *path, int n, double *
     int rc = compress_checkpoint(b->hf_dir, path, &o, &rep, err);
     b->probes++;
     if (rc != BCT_OK) return rc;
-    if (ratio) *ratio = rep.ratio;
     compress_report_free(&rep);
     bert_model *m = NULL;
-    if ((rc = bert_model_load(path, &m, err)) != BCT_OK) return rc;
     glue_set sub = b->set;
     sub.n = n;
     eval_result r;
-    rc = glue_eval_run(m, &sub, 32, b->pool, NULL, NULL, b->logits, &r, err);
+    if ((rc = bert_model_load(path, &m, err)) == BCT_OK)
+        rc = glue_eval_run(m, &sub, 32, b->pool, NULL, NULL, b->logits, &r, err);
     bert_model_free(m);
-    if (rc != BCT_OK) return bct_fail_prefix(err, rc, "%s", path);
+    if (rc != BCT_OK) {
+        unlink(path); /* a probe is kept only when measured */
+        return bct_fail_prefix(err, rc, "%s", path);
+    }
     return BCT_OK;
 }
 
@@ -278,7 +280,7 @@ int compress_budget_run(const char *hf_dir, const char *out_path, const compress
     }
     for (int i = 0; i < b->ng; i++) fmt[i] = b->g[i].base_fmt;
     probe_path(b, 0, path, sizeof(path));
-    if ((rc = run_plan(b, fmt, path, b->set.n, NULL, err)) != BCT_OK) goto done;
+    if ((rc = run_plan(b, fmt, path, b->set.n, err)) != BCT_OK) goto done;
     double base_mse = mse_of(b, b->n_sens);
     drop_est base_drop = drop_of(b);
     fprintf(stderr, "budget: base preset %s: drop %.2f points (standard error %.2f; budget %.2f)\n", base->preset,
@@ -301,7 +303,7 @@ int compress_budget_run(const char *hf_dir, const char *out_path, const compress
         for (int k = g->base_fmt + 1; k < N_BITS; k++) {
             fmt[i] = k;
             probe_path(b, 1, path, sizeof(path));
-            if ((rc = run_plan(b, fmt, path, b->n_sens, NULL, err)) != BCT_OK) goto done;
+            if ((rc = run_plan(b, fmt, path, b->n_sens, err)) != BCT_OK) goto done;
             unlink(path);
             g->sens[k] = mse_of(b, b->n_sens);
             fprintf(stderr, "budget: %-44s q%d: %.5f\n", g->match, budget_bits[k], g->sens[k]);
@@ -339,7 +341,7 @@ int compress_budget_run(const char *hf_dir, const char *out_path, const compress
         int mid = first ? np : (lo + hi) / 2; /* everything lowered first: often within a loose budget */
         first = 0;
         probe_path(b, 2 + mid, path, sizeof(path));
-        if ((rc = run_plan(b, plans + (size_t)mid * b->ng, path, b->set.n, NULL, err)) != BCT_OK) goto done;
+        if ((rc = run_plan(b, plans + (size_t)mid * b->ng, path, b->set.n, err)) != BCT_OK) goto done;
         drop_est drop = drop_of(b);
         fprintf(stderr, "budget: plan %d of %d: drop %.2f (standard error %.2f)\n", mid, np, drop.drop, drop.se);
         if (within(b, drop)) {
