@@ -48,3 +48,16 @@ within() {
     done
     pass=$((pass + 1))
 }
+
+# random_ckpt DIR [bct bench shape flags]: a random BERT classifier in DIR
+# (a Hugging Face checkpoint from `bct bench --keep`; labels
+# negative/positive; default the tiny model's shape, later flags win).
+random_ckpt() {
+    local dir=$1
+    shift
+    "$BCT" bench --layers 2 --hidden 128 --heads 2 --intermediate 512 --vocab 30522 --modes fp32 \
+        --batch 1 --seq 8 --runs 1 --no-gemm "$@" --keep "$dir.tmp" > "$dir.log" 2>&1 ||
+        fail "bct bench --keep: $(tail -3 "$dir.log")"
+    mv "$dir.tmp/hf" "$dir"
+    rm -rf "$dir.tmp" "$dir.log"
+}

@@ -6,16 +6,14 @@
 # file written; it is within the budget; a budget of 0 either keeps every
 # prediction or fails with nothing written; the printed rules rebuild the
 # same model; no temporary file is left; bad option sets are refused.
-# Needs no shared data (`bct bench --keep` writes the model).
+# Needs no shared data (`random_ckpt` writes the model).
 . "$(dirname "$0")/lib.sh"
 command -v jq > /dev/null || { echo "skipped: jq not installed"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$BCT" bench --layers 2 --hidden 128 --heads 2 --intermediate 256 --vocab 600 --modes fp32 \
-    --batch 1 --seq 8 --runs 1 --no-gemm --keep "$tmp/gen" > "$tmp/gen.log" 2>&1 ||
-    fail "bct bench --keep: $(tail -3 "$tmp/gen.log")"
-CK=$tmp/gen/hf
+CK=$tmp/ck
+random_ckpt "$CK" --layers 2 --hidden 128 --heads 2 --intermediate 256 --vocab 600
 
 # 60 texts of 4-12 random tokens, labelled by the checkpoint itself.
 printf 'sentence\tlabel\n' > "$tmp/eval.tsv"

@@ -3,16 +3,14 @@
 # TinyBERT-shaped checkpoint (hidden 312, 12 heads, FFN 1200) compresses
 # with both presets; the text and JSON reports say which block each kind
 # of tensor got and how many codes its rows are stored with; the file
-# classifies.  Needs no shared data (`bct bench --keep` writes the model).
+# classifies.  Needs no shared data (`random_ckpt` writes the model).
 . "$(dirname "$0")/lib.sh"
 command -v jq > /dev/null || { echo "skipped: jq not installed"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$BCT" bench --layers 1 --hidden 312 --heads 12 --intermediate 1200 --vocab 500 --modes fp32 \
-    --batch 1 --seq 8 --runs 1 --no-gemm --keep "$tmp/gen" > "$tmp/gen.log" 2>&1 ||
-    fail "bct bench --keep: $(tail -3 "$tmp/gen.log")"
-CK=$tmp/gen/hf
+CK=$tmp/ck
+random_ckpt "$CK" --layers 1 --hidden 312 --heads 12 --intermediate 1200 --vocab 500
 
 for preset in w8a8 w4a8; do
     "$BCT" compress --in "$CK" --out "$tmp/$preset.bct" --preset $preset --json > "$tmp/$preset.json" ||

@@ -17,10 +17,8 @@ REF=$(dirname "$0")/../data/ref_pruned.py
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$BCT" bench --layers 2 --hidden 156 --heads 6 --intermediate 1000 --vocab 500 --modes fp32 \
-    --batch 1 --seq 8 --runs 1 --no-gemm --keep "$tmp/gen" > "$tmp/gen.log" 2>&1 ||
-    fail "bct bench --keep: $(tail -3 "$tmp/gen.log")"
-CK=$tmp/gen/hf
+CK=$tmp/ck
+random_ckpt "$CK" --layers 2 --hidden 156 --heads 6 --intermediate 1000 --vocab 500
 # Calibration and test texts: random words of the model's vocabulary.
 awk 'BEGIN { srand(7); for (i = 0; i < 96; i++) { n = 4 + int(rand() * 20); s = "";
      for (j = 0; j < n; j++) s = s (j ? " " : "") "tok" int(rand() * 480); print s } }' > "$tmp/calib.txt"

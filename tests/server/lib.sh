@@ -126,18 +126,6 @@ close_to() { awk -v a="$1" -v b="$2" -v t="${3:-1e-4}" 'BEGIN { d = a - b; exit 
 # trained model's answers stay behind `trained`.
 trained() { [ -d "$TINY" ]; }
 
-# random_ckpt DIR [bct bench shape flags]: a random BERT classifier
-# (labels negative/positive; default the tiny model's shape).
-random_ckpt() {
-    local dir=$1
-    shift
-    "$BCT" bench --layers 2 --hidden 128 --heads 2 --intermediate 512 --vocab 30522 --modes fp32 \
-        --batch 1 --seq 8 --runs 1 --no-gemm "$@" --keep "$dir.tmp" > "$dir.log" 2>&1 ||
-        fail "bct bench --keep: $(tail -3 "$dir.log")"
-    mv "$dir.tmp/hf" "$dir"
-    rm -rf "$dir.tmp" "$dir.log"
-}
-
 # need_ckpts: SST_CK (single sentences: ../shared's tiny SST-2 model, or a
 # random one) and PAIR_CK (MRPC's mini model, or a random one of its
 # shape and labels).
