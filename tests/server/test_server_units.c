@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,7 @@ START_TEST(error_mapping) {
         {BCT_EFORMAT, 422, "Validation"},        {BCT_EUNSUPPORTED, 422, "Validation"},
         {BCT_EBUSY, 429, "Overloaded"},          {BCT_ENOMEM, 500, "Internal"},
         {BCT_EIO, 500, "Internal"},              {BCT_EUNAVAILABLE, 503, "Unavailable"},
+        {SRV_ETIMEOUT, 408, "RequestTimeout"},   {SRV_ESTORAGE, 507, "InsufficientStorage"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         const char *type = NULL;
@@ -243,6 +245,12 @@ START_TEST(error_mapping) {
         ck_assert_str_eq(json, want);
         free(json);
     }
+    /* A failed file-system call: the store cannot take more (507), or an
+     * I/O error (500). */
+    ck_assert_int_eq(srv_errno_code(ENOSPC), SRV_ESTORAGE);
+    ck_assert_int_eq(srv_errno_code(EDQUOT), SRV_ESTORAGE);
+    ck_assert_int_eq(srv_errno_code(EROFS), SRV_ESTORAGE);
+    ck_assert_int_eq(srv_errno_code(EIO), BCT_EIO);
 }
 END_TEST
 
