@@ -78,6 +78,17 @@ int cli_parse_int(const char *s, const char *what, int lo, int hi, int *out) {
     return CLI_OK;
 }
 
+int cli_parse_double(const char *s, const char *what, double lo, double hi, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= lo && v <= hi)) { /* (NaN fails the range) */
+        fprintf(stderr, "bct: %s must be a number in [%g, %g], got \"%s\"\n", what, lo, hi, s);
+        return CLI_USAGE;
+    }
+    *out = v;
+    return CLI_OK;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -40,6 +40,8 @@ struct bct_pool *cli_threads(int n);
 
 /* Parses a decimal integer in [lo, hi]; prints an error naming `what`. */
 int cli_parse_int(const char *s, const char *what, int lo, int hi, int *out);
+/* The same for a decimal number in [lo, hi]. */
+int cli_parse_double(const char *s, const char *what, double lo, double hi, double *out);
 
 double cli_now(void);
 

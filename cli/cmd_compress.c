@@ -155,16 +155,10 @@ int cmd_compress(int argc, char **argv) {
         case 'n': if (cli_parse_int(optarg, "--calib-n", 1, 1000000, &calib_n)) return CLI_USAGE; break;
         case 'b': if (cli_parse_int(optarg, "--block", QMAT_GROUP, BQ_MAX_BLOCK, &block)) return CLI_USAGE; break;
         case 'H':
-        case 'U': {
-            char *end;
-            double v = strtod(optarg, &end);
-            if (*end || end == optarg || !(v >= 0 && v <= 1)) {
-                fprintf(stderr, "bct: --prune-%s is a fraction in [0, 1]\n", c == 'H' ? "heads" : "ffn");
+        case 'U':
+            if (cli_parse_double(optarg, c == 'H' ? "--prune-heads" : "--prune-ffn", 0, 1, &prune[c == 'U']))
                 return CLI_USAGE;
-            }
-            prune[c == 'U'] = v;
             break;
-        }
         case 'j': json = 1; break;
         case 'F': {
             const char *eq = strrchr(optarg, '=');
@@ -183,24 +177,10 @@ int cmd_compress(int argc, char **argv) {
             rules[n_rules++].spec.bits = fs.bits;
             break;
         }
-        case 'D': {
-            char *end;
-            bo.max_drop = strtod(optarg, &end);
-            if (*end || end == optarg || !(bo.max_drop >= 0 && bo.max_drop <= 100)) {
-                fprintf(stderr, "bct: --max-drop is a number of accuracy points in [0, 100]\n");
-                return CLI_USAGE;
-            }
+        case 'D': if (cli_parse_double(optarg, "--max-drop (points)", 0, 100, &bo.max_drop)) return CLI_USAGE; break;
+        case 'Z':
+            if (cli_parse_double(optarg, "--confidence (standard errors)", 0, 10, &bo.confidence)) return CLI_USAGE;
             break;
-        }
-        case 'Z': {
-            char *end;
-            bo.confidence = strtod(optarg, &end);
-            if (*end || end == optarg || !(bo.confidence >= 0 && bo.confidence <= 10)) {
-                fprintf(stderr, "bct: --confidence is a number of standard errors in [0, 10]\n");
-                return CLI_USAGE;
-            }
-            break;
-        }
         case 'E': bo.eval = optarg; break;
         case 'T': task = optarg; break;
         case 'B': if (cli_parse_int(optarg, "--budget-n", 1, 1000000, &bo.budget_n)) return CLI_USAGE; break;
